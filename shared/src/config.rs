@@ -1,0 +1,163 @@
+//! Environment → typed [`Config`], read once at cold start.
+
+use std::collections::HashMap;
+
+/// A configuration value that is missing or cannot be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    /// A variable is set but its value is not acceptable.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything a function needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DynamoDB table holding every entity (`KEYGATE_TABLE`).
+    pub table_name: String,
+    /// Secrets Manager secret with the JWT signing keys (`KEYGATE_KEY_SECRET_ID`).
+    pub key_secret_id: String,
+    /// `iss` of every access token and the OpenID issuer (`KEYGATE_ISSUER`).
+    pub issuer: String,
+    /// `aud` of every access token (`KEYGATE_AUDIENCE`).
+    pub audience: String,
+    /// Access-token lifetime in seconds (`KEYGATE_ACCESS_TOKEN_TTL_SECONDS`, default 900).
+    pub access_token_ttl: i64,
+    /// Refresh-token lifetime in seconds, renewed on every rotation (`KEYGATE_REFRESH_TOKEN_TTL_SECONDS`, default 7 days).
+    pub refresh_token_ttl: i64,
+    /// How long a just-rotated refresh token is answered with a conflict instead of revoking the
+    /// session (`KEYGATE_REFRESH_REUSE_GRACE_SECONDS`, default 10).
+    pub refresh_reuse_grace: i64,
+    /// Sender address of every email, an SES verified identity (`KEYGATE_MAIL_FROM`).
+    pub mail_from: String,
+    /// Public URL of the application that uses keygate, used in emails (`KEYGATE_APP_URL`).
+    pub app_url: String,
+    /// Whether `GET /v1/auth/check-registration` answers at all (`KEYGATE_CHECK_REGISTRATION`, default `true`).
+    pub check_registration_enabled: bool,
+    /// Seconds the signing keys stay cached in memory (`KEYGATE_KEY_CACHE_SECONDS`, default 300).
+    pub key_cache_ttl: i64,
+    /// Per-IP request limits of the unauthenticated endpoints.
+    pub rate_limits: RateLimits,
+}
+
+/// Requests allowed per client IP per minute, by endpoint group (`KEYGATE_RATE_LIMIT_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Login, code verification and password reset (`KEYGATE_RATE_LIMIT_VERIFY_PER_MINUTE`, default 10).
+    pub verify_per_minute: u32,
+    /// Endpoints that send email (`KEYGATE_RATE_LIMIT_SEND_PER_MINUTE`, default 5).
+    pub send_per_minute: u32,
+    /// `check-registration`, which reveals whether an account exists (`KEYGATE_RATE_LIMIT_LOOKUP_PER_MINUTE`, default 3).
+    pub lookup_per_minute: u32,
+    /// Token refresh and logout (`KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE`, default 60).
+    pub refresh_per_minute: u32,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the given variables; the same rules as [`Config::from_env`], for tests.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| vars.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).map(str::to_owned).ok_or(ConfigError::Missing(name));
+        let number = |name: &'static str, default: i64, min: i64, max: i64| -> Result<i64, ConfigError> {
+            let Some(raw) = get(name) else { return Ok(default) };
+            let value: i64 = raw.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("{raw:?} is not a whole number"),
+            })?;
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Invalid { name, reason: format!("must be between {min} and {max}") })
+            }
+        };
+        let per_minute = |name: &'static str, default: i64| -> Result<u32, ConfigError> {
+            number(name, default, 1, 100_000).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+        };
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some("true" | "1" | "enabled") => Ok(true),
+                Some("false" | "0" | "disabled") => Ok(false),
+                Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is not true or false") }),
+            }
+        };
+
+        let issuer = required("KEYGATE_ISSUER")?;
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(ConfigError::Invalid { name: "KEYGATE_ISSUER", reason: "must be an http(s) URL".into() });
+        }
+        Ok(Self {
+            table_name: required("KEYGATE_TABLE")?,
+            key_secret_id: required("KEYGATE_KEY_SECRET_ID")?,
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience: get("KEYGATE_AUDIENCE").unwrap_or("keygate").to_owned(),
+            access_token_ttl: number("KEYGATE_ACCESS_TOKEN_TTL_SECONDS", 900, 60, 86_400)?,
+            refresh_token_ttl: number("KEYGATE_REFRESH_TOKEN_TTL_SECONDS", 7 * 86_400, 300, 90 * 86_400)?,
+            refresh_reuse_grace: number("KEYGATE_REFRESH_REUSE_GRACE_SECONDS", 10, 0, 60)?,
+            mail_from: required("KEYGATE_MAIL_FROM")?,
+            app_url: get("KEYGATE_APP_URL").unwrap_or("http://localhost:5173").trim_end_matches('/').to_owned(),
+            check_registration_enabled: flag("KEYGATE_CHECK_REGISTRATION", true)?,
+            key_cache_ttl: number("KEYGATE_KEY_CACHE_SECONDS", 300, 0, 3_600)?,
+            rate_limits: RateLimits {
+                verify_per_minute: per_minute("KEYGATE_RATE_LIMIT_VERIFY_PER_MINUTE", 10)?,
+                send_per_minute: per_minute("KEYGATE_RATE_LIMIT_SEND_PER_MINUTE", 5)?,
+                lookup_per_minute: per_minute("KEYGATE_RATE_LIMIT_LOOKUP_PER_MINUTE", 3)?,
+                refresh_per_minute: per_minute("KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE", 60)?,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        [
+            ("KEYGATE_TABLE", "t"),
+            ("KEYGATE_KEY_SECRET_ID", "s"),
+            ("KEYGATE_ISSUER", "https://auth.example.com/"),
+            ("KEYGATE_MAIL_FROM", "no-reply@example.com"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let config = Config::from_vars(&base()).unwrap();
+        assert_eq!(config.access_token_ttl, 900);
+        assert_eq!(config.refresh_token_ttl, 604_800);
+        assert_eq!(config.issuer, "https://auth.example.com");
+        assert!(config.check_registration_enabled);
+    }
+
+    #[test]
+    fn rejects_out_of_range_and_missing() {
+        let mut vars = base();
+        vars.insert("KEYGATE_ACCESS_TOKEN_TTL_SECONDS".into(), "5".into());
+        assert!(matches!(Config::from_vars(&vars), Err(ConfigError::Invalid { .. })));
+        let mut vars = base();
+        vars.remove("KEYGATE_TABLE");
+        assert!(matches!(Config::from_vars(&vars), Err(ConfigError::Missing("KEYGATE_TABLE"))));
+    }
+
+    #[test]
+    fn allows_day_long_access_tokens() {
+        let mut vars = base();
+        vars.insert("KEYGATE_ACCESS_TOKEN_TTL_SECONDS".into(), "86400".into());
+        vars.insert("KEYGATE_CHECK_REGISTRATION".into(), "false".into());
+        let config = Config::from_vars(&vars).unwrap();
+        assert_eq!(config.access_token_ttl, 86_400);
+        assert!(!config.check_registration_enabled);
+    }
+}

@@ -1,0 +1,145 @@
+//! One error type for every endpoint, each variant with a stable machine-readable code.
+
+use std::fmt;
+
+/// A dependency failure (DynamoDB, SES, Secrets Manager) kept with its cause for the log.
+pub struct DependencyError {
+    what: &'static str,
+    cause: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl DependencyError {
+    /// Wraps the failure of one dependency call, naming which call it was.
+    pub fn new(what: &'static str, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { what, cause: Box::new(cause) }
+    }
+}
+
+impl fmt::Debug for DependencyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The SDK's Debug output carries the whole cause chain, which is what an operator needs.
+        write!(f, "{}: {:?}", self.what, self.cause)
+    }
+}
+
+impl fmt::Display for DependencyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.what)
+    }
+}
+
+impl std::error::Error for DependencyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause.as_ref())
+    }
+}
+
+/// Everything an endpoint can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body is not JSON at all.
+    #[error("The request body is not valid JSON.")]
+    MalformedJson,
+    /// The body is JSON but lacks a field or has a field of the wrong type.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The body exceeds the size limit.
+    #[error("The request body is larger than {0} bytes.")]
+    PayloadTooLarge(usize),
+    /// The email address is not one we can deliver to.
+    #[error("The email address is not valid.")]
+    InvalidEmail,
+    /// A field has a value outside what it accepts.
+    #[error("{0}")]
+    InvalidField(String),
+    /// The new password does not meet the policy.
+    #[error("{0}")]
+    WeakPassword(&'static str),
+    /// Wrong email or password.
+    #[error("The email or password is incorrect.")]
+    InvalidCredentials,
+    /// The current password given to change it is wrong.
+    #[error("The current password is incorrect.")]
+    WrongPassword,
+    /// The password was right but the email has not been verified yet.
+    #[error("The email address has not been verified yet.")]
+    EmailNotVerified,
+    /// The emailed code is wrong, expired or used up.
+    #[error("The code is invalid or has expired.")]
+    InvalidCode,
+    /// No usable bearer token or refresh token was presented.
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// The session behind the token has been revoked or has expired.
+    #[error("The session has been revoked.")]
+    SessionRevoked,
+    /// Another request rotated this refresh token a moment ago.
+    #[error("This refresh token was just rotated by another request; use the newest refresh token.")]
+    RefreshConflict,
+    /// The route or resource does not exist, or is not the caller's.
+    #[error("Not found.")]
+    NotFound,
+    /// Too many requests; retry after the given number of seconds.
+    #[error("Too many requests. Try again later.")]
+    RateLimited { retry_after: i64 },
+    /// A dependency is unavailable. The cause is logged, never returned.
+    #[error("The service is temporarily unavailable. Try again shortly.")]
+    Unavailable(#[source] DependencyError),
+}
+
+impl Error {
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::InvalidEmail => "invalid_email",
+            Self::InvalidField(_) => "invalid_field",
+            Self::WrongPassword => "invalid_current_password",
+            Self::WeakPassword(_) => "weak_password",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::InvalidCode => "invalid_code",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::SessionRevoked => "session_revoked",
+            Self::RefreshConflict => "refresh_conflict",
+            Self::NotFound => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "service_unavailable",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::MalformedJson | Self::InvalidRequest(_) | Self::InvalidCode => 400,
+            Self::InvalidCredentials | Self::InvalidToken(_) | Self::SessionRevoked => 401,
+            Self::EmailNotVerified | Self::WrongPassword => 403,
+            Self::NotFound => 404,
+            Self::RefreshConflict => 409,
+            Self::PayloadTooLarge(_) => 413,
+            Self::InvalidEmail | Self::InvalidField(_) | Self::WeakPassword(_) => 422,
+            Self::RateLimited { .. } => 429,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    /// Shorthand for a failed dependency call.
+    pub fn dependency(what: &'static str, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(DependencyError::new(what, cause))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_errors_hide_their_cause_from_clients() {
+        let err = Error::dependency("dynamodb GetItem", std::io::Error::other("connection refused to 10.0.0.1"));
+        assert_eq!(err.status(), 503);
+        assert!(!err.to_string().contains("10.0.0.1"));
+        assert!(format!("{err:?}").contains("connection refused"));
+    }
+}

@@ -1,0 +1,226 @@
+//! lambda_http glue: JSON in and out, bearer extraction, client facts, errors → responses.
+
+use lambda_http::http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt as _, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::Error;
+
+/// Largest request body accepted (DESIGN §4).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Parses the JSON body into `T`; malformed JSON is 400 `malformed_json`, a missing or mistyped field 400
+/// `invalid_request`.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => Error::InvalidRequest(describe_data_error(&err)),
+        _ => Error::MalformedJson,
+    })
+}
+
+/// serde's messages can quote the offending value (a password, say), so only field-naming messages pass.
+fn describe_data_error(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    if message.starts_with("missing field") || message.starts_with("unknown variant") && !message.contains('"') {
+        format!("The request is invalid: {message}.")
+    } else {
+        "The request is invalid: a field has the wrong type.".to_owned()
+    }
+}
+
+/// The `Authorization: Bearer` token, if any.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// One query-string parameter.
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
+/// What we record about the client of a request.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// API Gateway's `sourceIp`: the TCP peer, never a client-controlled header.
+    pub ip: Option<String>,
+    /// The `User-Agent` header, truncated.
+    pub user_agent: Option<String>,
+}
+
+/// Reads [`ClientInfo`] from the API Gateway request context.
+pub fn client_info(req: &Request) -> ClientInfo {
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    let user_agent = req
+        .headers()
+        .get(lambda_http::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(512).collect());
+    ClientInfo { ip, user_agent }
+}
+
+fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone().unwrap_or_default(),
+        _ => req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+    }
+}
+
+fn response(status: u16, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() =
+        lambda_http::http::StatusCode::from_u16(status).unwrap_or(lambda_http::http::StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Token responses must not be cached (RFC 6749 §5.1); public documents override this.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => response(status, Body::Binary(bytes)),
+        Err(err) => {
+            tracing::error!(error = %err, "serialising a response failed");
+            response(500, Body::Text(r#"{"error":{"code":"internal_error","message":"Something went wrong."}}"#.into()))
+        }
+    }
+}
+
+/// A JSON response that caches publicly for `max_age` seconds (JWKS, discovery).
+pub fn public_json<T: Serialize>(value: &T, max_age: u32) -> Response<Body> {
+    let mut response = json(200, value);
+    if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        response.headers_mut().insert(CACHE_CONTROL, value);
+    }
+    response
+}
+
+/// An empty response (202, 204).
+pub fn empty(status: u16) -> Response<Body> {
+    let mut response = response(status, Body::Empty);
+    response.headers_mut().remove(CONTENT_TYPE);
+    response
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+    request_id: String,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+/// Turns a handler's result into the response API Gateway returns; errors become JSON with a stable code.
+pub fn respond(req: &Request, result: Result<Response<Body>, Error>) -> Response<Body> {
+    let err = match result {
+        Ok(response) => return response,
+        Err(err) => err,
+    };
+    let status = err.status();
+    if status >= 500 {
+        tracing::error!(code = err.code(), error = ?err, "request failed");
+    } else {
+        tracing::info!(code = err.code(), status, "request refused");
+    }
+    let body = ErrorBody {
+        error: ErrorDetail { code: err.code(), message: err.to_string() },
+        request_id: request_id(req),
+    };
+    let mut response = json(status, &body);
+    let headers = response.headers_mut();
+    match &err {
+        Error::InvalidToken(_) | Error::SessionRevoked => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+        }
+        Error::InvalidCredentials => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Error::RateLimited { retry_after } => {
+            if let Ok(value) = HeaderValue::from_str(&retry_after.max(&1).to_string()) {
+                headers.insert(RETRY_AFTER, value);
+            }
+        }
+        Error::Unavailable(_) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Login {
+        #[allow(dead_code)]
+        email: String,
+    }
+
+    fn request(body: &str) -> Request {
+        let mut req = Request::new(Body::Text(body.to_owned()));
+        req.headers_mut().insert(AUTHORIZATION, HeaderValue::from_static("bearer abc.def"));
+        req
+    }
+
+    #[test]
+    fn classifies_body_errors() {
+        assert!(matches!(json_body::<Login>(&request("{")), Err(Error::MalformedJson)));
+        assert!(matches!(json_body::<Login>(&request("")), Err(Error::MalformedJson)));
+        assert!(matches!(json_body::<Login>(&request("{}")), Err(Error::InvalidRequest(_))));
+        assert!(json_body::<Login>(&request(r#"{"email":"a","extra":1}"#)).is_ok());
+        let big = format!(r#"{{"email":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
+        assert!(matches!(json_body::<Login>(&request(&big)), Err(Error::PayloadTooLarge(_))));
+    }
+
+    #[test]
+    fn type_errors_do_not_echo_values() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Secret {
+            #[allow(dead_code)]
+            n: u8,
+        }
+        let Err(Error::InvalidRequest(message)) = json_body::<Secret>(&request(r#"{"n":"hunter2secret"}"#)) else {
+            panic!("expected invalid_request");
+        };
+        assert!(!message.contains("hunter2secret"));
+    }
+
+    #[test]
+    fn reads_bearer_case_insensitively() {
+        assert_eq!(bearer_token(&request("")), Some("abc.def"));
+    }
+
+    #[test]
+    fn errors_carry_code_and_headers() {
+        let req = request("");
+        let res = respond(&req, Err(Error::RateLimited { retry_after: 7 }));
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()[RETRY_AFTER], "7");
+        let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
+        let res = respond(&req, Err(Error::InvalidToken("x")));
+        assert_eq!(res.status(), 401);
+        assert!(res.headers()[WWW_AUTHENTICATE].to_str().unwrap().starts_with("Bearer"));
+    }
+}

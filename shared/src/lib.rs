@@ -1,0 +1,25 @@
+//! keygate's domain crate: everything the endpoint functions share, with no HTTP router in it.
+
+pub mod account;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod email;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod mail;
+pub mod passwords;
+pub mod rate_limit;
+pub mod rotation;
+pub mod runtime;
+pub mod secret;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+pub use clock::Clock;
+pub use config::Config;
+pub use error::Error;
+pub use state::State;

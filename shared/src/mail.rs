@@ -1,0 +1,157 @@
+//! The SES mailer and every email template, in one place. Message bodies never reach a log line.
+
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_sdk_sesv2::Client as SesClient;
+
+use crate::email::Email;
+use crate::Error;
+
+/// The emails keygate sends.
+#[derive(Clone, Copy)]
+pub enum Mail<'a> {
+    /// The code that completes a registration.
+    RegistrationCode { code: &'a str },
+    /// Someone tried to register an address that already has an account.
+    AlreadyRegistered,
+    /// The code that resets a forgotten password.
+    PasswordResetCode { code: &'a str },
+    /// The password was changed from a signed-in session.
+    PasswordChanged,
+    /// The password was reset with an emailed code.
+    PasswordWasReset,
+}
+
+/// A rendered email.
+pub struct Rendered {
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+impl Mail<'_> {
+    /// Renders the subject, text and HTML parts.
+    pub fn render(&self, app_url: &str) -> Rendered {
+        let (subject, lines): (&str, Vec<String>) = match self {
+            Self::RegistrationCode { code } => (
+                "Your keygate verification code",
+                vec![
+                    format!("Your verification code is {code}."),
+                    "Enter it to finish creating your account. It expires in 10 minutes.".into(),
+                    "If you did not try to create an account, ignore this email.".into(),
+                ],
+            ),
+            Self::AlreadyRegistered => (
+                "You already have an account",
+                vec![
+                    "Someone tried to create an account with this email address, but you already have one.".into(),
+                    format!("If it was you, sign in at {app_url}, or reset your password if you forgot it."),
+                    "If it was not you, ignore this email. Your account is unchanged.".into(),
+                ],
+            ),
+            Self::PasswordResetCode { code } => (
+                "Your password reset code",
+                vec![
+                    format!("Your password reset code is {code}."),
+                    "Enter it to choose a new password. It expires in 10 minutes.".into(),
+                    "If you did not ask to reset your password, ignore this email.".into(),
+                ],
+            ),
+            Self::PasswordChanged => (
+                "Your password was changed",
+                vec![
+                    "The password of your account was just changed, and your other sessions were signed out.".into(),
+                    "If this was not you, reset your password now and review your account.".into(),
+                ],
+            ),
+            Self::PasswordWasReset => (
+                "Your password was reset",
+                vec![
+                    "The password of your account was just reset, and every session was signed out.".into(),
+                    "If this was not you, reset your password again and review your account.".into(),
+                ],
+            ),
+        };
+        let text = lines.join("\n\n") + "\n";
+        let paragraphs: String = lines.iter().map(|line| format!("<p>{}</p>", escape_html(line))).collect();
+        let html = format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">{paragraphs}</body></html>"
+        );
+        Rendered { subject: subject.to_owned(), text, html }
+    }
+}
+
+fn escape_html(raw: &str) -> String {
+    raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Sends email through SES (v2).
+pub struct Mailer {
+    client: SesClient,
+    from: String,
+    app_url: String,
+}
+
+impl Mailer {
+    /// A mailer sending from `from`, an SES verified identity.
+    pub fn new(client: SesClient, from: String, app_url: String) -> Self {
+        Self { client, from, app_url }
+    }
+
+    /// Sends one email with a text and an HTML part.
+    pub async fn send(&self, to: &Email, mail: Mail<'_>) -> Result<(), Error> {
+        let rendered = mail.render(&self.app_url);
+        let content = |data: String| Content::builder().data(data).charset("UTF-8").build();
+        let message = Message::builder()
+            .subject(content(rendered.subject).map_err(|e| Error::dependency("building an email", e))?)
+            .body(
+                Body::builder()
+                    .text(content(rendered.text).map_err(|e| Error::dependency("building an email", e))?)
+                    .html(content(rendered.html).map_err(|e| Error::dependency("building an email", e))?)
+                    .build(),
+            )
+            .build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(to.as_str()).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| Error::dependency("ses SendEmail", e))?;
+        tracing::info!(to = ?to, "email sent");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mail_has_subject_text_and_html() {
+        for mail in [
+            Mail::RegistrationCode { code: "123456" },
+            Mail::AlreadyRegistered,
+            Mail::PasswordResetCode { code: "654321" },
+            Mail::PasswordChanged,
+            Mail::PasswordWasReset,
+        ] {
+            let rendered = mail.render("https://app.example.com");
+            assert!(!rendered.subject.is_empty());
+            assert!(rendered.text.len() > 40);
+            assert!(rendered.html.starts_with("<!doctype html>"));
+        }
+        let code = Mail::RegistrationCode { code: "123456" }.render("x");
+        assert!(code.text.contains("123456") && code.html.contains("123456"));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        let rendered = Mail::AlreadyRegistered.render("https://x.example/<script>");
+        assert!(!rendered.html.contains("<script>"));
+        assert!(rendered.text.contains("<script>"));
+    }
+}

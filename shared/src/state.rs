@@ -1,0 +1,42 @@
+//! [`State`]: what a function builds once at cold start and hands to every request.
+
+use crate::config::{Config, ConfigError};
+use crate::keys::KeyStore;
+use crate::mail::Mailer;
+use crate::store::Store;
+use crate::Clock;
+
+/// Configuration and clients, built once per process.
+pub struct State {
+    /// The deployment's configuration.
+    pub config: Config,
+    /// The wall clock (tests move it).
+    pub clock: Clock,
+    /// DynamoDB.
+    pub store: Store,
+    /// SES.
+    pub mailer: Mailer,
+    /// Signing keys from Secrets Manager.
+    pub keys: KeyStore,
+}
+
+impl State {
+    /// Builds the clients from an SDK configuration. Makes no network call.
+    pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
+        let store = Store::new(aws_sdk_dynamodb::Client::new(aws), config.table_name.clone());
+        let mailer = Mailer::new(aws_sdk_sesv2::Client::new(aws), config.mail_from.clone(), config.app_url.clone());
+        let keys = KeyStore::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            config.key_secret_id.clone(),
+            config.key_cache_ttl,
+        );
+        Self { config, clock: Clock::system(), store, mailer, keys }
+    }
+
+    /// Reads the configuration and the AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(config, &aws))
+    }
+}

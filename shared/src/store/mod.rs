@@ -1,0 +1,153 @@
+//! DynamoDB access: one module per entity, all in one table keyed by `pk`/`sk` with TTL on `expires_at`.
+
+pub mod codes;
+pub mod rate_limits;
+pub mod sessions;
+pub mod users;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::Error;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The table and the client that reaches it.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    /// A store over `table`.
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// A strongly consistent GetItem, decoded.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<T>, Error> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::dependency("dynamodb GetItem", e))?;
+        output.item.map(decode).transpose()
+    }
+
+    /// A strongly consistent BatchGetItem of a few keys, returned in no particular order.
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, Error> {
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| Error::dependency("dynamodb BatchGetItem request", e))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request)
+            .send()
+            .await
+            .map_err(|e| Error::dependency("dynamodb BatchGetItem", e))?;
+        let unprocessed = output.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty());
+        if unprocessed {
+            // Only under throttling; a partial answer must not look like "not found".
+            return Err(Error::dependency("dynamodb BatchGetItem", std::io::Error::other("unprocessed keys")));
+        }
+        Ok(output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
+    }
+
+    /// An unconditional PutItem.
+    pub(crate) async fn put<T: Serialize>(&self, value: &T) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(value)?))
+            .send()
+            .await
+            .map_err(|e| Error::dependency("dynamodb PutItem", e))?;
+        Ok(())
+    }
+
+    /// A TransactWriteItems call. `Ok(false)` when a condition failed, so the caller decides what losing the race
+    /// means.
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, Error> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                let cancelled_by_condition = err.as_service_error().is_some_and(|e| {
+                    e.is_transaction_canceled_exception()
+                        && match e {
+                            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
+                                t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
+                            }
+                            _ => false,
+                        }
+                });
+                if cancelled_by_condition {
+                    Ok(false)
+                } else {
+                    Err(Error::dependency("dynamodb TransactWriteItems", err))
+                }
+            }
+        }
+    }
+}
+
+/// The primary key of an item.
+pub(crate) fn key(pk: &str, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// A string attribute.
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub(crate) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Decodes an item with serde_dynamo.
+pub(crate) fn decode<T: DeserializeOwned>(item: Item) -> Result<T, Error> {
+    serde_dynamo::from_item(item).map_err(|e| Error::dependency("decoding a dynamodb item", e))
+}
+
+/// Encodes an item with serde_dynamo.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Item, Error> {
+    serde_dynamo::to_item(value).map_err(|e| Error::dependency("encoding a dynamodb item", e))
+}
+
+/// Whether a single-item write failed its condition.
+pub(crate) fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// Builds one transaction element, mapping the builder's missing-field error.
+pub(crate) fn built<T, E: std::error::Error + Send + Sync + 'static>(result: Result<T, E>) -> Result<T, Error> {
+    result.map_err(|e| Error::dependency("building a dynamodb request", e))
+}

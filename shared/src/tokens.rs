@@ -1,0 +1,184 @@
+//! Token formats: access JWTs (RFC 9068) and opaque refresh tokens.
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+use crate::keys::KeySet;
+use crate::secret;
+use crate::Error;
+
+/// The `typ` header of keygate access tokens (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Scopes an interactive (password, code) session grants: everything a user may do to their own account.
+pub const SESSION_SCOPES: &str = "profile:read profile:write sessions:read sessions:write tokens:read tokens:write";
+
+/// Bytes of randomness in a refresh-token secret.
+const REFRESH_SECRET_BYTES: usize = 32;
+/// Bytes of randomness in a session id.
+const SESSION_ID_BYTES: usize = 16;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// The session this token belongs to.
+    pub sid: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// How the user authenticated (RFC 8176 values).
+    pub amr: Vec<String>,
+    /// Tenant, where the token is tenant-scoped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// Signs an access token for a session with the current key.
+pub fn sign_access_token(keys: &KeySet, claims: &AccessClaims) -> Result<String, Error> {
+    let signer = keys.signer()?;
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(signer.kid.clone());
+    jsonwebtoken::encode(&header, claims, &signer.encoding)
+        .map_err(|e| Error::dependency("signing an access token", e))
+}
+
+/// Verifies an access token's signature, algorithm, `typ`, `iss`, `aud` and `exp` against our own keys.
+pub fn verify_access_token(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+    now: UnixTime,
+) -> Result<AccessClaims, Error> {
+    const INVALID: Error = Error::InvalidToken("The access token is invalid or has expired.");
+    // Reject oversized input before any parsing work.
+    if token.len() > 4096 {
+        return Err(INVALID);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
+    if header.alg != Algorithm::RS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+        return Err(INVALID);
+    }
+    let key = header.kid.as_deref().and_then(|kid| keys.verifier(kid)).ok_or(INVALID)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // We check `exp` ourselves against the injected clock, with no leeway.
+    validation.validate_exp = false;
+    validation.leeway = 0;
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|_| INVALID)?.claims;
+    if claims.exp <= now {
+        return Err(INVALID);
+    }
+    Ok(claims)
+}
+
+/// A refresh token as presented: `<session_id>.<secret>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// The session the token belongs to.
+    pub session_id: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RefreshToken({}.***)", self.session_id)
+    }
+}
+
+impl RefreshToken {
+    /// A fresh token for a session.
+    pub fn generate(session_id: &str) -> Self {
+        Self { session_id: session_id.to_owned(), secret: secret::random_b64(REFRESH_SECRET_BYTES) }
+    }
+
+    /// Parses the wire form; anything else is a clean `invalid_token`.
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        const INVALID: Error = Error::InvalidToken("The refresh token is malformed.");
+        let (session_id, secret) = raw.split_once('.').ok_or(INVALID)?;
+        if is_session_id(session_id) && secret::is_b64_of_len(secret, REFRESH_SECRET_BYTES) {
+            Ok(Self { session_id: session_id.to_owned(), secret: secret.to_owned() })
+        } else {
+            Err(INVALID)
+        }
+    }
+
+    /// The hash stored in the session item; the secret itself is never stored.
+    pub fn hash(&self) -> String {
+        secret::sha256_b64(&[b"refresh", self.session_id.as_bytes(), self.secret.as_bytes()])
+    }
+
+    /// The wire form, handed to the client exactly once.
+    pub fn expose(&self) -> String {
+        format!("{}.{}", self.session_id, self.secret)
+    }
+}
+
+/// A new random session id.
+pub fn new_session_id() -> String {
+    secret::random_b64(SESSION_ID_BYTES)
+}
+
+/// Whether `s` has the shape of a session id.
+pub fn is_session_id(s: &str) -> bool {
+    secret::is_b64_of_len(s, SESSION_ID_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_token_round_trips() {
+        let token = RefreshToken::generate(&new_session_id());
+        let parsed = RefreshToken::parse(&token.expose()).unwrap();
+        assert_eq!(parsed, token);
+        assert_eq!(parsed.hash(), token.hash());
+    }
+
+    #[test]
+    fn refresh_token_rejects_malformed() {
+        let good = RefreshToken::generate(&new_session_id()).expose();
+        let (sid, secret) = good.split_once('.').unwrap();
+        for bad in [
+            String::new(),
+            "abc".to_owned(),
+            format!("{sid}{secret}"),
+            format!("{sid}.{}", &secret[1..]),
+            format!("{sid}.{secret}A"),
+            format!("{}.{secret}", &sid[1..]),
+            format!("{sid}.{}", secret.replace(|c: char| c.is_ascii_alphabetic(), "+")),
+            format!("{sid}.{secret}.{secret}"),
+        ] {
+            assert!(RefreshToken::parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refresh_hash_depends_on_the_secret() {
+        let sid = new_session_id();
+        assert_ne!(RefreshToken::generate(&sid).hash(), RefreshToken::generate(&sid).hash());
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let token = RefreshToken::generate(&new_session_id());
+        let shown = format!("{token:?}");
+        assert!(!shown.contains(&token.secret));
+    }
+}

@@ -1,0 +1,30 @@
+//! `POST /v1/auth/login`: `{email, password}` → 200 token response.
+//!
+//! DynamoDB round trips: 4 (rate-limit counter, email marker, user, new session); a fifth only when a password
+//! hash made with old parameters is upgraded.
+
+use keygate::{account, http, rate_limit, Error, State};
+use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    password: SecretString,
+}
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, login(state, &req).await)
+}
+
+async fn login(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let body: LoginRequest = http::json_body(req)?;
+    let client = http::client_info(req);
+    let rule = state.config.rate_limits.verify_rule("login");
+    rate_limit::check_client_ip(&state.store, &rule, &client, now).await?;
+    let tokens = account::login(state, &body.email, &body.password, &client, now).await?;
+    Ok(http::json(200, &tokens))
+}

@@ -1,0 +1,35 @@
+//! `POST /v1/auth/logout`: `{refresh_token}` in the body, or the bearer's session → 204. Idempotent.
+//!
+//! DynamoDB round trips: 2 (rate-limit counter, conditional revoke). The bearer form verifies the JWT offline.
+
+use keygate::{auth, http, rate_limit, session, Error, State};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct LogoutRequest {
+    refresh_token: Option<String>,
+}
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, logout(state, &req).await)
+}
+
+async fn logout(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let has_body = !req.body().as_ref().iter().all(u8::is_ascii_whitespace);
+    let refresh_token = if has_body { http::json_body::<LogoutRequest>(req)?.refresh_token } else { None };
+    let rule = state.config.rate_limits.refresh_rule("logout");
+    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    match refresh_token {
+        Some(token) => session::logout_with_refresh_token(state, &token, now).await?,
+        None => {
+            let claims = auth::bearer_claims(state, req, now)
+                .await
+                .map_err(|_| Error::InvalidToken("Provide a refresh token in the body or a valid bearer token."))?;
+            session::logout_session(state, &claims, now).await?;
+        }
+    }
+    Ok(http::empty(204))
+}

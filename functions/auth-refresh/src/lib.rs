@@ -1,0 +1,27 @@
+//! `POST /v1/auth/refresh`: `{refresh_token}` → 200 token response with the refresh token rotated.
+//!
+//! DynamoDB round trips: 4 (rate-limit counter, session, user, conditional rotation); a replay adds one to
+//! revoke the session.
+
+use keygate::{http, rate_limit, session, Error, State};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, refresh(state, &req).await)
+}
+
+async fn refresh(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let body: RefreshRequest = http::json_body(req)?;
+    let rule = state.config.rate_limits.refresh_rule("refresh");
+    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    let tokens = session::refresh(state, &body.refresh_token, now).await?;
+    Ok(http::json(200, &tokens))
+}

@@ -1,0 +1,235 @@
+//! The whole keygate API on one port. Each HTTP request becomes a real API Gateway HTTP API (payload 2.0) event,
+//! goes through lambda_http's own event conversion, and reaches the same `handle` that Lambda calls.
+
+pub mod routes;
+pub mod setup;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use keygate::State;
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+
+use routes::Match;
+
+/// API Gateway's payload limit.
+const MAX_EVENT_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        // Without this, delayed ACKs add ~40 ms to every small response.
+        stream.set_nodelay(true)?;
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+            });
+            if let Err(err) =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            {
+                tracing::debug!(error = %err, "connection ended");
+            }
+        });
+    }
+}
+
+async fn handle(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let response = route(state, req, peer).await;
+    tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    response
+}
+
+async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+    let (index, params) = match routes::find(req.method().as_str(), req.uri().path()) {
+        Match::Found(index, params) => (index, params),
+        Match::MethodNotAllowed => return plain_error(405, "method_not_allowed", "This method is not allowed here."),
+        Match::NotFound => return plain_error(404, "not_found", "Not found."),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_EVENT_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return plain_error(413, "payload_too_large", "The request body is too large."),
+    };
+    let (method, template, _) = routes::ROUTES.get(index).copied().unwrap_or(("", "", ""));
+    let event = api_gateway_event(&parts, &body, peer, &format!("{method} {template}"), &params);
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::error!(error = %err, "the event did not convert");
+            return plain_error(400, "invalid_request", "The request could not be read.");
+        }
+    };
+    match routes::dispatch(index, state, request).await {
+        Some(response) => to_hyper(response),
+        None => plain_error(404, "not_found", "Not found."),
+    }
+}
+
+/// Builds an API Gateway HTTP API payload 2.0 event, as API Gateway would send it.
+pub fn api_gateway_event(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    peer: SocketAddr,
+    route_key: &str,
+    path_params: &[(String, String)],
+) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match headers.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    let raw_query = parts.uri.query().unwrap_or_default();
+    let mut query = Map::new();
+    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (percent_decode(key), percent_decode(value));
+        match query.get_mut(&key) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                query.insert(key, Value::String(value));
+            }
+        }
+    }
+    let user_agent = parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let now_ms = std::time::UNIX_EPOCH.elapsed().map(|d| d.as_millis() as u64).unwrap_or_default();
+    let is_text = std::str::from_utf8(body).is_ok();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": parts.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost"),
+            "domainPrefix": "local",
+            "http": {
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": user_agent,
+            },
+            "requestId": keygate::secret::random_b64(12),
+            "routeKey": route_key,
+            "stage": "$default",
+            "timeEpoch": now_ms,
+        },
+        "isBase64Encoded": !is_text,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !path_params.is_empty() {
+        event["pathParameters"] =
+            Value::Object(path_params.iter().map(|(k, v)| (k.clone(), Value::String(percent_decode(v)))).collect());
+    }
+    if !body.is_empty() {
+        event["body"] = Value::String(match std::str::from_utf8(body) {
+            Ok(text) => text.to_owned(),
+            Err(_) => STANDARD.encode(body),
+        });
+    }
+    event
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes.get(i) {
+            Some(b'+') => out.push(b' '),
+            Some(b'%') => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            Some(&b) => out.push(b),
+            None => {}
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(text) => Bytes::from(text),
+        lambda_http::Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+fn plain_error(status: u16, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
+    let body = json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
+    response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_strings() {
+        assert_eq!(percent_decode("a%40b.com"), "a@b.com");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("%"), "%");
+    }
+
+    #[test]
+    fn events_convert_through_lambda_http() {
+        use lambda_http::RequestExt as _;
+        let req = hyper::Request::post("/v1/x/abc?email=a%40b.com")
+            .header("user-agent", "curl/8")
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let peer: SocketAddr = "127.0.0.2:5000".parse().unwrap();
+        let event = api_gateway_event(&parts, b"{\"a\":1}", peer, "POST /v1/x/{id}", &[("id".into(), "abc".into())]);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        assert_eq!(request.query_string_parameters_ref().and_then(|q| q.first("email")), Some("a@b.com"));
+        assert_eq!(request.path_parameters_ref().and_then(|p| p.first("id")), Some("abc"));
+        assert_eq!(keygate::http::client_info(&request).ip.as_deref(), Some("127.0.0.2"));
+        assert_eq!(request.body().as_ref(), b"{\"a\":1}");
+    }
+}

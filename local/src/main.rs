@@ -1,0 +1,45 @@
+//! `keygate-local setup` prepares the local AWS services; `keygate-local serve` runs the whole API on one port.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn env(name: &str) -> Result<String, BoxError> {
+    std::env::var(name).map_err(|_| format!("{name} must be set (the Makefile sets it)").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    match command.as_str() {
+        "setup" => {
+            let template = std::fs::read_to_string(env("KEYGATE_TEMPLATE").unwrap_or_else(|_| "template.yaml".into()))?;
+            keygate_local::setup::create_table(&aws_sdk_dynamodb::Client::new(&aws), &env("KEYGATE_TABLE")?, &template)
+                .await?;
+            keygate_local::setup::ensure_signing_key(
+                &aws_sdk_secretsmanager::Client::new(&aws),
+                &env("KEYGATE_KEY_SECRET_ID")?,
+            )
+            .await?;
+            keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &env("KEYGATE_MAIL_FROM")?).await?;
+            Ok(())
+        }
+        "serve" => {
+            tracing_init();
+            let address = env("KEYGATE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
+            let state = Arc::new(keygate::State::new(keygate::Config::from_env()?, &aws));
+            let listener = TcpListener::bind(&address).await?;
+            println!("keygate API listening on http://{address}");
+            keygate_local::serve(listener, state).await?;
+            Ok(())
+        }
+        _ => Err("usage: keygate-local setup|serve".into()),
+    }
+}
+
+fn tracing_init() {
+    keygate::runtime::init_tracing();
+}

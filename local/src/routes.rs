@@ -1,0 +1,105 @@
+//! The route table: method, path template, and the function crate that serves it. template.yaml and
+//! openapi.yaml must list the same routes (a test checks).
+
+use keygate::State;
+use lambda_http::{Body, Request, Response};
+
+macro_rules! routes {
+    ($( $method:literal $path:literal => $function:ident ),* $(,)?) => {
+        /// Every route: (method, path template, function crate).
+        pub const ROUTES: &[(&str, &str, &str)] = &[$(($method, $path, stringify!($function))),*];
+
+        /// Calls the `handle` of the function serving route number `index` of [`ROUTES`].
+        pub async fn dispatch(index: usize, state: &State, req: Request) -> Option<Response<Body>> {
+            let mut candidate = 0usize;
+            $(
+                if index == candidate {
+                    return Some($function::handle(state, req).await);
+                }
+                candidate += 1;
+            )*
+            let _ = candidate;
+            None
+        }
+    };
+}
+
+routes! {
+    "POST" "/v1/auth/register" => auth_register,
+    "POST" "/v1/auth/register/verify" => auth_register_verify,
+    "GET" "/v1/auth/check-registration" => auth_check_registration,
+    "POST" "/v1/auth/login" => auth_login,
+    "POST" "/v1/auth/refresh" => auth_refresh,
+    "POST" "/v1/auth/logout" => auth_logout,
+    "GET" "/v1/auth/me" => auth_me,
+    "POST" "/v1/auth/change-password" => auth_change_password,
+    "POST" "/v1/auth/password-reset-request" => auth_password_reset_request,
+    "POST" "/v1/auth/password-reset" => auth_password_reset,
+    "GET" "/.well-known/jwks.json" => well_known_jwks,
+    "GET" "/.well-known/openid-configuration" => well_known_openid_configuration,
+}
+
+/// The outcome of matching a request against the table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match {
+    /// Route number, its template, and the path parameters.
+    Found(usize, Vec<(String, String)>),
+    /// The path exists with another method.
+    MethodNotAllowed,
+    /// No such path.
+    NotFound,
+}
+
+/// Matches a method and path against [`ROUTES`]; `{name}` segments capture a path parameter.
+pub fn find(method: &str, path: &str) -> Match {
+    let mut path_exists = false;
+    for (index, (route_method, template, _)) in ROUTES.iter().enumerate() {
+        if let Some(params) = match_template(template, path) {
+            if *route_method == method {
+                return Match::Found(index, params);
+            }
+            path_exists = true;
+        }
+    }
+    if path_exists {
+        Match::MethodNotAllowed
+    } else {
+        Match::NotFound
+    }
+}
+
+fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut template_parts = template.split('/');
+    let mut path_parts = path.split('/');
+    loop {
+        match (template_parts.next(), path_parts.next()) {
+            (None, None) => return Some(params),
+            (Some(t), Some(p)) if t.starts_with('{') && t.ends_with('}') && !p.is_empty() => {
+                params.push((t.trim_matches(|c| c == '{' || c == '}').to_owned(), p.to_owned()));
+            }
+            (Some(t), Some(p)) if t == p => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_routes_and_methods() {
+        assert!(matches!(find("POST", "/v1/auth/login"), Match::Found(_, ref p) if p.is_empty()));
+        assert_eq!(find("GET", "/v1/auth/login"), Match::MethodNotAllowed);
+        assert_eq!(find("GET", "/v1/auth/nope"), Match::NotFound);
+        assert_eq!(find("POST", "/v1/auth/login/"), Match::NotFound);
+    }
+
+    #[test]
+    fn captures_path_parameters() {
+        assert_eq!(match_template("/v1/x/{id}", "/v1/x/abc"), Some(vec![("id".into(), "abc".into())]));
+        assert_eq!(match_template("/v1/x/{id}", "/v1/x/"), None);
+        assert_eq!(match_template("/v1/x/{id}", "/v1/x/a/b"), None);
+    }
+}

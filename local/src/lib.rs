@@ -35,8 +35,9 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<
                 let state = Arc::clone(&state);
                 async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
             });
-            if let Err(err) =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
+            if let Err(err) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
             {
                 tracing::debug!(error = %err, "connection ended");
             }
@@ -115,8 +116,15 @@ pub fn api_gateway_event(
             }
         }
     }
-    let user_agent = parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let now_ms = std::time::UNIX_EPOCH.elapsed().map(|d| d.as_millis() as u64).unwrap_or_default();
+    let user_agent = parts
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let now_ms = std::time::UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
     let is_text = std::str::from_utf8(body).is_ok();
     let mut event = json!({
         "version": "2.0",
@@ -147,8 +155,12 @@ pub fn api_gateway_event(
         event["queryStringParameters"] = Value::Object(query);
     }
     if !path_params.is_empty() {
-        event["pathParameters"] =
-            Value::Object(path_params.iter().map(|(k, v)| (k.clone(), Value::String(percent_decode(v)))).collect());
+        event["pathParameters"] = Value::Object(
+            path_params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(percent_decode(v))))
+                .collect(),
+        );
     }
     if !body.is_empty() {
         event["body"] = Value::String(match std::str::from_utf8(body) {
@@ -199,7 +211,10 @@ fn plain_error(status: u16, code: &str, message: &str) -> hyper::Response<Full<B
     let body = json!({ "error": { "code": code, "message": message } }).to_string();
     let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
-    response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -225,9 +240,18 @@ mod tests {
             .unwrap();
         let (parts, ()) = req.into_parts();
         let peer: SocketAddr = "127.0.0.2:5000".parse().unwrap();
-        let event = api_gateway_event(&parts, b"{\"a\":1}", peer, "POST /v1/x/{id}", &[("id".into(), "abc".into())]);
+        let event = api_gateway_event(
+            &parts,
+            b"{\"a\":1}",
+            peer,
+            "POST /v1/x/{id}",
+            &[("id".into(), "abc".into())],
+        );
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        assert_eq!(request.query_string_parameters_ref().and_then(|q| q.first("email")), Some("a@b.com"));
+        assert_eq!(
+            request.query_string_parameters_ref().and_then(|q| q.first("email")),
+            Some("a@b.com")
+        );
         assert_eq!(request.path_parameters_ref().and_then(|p| p.first("id")), Some("abc"));
         assert_eq!(keygate::http::client_info(&request).ip.as_deref(), Some("127.0.0.2"));
         assert_eq!(request.body().as_ref(), b"{\"a\":1}");

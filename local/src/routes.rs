@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn captures_path_parameters() {
-        assert_eq!(match_template("/v1/x/{id}", "/v1/x/abc"), Some(vec![("id".into(), "abc".into())]));
+        assert_eq!(
+            match_template("/v1/x/{id}", "/v1/x/abc"),
+            Some(vec![("id".into(), "abc".into())])
+        );
         assert_eq!(match_template("/v1/x/{id}", "/v1/x/"), None);
         assert_eq!(match_template("/v1/x/{id}", "/v1/x/a/b"), None);
     }

@@ -12,7 +12,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The `Properties` of the `AWS::DynamoDB::Table` resource in a SAM template.
 pub fn table_properties(template: &str) -> Result<Value, BoxError> {
     let template: Value = serde_yaml::from_str(template)?;
-    let resources = template.get("Resources").and_then(Value::as_mapping).ok_or("template has no Resources")?;
+    let resources = template
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or("template has no Resources")?;
     resources
         .values()
         .find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
@@ -26,8 +29,15 @@ fn key_schema(value: &Value) -> Result<Vec<KeySchemaElement>, BoxError> {
     for element in value.as_sequence().ok_or("KeySchema is not a list")? {
         elements.push(
             KeySchemaElement::builder()
-                .attribute_name(element.get("AttributeName").and_then(Value::as_str).ok_or("AttributeName")?)
-                .key_type(KeyType::from(element.get("KeyType").and_then(Value::as_str).ok_or("KeyType")?))
+                .attribute_name(
+                    element
+                        .get("AttributeName")
+                        .and_then(Value::as_str)
+                        .ok_or("AttributeName")?,
+                )
+                .key_type(KeyType::from(
+                    element.get("KeyType").and_then(Value::as_str).ok_or("KeyType")?,
+                ))
                 .build()?,
         );
     }
@@ -37,19 +47,39 @@ fn key_schema(value: &Value) -> Result<Vec<KeySchemaElement>, BoxError> {
 /// Creates the table as template.yaml defines it, unless it exists, and turns on TTL.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, template: &str) -> Result<(), BoxError> {
     let properties = table_properties(template)?;
-    let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
-    for definition in properties.get("AttributeDefinitions").and_then(Value::as_sequence).ok_or("AttributeDefinitions")? {
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for definition in properties
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .ok_or("AttributeDefinitions")?
+    {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name(definition.get("AttributeName").and_then(Value::as_str).ok_or("AttributeName")?)
+                .attribute_name(
+                    definition
+                        .get("AttributeName")
+                        .and_then(Value::as_str)
+                        .ok_or("AttributeName")?,
+                )
                 .attribute_type(ScalarAttributeType::from(
-                    definition.get("AttributeType").and_then(Value::as_str).ok_or("AttributeType")?,
+                    definition
+                        .get("AttributeType")
+                        .and_then(Value::as_str)
+                        .ok_or("AttributeType")?,
                 ))
                 .build()?,
         );
     }
     request = request.set_key_schema(Some(key_schema(properties.get("KeySchema").ok_or("KeySchema")?)?));
-    for index in properties.get("GlobalSecondaryIndexes").and_then(Value::as_sequence).into_iter().flatten() {
+    for index in properties
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
         let projection = index
             .get("Projection")
             .and_then(|p| p.get("ProjectionType"))
@@ -59,7 +89,11 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, templat
             GlobalSecondaryIndex::builder()
                 .index_name(index.get("IndexName").and_then(Value::as_str).ok_or("IndexName")?)
                 .set_key_schema(Some(key_schema(index.get("KeySchema").ok_or("index KeySchema")?)?))
-                .projection(Projection::builder().projection_type(ProjectionType::from(projection)).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(projection))
+                        .build(),
+                )
                 .build()?,
         );
     }
@@ -71,11 +105,19 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, templat
         Err(err) => return Err(err.into()),
     }
     if let Some(ttl) = properties.get("TimeToLiveSpecification") {
-        let attribute = ttl.get("AttributeName").and_then(Value::as_str).ok_or("TTL AttributeName")?;
+        let attribute = ttl
+            .get("AttributeName")
+            .and_then(Value::as_str)
+            .ok_or("TTL AttributeName")?;
         let result = client
             .update_time_to_live()
             .table_name(name)
-            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build()?)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()?,
+            )
             .send()
             .await;
         if let Err(err) = result {
@@ -89,12 +131,21 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, templat
 /// Creates the key secret if needed and, when it holds no signing key yet, rotates it with the same code the
 /// rotation Lambda runs.
 pub async fn ensure_signing_key(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<(), BoxError> {
-    match client.create_secret().name(secret_id).description("keygate JWT signing keys").send().await {
+    match client
+        .create_secret()
+        .name(secret_id)
+        .description("keygate JWT signing keys")
+        .send()
+        .await
+    {
         Ok(_) => println!("created secret {secret_id}"),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {}
         Err(err) => return Err(err.into()),
     }
-    if keygate::keys::fetch_stage(client, secret_id, "AWSCURRENT", None).await?.is_some() {
+    if keygate::keys::fetch_stage(client, secret_id, "AWSCURRENT", None)
+        .await?
+        .is_some()
+    {
         println!("signing key present");
         return Ok(());
     }

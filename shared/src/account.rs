@@ -18,7 +18,9 @@ pub const MAX_NAME_CHARS: usize = 100;
 
 /// Checks an optional display name or tenant name: trimmed, at most 100 characters, no control characters.
 pub fn clean_name(raw: Option<&str>, field: &'static str) -> Result<Option<String>, Error> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(None) };
+    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
     if name.chars().count() > MAX_NAME_CHARS || name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(Error::InvalidField(format!(
             "{field} must be at most {MAX_NAME_CHARS} printable characters."
@@ -63,7 +65,13 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
             (user, items)
         }
         None => {
-            let user = User::new(&registration.email, registration.name, registration.tenant_name, password_hash, now);
+            let user = User::new(
+                &registration.email,
+                registration.name,
+                registration.tenant_name,
+                password_hash,
+                now,
+            );
             let items = users::create_items(&state.store, &user)?;
             (user, items)
         }
@@ -75,7 +83,10 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
         tracing::info!("registration lost a race for the same address");
         return Ok(());
     }
-    state.mailer.send(&registration.email, Mail::RegistrationCode { code: &plaintext }).await
+    state
+        .mailer
+        .send(&registration.email, Mail::RegistrationCode { code: &plaintext })
+        .await
 }
 
 /// Redeems a registration code: the account becomes verified and a session starts.
@@ -88,7 +99,9 @@ pub async fn verify_registration(
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
     let checked = codes::check(&state.store, email, Purpose::Register, code, now).await?;
-    let mut user = users::get(&state.store, &checked.user_id).await?.ok_or(Error::InvalidCode)?;
+    let mut user = users::get(&state.store, &checked.user_id)
+        .await?
+        .ok_or(Error::InvalidCode)?;
     user.email_verified = true;
     let (session, refresh) = Session::start(&user, &["otp"], client, state.config.refresh_token_ttl, now);
     let items = vec![
@@ -165,7 +178,10 @@ pub async fn request_password_reset(state: &State, email: &Email, now: UnixTime)
     };
     let (code, plaintext) = codes::issue(email, Purpose::PasswordReset, &user_id, now);
     codes::store(&state.store, &code).await?;
-    state.mailer.send(email, Mail::PasswordResetCode { code: &plaintext }).await
+    state
+        .mailer
+        .send(email, Mail::PasswordResetCode { code: &plaintext })
+        .await
 }
 
 /// Redeems a reset code: sets the new password, verifies the address (the code proved it) and revokes every
@@ -179,7 +195,9 @@ pub async fn reset_password(
 ) -> Result<(), Error> {
     passwords::check_policy(new)?;
     let checked = codes::check(&state.store, email, Purpose::PasswordReset, code, now).await?;
-    let user = users::get(&state.store, &checked.user_id).await?.ok_or(Error::InvalidCode)?;
+    let user = users::get(&state.store, &checked.user_id)
+        .await?
+        .ok_or(Error::InvalidCode)?;
     let password_hash = passwords::hash(new).await?;
     let items = vec![
         codes::consume_item(&state.store, &checked)?,
@@ -193,7 +211,9 @@ pub async fn reset_password(
 
 /// Whether a verified account exists for the address. Two round trips when the marker exists, else one.
 pub async fn is_registered(state: &State, email: &Email) -> Result<bool, Error> {
-    Ok(users::find_by_email(&state.store, email).await?.is_some_and(|u| u.email_verified))
+    Ok(users::find_by_email(&state.store, email)
+        .await?
+        .is_some_and(|u| u.email_verified))
 }
 
 #[cfg(test)]

@@ -75,7 +75,10 @@ impl Config {
             if (min..=max).contains(&value) {
                 Ok(value)
             } else {
-                Err(ConfigError::Invalid { name, reason: format!("must be between {min} and {max}") })
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("must be between {min} and {max}"),
+                })
             }
         };
         let per_minute = |name: &'static str, default: i64| -> Result<u32, ConfigError> {
@@ -86,13 +89,19 @@ impl Config {
                 None => Ok(default),
                 Some("true" | "1" | "enabled") => Ok(true),
                 Some("false" | "0" | "disabled") => Ok(false),
-                Some(other) => Err(ConfigError::Invalid { name, reason: format!("{other:?} is not true or false") }),
+                Some(other) => Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("{other:?} is not true or false"),
+                }),
             }
         };
 
         let issuer = required("KEYGATE_ISSUER")?;
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-            return Err(ConfigError::Invalid { name: "KEYGATE_ISSUER", reason: "must be an http(s) URL".into() });
+            return Err(ConfigError::Invalid {
+                name: "KEYGATE_ISSUER",
+                reason: "must be an http(s) URL".into(),
+            });
         }
         Ok(Self {
             table_name: required("KEYGATE_TABLE")?,
@@ -103,7 +112,10 @@ impl Config {
             refresh_token_ttl: number("KEYGATE_REFRESH_TOKEN_TTL_SECONDS", 7 * 86_400, 300, 90 * 86_400)?,
             refresh_reuse_grace: number("KEYGATE_REFRESH_REUSE_GRACE_SECONDS", 10, 0, 60)?,
             mail_from: required("KEYGATE_MAIL_FROM")?,
-            app_url: get("KEYGATE_APP_URL").unwrap_or("http://localhost:5173").trim_end_matches('/').to_owned(),
+            app_url: get("KEYGATE_APP_URL")
+                .unwrap_or("http://localhost:5173")
+                .trim_end_matches('/')
+                .to_owned(),
             check_registration_enabled: flag("KEYGATE_CHECK_REGISTRATION", true)?,
             key_cache_ttl: number("KEYGATE_KEY_CACHE_SECONDS", 300, 0, 3_600)?,
             rate_limits: RateLimits {
@@ -148,7 +160,10 @@ mod tests {
         assert!(matches!(Config::from_vars(&vars), Err(ConfigError::Invalid { .. })));
         let mut vars = base();
         vars.remove("KEYGATE_TABLE");
-        assert!(matches!(Config::from_vars(&vars), Err(ConfigError::Missing("KEYGATE_TABLE"))));
+        assert!(matches!(
+            Config::from_vars(&vars),
+            Err(ConfigError::Missing("KEYGATE_TABLE"))
+        ));
     }
 
     #[test]

@@ -24,7 +24,9 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -67,7 +69,10 @@ mod tests {
 
     #[test]
     fn normalises_case_and_whitespace() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
     }
 
     #[test]
@@ -101,6 +106,9 @@ mod tests {
 
     #[test]
     fn debug_hides_the_local_part() {
-        assert_eq!(format!("{:?}", Email::parse("alice@example.com").unwrap()), "Email(***@example.com)");
+        assert_eq!(
+            format!("{:?}", Email::parse("alice@example.com").unwrap()),
+            "Email(***@example.com)"
+        );
     }
 }

@@ -11,7 +11,10 @@ pub struct DependencyError {
 impl DependencyError {
     /// Wraps the failure of one dependency call, naming which call it was.
     pub fn new(what: &'static str, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self { what, cause: Box::new(cause) }
+        Self {
+            what,
+            cause: Box::new(cause),
+        }
     }
 }
 
@@ -137,7 +140,10 @@ mod tests {
 
     #[test]
     fn dependency_errors_hide_their_cause_from_clients() {
-        let err = Error::dependency("dynamodb GetItem", std::io::Error::other("connection refused to 10.0.0.1"));
+        let err = Error::dependency(
+            "dynamodb GetItem",
+            std::io::Error::other("connection refused to 10.0.0.1"),
+        );
         assert_eq!(err.status(), 503);
         assert!(!err.to_string().contains("10.0.0.1"));
         assert!(format!("{err:?}").contains("connection refused"));

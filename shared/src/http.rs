@@ -1,6 +1,8 @@
 //! lambda_http glue: JSON in and out, bearer extraction, client facts, errors → responses.
 
-use lambda_http::http::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use lambda_http::http::header::{
+    HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response};
 use serde::de::DeserializeOwned;
@@ -74,7 +76,10 @@ pub fn client_info(req: &Request) -> ClientInfo {
 fn request_id(req: &Request) -> String {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone().unwrap_or_default(),
-        _ => req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default(),
+        _ => req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -96,7 +101,10 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
         Ok(bytes) => response(status, Body::Binary(bytes)),
         Err(err) => {
             tracing::error!(error = %err, "serialising a response failed");
-            response(500, Body::Text(r#"{"error":{"code":"internal_error","message":"Something went wrong."}}"#.into()))
+            response(
+                500,
+                Body::Text(r#"{"error":{"code":"internal_error","message":"Something went wrong."}}"#.into()),
+            )
         }
     }
 }
@@ -142,14 +150,20 @@ pub fn respond(req: &Request, result: Result<Response<Body>, Error>) -> Response
         tracing::info!(code = err.code(), status, "request refused");
     }
     let body = ErrorBody {
-        error: ErrorDetail { code: err.code(), message: err.to_string() },
+        error: ErrorDetail {
+            code: err.code(),
+            message: err.to_string(),
+        },
         request_id: request_id(req),
     };
     let mut response = json(status, &body);
     let headers = response.headers_mut();
     match &err {
         Error::InvalidToken(_) | Error::SessionRevoked => {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
         }
         Error::InvalidCredentials => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -179,7 +193,8 @@ mod tests {
 
     fn request(body: &str) -> Request {
         let mut req = Request::new(Body::Text(body.to_owned()));
-        req.headers_mut().insert(AUTHORIZATION, HeaderValue::from_static("bearer abc.def"));
+        req.headers_mut()
+            .insert(AUTHORIZATION, HeaderValue::from_static("bearer abc.def"));
         req
     }
 
@@ -187,10 +202,16 @@ mod tests {
     fn classifies_body_errors() {
         assert!(matches!(json_body::<Login>(&request("{")), Err(Error::MalformedJson)));
         assert!(matches!(json_body::<Login>(&request("")), Err(Error::MalformedJson)));
-        assert!(matches!(json_body::<Login>(&request("{}")), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            json_body::<Login>(&request("{}")),
+            Err(Error::InvalidRequest(_))
+        ));
         assert!(json_body::<Login>(&request(r#"{"email":"a","extra":1}"#)).is_ok());
         let big = format!(r#"{{"email":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
-        assert!(matches!(json_body::<Login>(&request(&big)), Err(Error::PayloadTooLarge(_))));
+        assert!(matches!(
+            json_body::<Login>(&request(&big)),
+            Err(Error::PayloadTooLarge(_))
+        ));
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub struct KeyMaterial {
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyMaterial").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("KeyMaterial")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,11 +51,19 @@ impl KeyMaterial {
     /// A new RSA-2048 key from the OS RNG.
     pub fn generate() -> Result<Self, Error> {
         let key = RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| Error::dependency("generating an RSA key", e))?;
-        let pem = key.to_pkcs1_pem(LineEnding::LF).map_err(|e| Error::dependency("encoding an RSA key", e))?;
+        let pem = key
+            .to_pkcs1_pem(LineEnding::LF)
+            .map_err(|e| Error::dependency("encoding an RSA key", e))?;
         let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
         let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
         let kid = thumbprint(&n, &e);
-        Ok(Self { kid, alg: "RS256".to_owned(), private_key_pem: SecretString::from(pem.as_str()), n, e })
+        Ok(Self {
+            kid,
+            alg: "RS256".to_owned(),
+            private_key_pem: SecretString::from(pem.as_str()),
+            n,
+            e,
+        })
     }
 
     /// The JSON stored as the secret string.
@@ -141,7 +152,10 @@ impl KeySet {
             EncodingKey::from_rsa_pem(m.private_key_pem.expose_secret().as_bytes())
                 .map_err(|e| tracing::error!(kid = %m.kid, error = %e, "AWSCURRENT key does not parse"))
                 .ok()
-                .map(|encoding| Signer { kid: m.kid.clone(), encoding })
+                .map(|encoding| Signer {
+                    kid: m.kid.clone(),
+                    encoding,
+                })
         });
         let mut verifiers = Vec::new();
         let mut jwks = Vec::new();
@@ -154,19 +168,27 @@ impl KeySet {
                 jwks.push(material.jwk());
             }
         }
-        Self { signer, verifiers, jwks, loaded_at }
+        Self {
+            signer,
+            verifiers,
+            jwks,
+            loaded_at,
+        }
     }
 
     /// The signing key, or 503 when the secret has no usable AWSCURRENT.
     pub fn signer(&self) -> Result<&Signer, Error> {
-        self.signer.as_ref().ok_or_else(|| {
-            Error::dependency("signing key", std::io::Error::other("no usable AWSCURRENT signing key"))
-        })
+        self.signer
+            .as_ref()
+            .ok_or_else(|| Error::dependency("signing key", std::io::Error::other("no usable AWSCURRENT signing key")))
     }
 
     /// The verifying key with this id, if it is one of ours.
     pub fn verifier(&self, kid: &str) -> Option<&DecodingKey> {
-        self.verifiers.iter().find(|(k, _)| secret::ct_eq(k, kid)).map(|(_, key)| key)
+        self.verifiers
+            .iter()
+            .find(|(k, _)| secret::ct_eq(k, kid))
+            .map(|(_, key)| key)
     }
 
     /// The public keys, for `/.well-known/jwks.json`.
@@ -186,7 +208,12 @@ pub struct KeyStore {
 impl KeyStore {
     /// A store that reads `secret_id` lazily, on the first request that needs keys.
     pub fn new(client: SecretsClient, secret_id: String, ttl: i64) -> Self {
-        Self { client, secret_id, ttl, cache: Mutex::new(None) }
+        Self {
+            client,
+            secret_id,
+            ttl,
+            cache: Mutex::new(None),
+        }
     }
 
     /// The cached key set, reloaded when older than the cache lifetime.
@@ -256,7 +283,13 @@ pub async fn fetch_stage(
         .await;
     match result {
         Ok(output) => Ok(output.secret_string().and_then(KeyMaterial::from_secret_string)),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
         Err(err) => Err(Error::dependency("secretsmanager GetSecretValue", err)),
     }
 }
@@ -271,7 +304,10 @@ mod tests {
         let parsed = KeyMaterial::from_secret_string(&material.to_secret_string().unwrap()).unwrap();
         assert_eq!(parsed.kid, material.kid);
         assert_eq!(parsed.kid, thumbprint(&parsed.n, &parsed.e));
-        assert_eq!(parsed.private_key_pem.expose_secret(), material.private_key_pem.expose_secret());
+        assert_eq!(
+            parsed.private_key_pem.expose_secret(),
+            material.private_key_pem.expose_secret()
+        );
         assert!(!format!("{material:?}").contains("PRIVATE"));
     }
 

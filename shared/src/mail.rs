@@ -75,16 +75,26 @@ impl Mail<'_> {
             ),
         };
         let text = lines.join("\n\n") + "\n";
-        let paragraphs: String = lines.iter().map(|line| format!("<p>{}</p>", escape_html(line))).collect();
+        let paragraphs: String = lines
+            .iter()
+            .map(|line| format!("<p>{}</p>", escape_html(line)))
+            .collect();
         let html = format!(
             "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">{paragraphs}</body></html>"
         );
-        Rendered { subject: subject.to_owned(), text, html }
+        Rendered {
+            subject: subject.to_owned(),
+            text,
+            html,
+        }
     }
 }
 
 fn escape_html(raw: &str) -> String {
-    raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    raw.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Sends email through SES (v2).

@@ -84,7 +84,9 @@ fn verify_blocking(password: &SecretString, stored: Option<&str>) -> Result<Veri
             return Ok(Verified::No);
         }
     };
-    let matches = argon2()?.verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();
+    let matches = argon2()?
+        .verify_password(password.expose_secret().as_bytes(), &parsed)
+        .is_ok();
     Ok(match (matches && stored.is_some(), needs_rehash(&parsed)) {
         (false, _) => Verified::No,
         (true, false) => Verified::Yes,
@@ -154,8 +156,14 @@ mod tests {
     fn hash_then_verify() {
         let hash = hash_blocking(&secret("correct horse battery")).unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert_eq!(verify_blocking(&secret("correct horse battery"), Some(&hash)).unwrap(), Verified::Yes);
-        assert_eq!(verify_blocking(&secret("wrong horse battery"), Some(&hash)).unwrap(), Verified::No);
+        assert_eq!(
+            verify_blocking(&secret("correct horse battery"), Some(&hash)).unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            verify_blocking(&secret("wrong horse battery"), Some(&hash)).unwrap(),
+            Verified::No
+        );
     }
 
     #[test]
@@ -171,14 +179,24 @@ mod tests {
 
     #[test]
     fn old_parameters_ask_for_a_rehash() {
-        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        );
         let salt = SaltString::generate(&mut OsRng);
         let hash = weak.hash_password(b"correct horse battery", &salt).unwrap().to_string();
-        assert_eq!(verify_blocking(&secret("correct horse battery"), Some(&hash)).unwrap(), Verified::YesRehash);
+        assert_eq!(
+            verify_blocking(&secret("correct horse battery"), Some(&hash)).unwrap(),
+            Verified::YesRehash
+        );
     }
 
     #[test]
     fn corrupt_hash_is_a_mismatch() {
-        assert_eq!(verify_blocking(&secret("correct horse battery"), Some("not-a-phc")).unwrap(), Verified::No);
+        assert_eq!(
+            verify_blocking(&secret("correct horse battery"), Some("not-a-phc")).unwrap(),
+            Verified::No
+        );
     }
 }

@@ -35,12 +35,22 @@ pub struct Rule {
 impl RateLimits {
     /// Endpoints that check a password or a code, per client IP.
     pub fn verify_rule(&self, name: &'static str) -> Rule {
-        Rule { name, limit: self.verify_per_minute, window: 60, on_store_failure: OnStoreFailure::FailClosed }
+        Rule {
+            name,
+            limit: self.verify_per_minute,
+            window: 60,
+            on_store_failure: OnStoreFailure::FailClosed,
+        }
     }
 
     /// Endpoints that send email, per client IP.
     pub fn send_rule(&self, name: &'static str) -> Rule {
-        Rule { name, limit: self.send_per_minute, window: 60, on_store_failure: OnStoreFailure::FailClosed }
+        Rule {
+            name,
+            limit: self.send_per_minute,
+            window: 60,
+            on_store_failure: OnStoreFailure::FailClosed,
+        }
     }
 
     /// `check-registration`, per client IP.
@@ -55,7 +65,12 @@ impl RateLimits {
 
     /// Refresh and logout, per client IP: the tokens are 256-bit, so this only sheds load.
     pub fn refresh_rule(&self, name: &'static str) -> Rule {
-        Rule { name, limit: self.refresh_per_minute, window: 60, on_store_failure: OnStoreFailure::FailOpen }
+        Rule {
+            name,
+            limit: self.refresh_per_minute,
+            window: 60,
+            on_store_failure: OnStoreFailure::FailOpen,
+        }
     }
 }
 

@@ -46,7 +46,12 @@ pub async fn run_step(client: &SecretsClient, secret_id: &str, token: &str, step
 
 /// Runs all four steps with a fresh token: what a rotation does, in one call.
 pub async fn rotate_now(client: &SecretsClient, secret_id: &str, token: &str) -> Result<(), Error> {
-    for step in [Step::CreateSecret, Step::SetSecret, Step::TestSecret, Step::FinishSecret] {
+    for step in [
+        Step::CreateSecret,
+        Step::SetSecret,
+        Step::TestSecret,
+        Step::FinishSecret,
+    ] {
         run_step(client, secret_id, token, step).await?;
     }
     Ok(())
@@ -54,7 +59,10 @@ pub async fn rotate_now(client: &SecretsClient, secret_id: &str, token: &str) ->
 
 async fn create_secret(client: &SecretsClient, secret_id: &str, token: &str) -> Result<(), Error> {
     // Idempotent: Secrets Manager may retry a step.
-    if fetch_stage(client, secret_id, "AWSPENDING", Some(token)).await?.is_some() {
+    if fetch_stage(client, secret_id, "AWSPENDING", Some(token))
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let material = KeyMaterial::generate()?;
@@ -102,7 +110,10 @@ async fn finish_secret(client: &SecretsClient, secret_id: &str, token: &str) -> 
         .await
         .map_err(|e| Error::dependency("secretsmanager DescribeSecret", e))?;
     let current = described.version_ids_to_stages().and_then(|versions| {
-        versions.iter().find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT")).map(|(id, _)| id.clone())
+        versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(id, _)| id.clone())
     });
     if current.as_deref() == Some(token) {
         return Ok(());

@@ -81,8 +81,12 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
     const UNKNOWN: Error = Error::InvalidToken("The refresh token is invalid or has expired.");
     let presented = RefreshToken::parse(raw)?;
     let presented_hash = presented.hash();
-    let session = sessions::get(&state.store, &presented.session_id).await?.ok_or(UNKNOWN)?;
-    let user = users::get(&state.store, &session.user_id).await?.ok_or(Error::SessionRevoked)?;
+    let session = sessions::get(&state.store, &presented.session_id)
+        .await?
+        .ok_or(UNKNOWN)?;
+    let user = users::get(&state.store, &session.user_id)
+        .await?
+        .ok_or(Error::SessionRevoked)?;
     match session.check_active(&user, now) {
         Ok(()) => {}
         Err(Inactive::Revoked) => return Err(Error::SessionRevoked),
@@ -92,7 +96,15 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
         return reused_or_unknown(state, &session, &presented_hash, now).await;
     }
     let next = RefreshToken::generate(&session.id);
-    match sessions::rotate(&state.store, &session, &next.hash(), state.config.refresh_token_ttl, now).await? {
+    match sessions::rotate(
+        &state.store,
+        &session,
+        &next.hash(),
+        state.config.refresh_token_ttl,
+        now,
+    )
+    .await?
+    {
         Rotation::Rotated(rotated) => token_response(state, &user, &rotated, &next, now).await,
         // A concurrent request won. Judge the presented token against the session as it is now.
         Rotation::Lost(Some(current)) if current.revoked_at.is_none() => {
@@ -105,8 +117,16 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
 /// The presented token is not the session's current one. A rotated-out token is a replay: within the grace
 /// window it is a racing tab (409), after it a theft signal that revokes the session. Any other secret proves
 /// nothing, so it must not let a stranger who knows a session id end that session.
-async fn reused_or_unknown(state: &State, session: &Session, presented_hash: &str, now: UnixTime) -> Result<TokenResponse, Error> {
-    let position = session.previous_hashes.iter().position(|h| secret::ct_eq(h, presented_hash));
+async fn reused_or_unknown(
+    state: &State,
+    session: &Session,
+    presented_hash: &str,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let position = session
+        .previous_hashes
+        .iter()
+        .position(|h| secret::ct_eq(h, presented_hash));
     match position {
         Some(0) if now - session.rotated_at <= state.config.refresh_reuse_grace => Err(Error::RefreshConflict),
         Some(_) => {
@@ -121,7 +141,13 @@ async fn reused_or_unknown(state: &State, session: &Session, presented_hash: &st
 /// Logs out the session a refresh token belongs to. Idempotent, and silent about unknown sessions. One round trip.
 pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) -> Result<(), Error> {
     let presented = RefreshToken::parse(raw)?;
-    sessions::revoke(&state.store, &presented.session_id, RevokeProof::RefreshHash(&presented.hash()), now).await?;
+    sessions::revoke(
+        &state.store,
+        &presented.session_id,
+        RevokeProof::RefreshHash(&presented.hash()),
+        now,
+    )
+    .await?;
     Ok(())
 }
 

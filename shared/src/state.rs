@@ -24,13 +24,23 @@ impl State {
     /// Builds the clients from an SDK configuration. Makes no network call.
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
         let store = Store::new(aws_sdk_dynamodb::Client::new(aws), config.table_name.clone());
-        let mailer = Mailer::new(aws_sdk_sesv2::Client::new(aws), config.mail_from.clone(), config.app_url.clone());
+        let mailer = Mailer::new(
+            aws_sdk_sesv2::Client::new(aws),
+            config.mail_from.clone(),
+            config.app_url.clone(),
+        );
         let keys = KeyStore::new(
             aws_sdk_secretsmanager::Client::new(aws),
             config.key_secret_id.clone(),
             config.key_cache_ttl,
         );
-        Self { config, clock: Clock::system(), store, mailer, keys }
+        Self {
+            config,
+            clock: Clock::system(),
+            store,
+            mailer,
+            keys,
+        }
     }
 
     /// Reads the configuration and the AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).

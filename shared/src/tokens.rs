@@ -51,8 +51,7 @@ pub fn sign_access_token(keys: &KeySet, claims: &AccessClaims) -> Result<String,
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
     header.kid = Some(signer.kid.clone());
-    jsonwebtoken::encode(&header, claims, &signer.encoding)
-        .map_err(|e| Error::dependency("signing an access token", e))
+    jsonwebtoken::encode(&header, claims, &signer.encoding).map_err(|e| Error::dependency("signing an access token", e))
 }
 
 /// Verifies an access token's signature, algorithm, `typ`, `iss`, `aud` and `exp` against our own keys.
@@ -72,7 +71,11 @@ pub fn verify_access_token(
     if header.alg != Algorithm::RS256 || header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
         return Err(INVALID);
     }
-    let key = header.kid.as_deref().and_then(|kid| keys.verifier(kid)).ok_or(INVALID)?;
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.verifier(kid))
+        .ok_or(INVALID)?;
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
@@ -80,7 +83,9 @@ pub fn verify_access_token(
     // We check `exp` ourselves against the injected clock, with no leeway.
     validation.validate_exp = false;
     validation.leeway = 0;
-    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|_| INVALID)?.claims;
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        .map_err(|_| INVALID)?
+        .claims;
     if claims.exp <= now {
         return Err(INVALID);
     }
@@ -104,7 +109,10 @@ impl std::fmt::Debug for RefreshToken {
 impl RefreshToken {
     /// A fresh token for a session.
     pub fn generate(session_id: &str) -> Self {
-        Self { session_id: session_id.to_owned(), secret: secret::random_b64(REFRESH_SECRET_BYTES) }
+        Self {
+            session_id: session_id.to_owned(),
+            secret: secret::random_b64(REFRESH_SECRET_BYTES),
+        }
     }
 
     /// Parses the wire form; anything else is a clean `invalid_token`.
@@ -112,7 +120,10 @@ impl RefreshToken {
         const INVALID: Error = Error::InvalidToken("The refresh token is malformed.");
         let (session_id, secret) = raw.split_once('.').ok_or(INVALID)?;
         if is_session_id(session_id) && secret::is_b64_of_len(secret, REFRESH_SECRET_BYTES) {
-            Ok(Self { session_id: session_id.to_owned(), secret: secret.to_owned() })
+            Ok(Self {
+                session_id: session_id.to_owned(),
+                secret: secret.to_owned(),
+            })
         } else {
             Err(INVALID)
         }

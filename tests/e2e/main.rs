@@ -1,1 +1,12 @@
+//! End-to-end tests: every flow over HTTP against the local API and moto. One binary, to keep link time down.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bad_input;
+mod handlers;
+mod keys;
+mod password;
+mod rate_limits;
+mod registration;
+mod routes;
+mod sessions;
+mod tokens;

@@ -26,5 +26,8 @@ async fn request_reset(state: &State, req: &Request) -> Result<Response<Body>, E
     let rule = state.config.rate_limits.send_rule("password-reset-request");
     rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
     account::request_password_reset(state, &email, now).await?;
-    Ok(http::json(202, &serde_json::json!({ "status": "reset_code_sent_if_account_exists" })))
+    Ok(http::json(
+        202,
+        &serde_json::json!({ "status": "reset_code_sent_if_account_exists" }),
+    ))
 }

@@ -13,12 +13,21 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_secretsmanager::Client::new(&aws);
     let client = &client;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SecretsManagerSecretRotationEvent>| async move {
-        let SecretsManagerSecretRotationEvent { step, secret_id, client_request_token, .. } = event.payload;
-        let step = Step::parse(&step).ok_or_else(|| format!("unknown rotation step {step:?}"))?;
-        tracing::info!(?step, "rotation step");
-        rotation::run_step(client, &secret_id, &client_request_token, step).await.map_err(|e| format!("{e:?}"))?;
-        Ok::<(), Error>(())
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<SecretsManagerSecretRotationEvent>| async move {
+            let SecretsManagerSecretRotationEvent {
+                step,
+                secret_id,
+                client_request_token,
+                ..
+            } = event.payload;
+            let step = Step::parse(&step).ok_or_else(|| format!("unknown rotation step {step:?}"))?;
+            tracing::info!(?step, "rotation step");
+            rotation::run_step(client, &secret_id, &client_request_token, step)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            Ok::<(), Error>(())
+        },
+    ))
     .await
 }

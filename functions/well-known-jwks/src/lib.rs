@@ -15,5 +15,8 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn jwks(state: &State) -> Result<Response<Body>, Error> {
     let keys = state.keys.get(state.clock.now()).await?;
-    Ok(http::public_json(&serde_json::json!({ "keys": keys.jwks() }), MAX_AGE_SECONDS))
+    Ok(http::public_json(
+        &serde_json::json!({ "keys": keys.jwks() }),
+        MAX_AGE_SECONDS,
+    ))
 }

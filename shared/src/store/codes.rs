@@ -54,7 +54,13 @@ fn code_sk(purpose: Purpose) -> String {
 }
 
 fn hash(purpose: Purpose, email: &Email, salt: &str, code: &str) -> String {
-    secret::sha256_b64(&[b"code", purpose.as_str().as_bytes(), email.as_str().as_bytes(), salt.as_bytes(), code.as_bytes()])
+    secret::sha256_b64(&[
+        b"code",
+        purpose.as_str().as_bytes(),
+        email.as_str().as_bytes(),
+        salt.as_bytes(),
+        code.as_bytes(),
+    ])
 }
 
 /// A new code for `email`, and its plaintext to email. Storing it replaces any earlier code of that purpose.
@@ -94,7 +100,13 @@ pub fn is_well_formed(code: &str) -> bool {
 /// more than five guesses are ever compared, however many arrive at once. One round trip.
 ///
 /// The returned code must still be consumed with [`consume_item`] in the transaction that acts on it.
-pub async fn check(store: &Store, email: &Email, purpose: Purpose, presented: &str, now: UnixTime) -> Result<Code, Error> {
+pub async fn check(
+    store: &Store,
+    email: &Email,
+    purpose: Purpose,
+    presented: &str,
+    now: UnixTime,
+) -> Result<Code, Error> {
     if !is_well_formed(presented) {
         return Err(Error::InvalidCode);
     }
@@ -144,10 +156,16 @@ mod tests {
         let (code, plaintext) = issue(&email, Purpose::Register, "u", 100);
         assert_eq!(code.expires_at, 700);
         assert_eq!(code.code_hash, hash(Purpose::Register, &email, &code.salt, &plaintext));
-        assert_ne!(code.code_hash, hash(Purpose::PasswordReset, &email, &code.salt, &plaintext));
+        assert_ne!(
+            code.code_hash,
+            hash(Purpose::PasswordReset, &email, &code.salt, &plaintext)
+        );
         let other = Email::parse("b@example.com").unwrap();
         assert_ne!(code.code_hash, hash(Purpose::Register, &other, &code.salt, &plaintext));
-        assert!(!encode(&code).unwrap().values().any(|v| v.as_s().is_ok_and(|s| s == &plaintext)));
+        assert!(!encode(&code)
+            .unwrap()
+            .values()
+            .any(|v| v.as_s().is_ok_and(|s| s == &plaintext)));
     }
 
     #[test]

@@ -72,9 +72,15 @@ impl Store {
         let unprocessed = output.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty());
         if unprocessed {
             // Only under throttling; a partial answer must not look like "not found".
-            return Err(Error::dependency("dynamodb BatchGetItem", std::io::Error::other("unprocessed keys")));
+            return Err(Error::dependency(
+                "dynamodb BatchGetItem",
+                std::io::Error::other("unprocessed keys"),
+            ));
         }
-        Ok(output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default())
+        Ok(output
+            .responses
+            .and_then(|mut r| r.remove(&self.table))
+            .unwrap_or_default())
     }
 
     /// An unconditional PutItem.
@@ -92,7 +98,13 @@ impl Store {
     /// A TransactWriteItems call. `Ok(false)` when a condition failed, so the caller decides what losing the race
     /// means.
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, Error> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) => {
                 let cancelled_by_condition = err.as_service_error().is_some_and(|e| {

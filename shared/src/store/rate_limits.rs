@@ -6,7 +6,13 @@ use crate::Error;
 
 /// Adds one hit to the counter of `(rule, subject, window_start)` and returns the new count. The item expires
 /// with its window. One round trip.
-pub async fn hit(store: &Store, rule: &str, subject: &str, window_start: UnixTime, window_end: UnixTime) -> Result<i64, Error> {
+pub async fn hit(
+    store: &Store,
+    rule: &str,
+    subject: &str,
+    window_start: UnixTime,
+    window_end: UnixTime,
+) -> Result<i64, Error> {
     let output = store
         .client()
         .update_item()
@@ -22,5 +28,10 @@ pub async fn hit(store: &Store, rule: &str, subject: &str, window_start: UnixTim
     output
         .attributes
         .and_then(|a| a.get("hits").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
-        .ok_or_else(|| Error::dependency("dynamodb UpdateItem (rate limit)", std::io::Error::other("no count returned")))
+        .ok_or_else(|| {
+            Error::dependency(
+                "dynamodb UpdateItem (rate limit)",
+                std::io::Error::other("no count returned"),
+            )
+        })
 }

@@ -76,7 +76,13 @@ pub(crate) fn session_key(id: &str) -> super::Item {
 
 impl Session {
     /// A new session for `user` and its first refresh token.
-    pub fn start(user: &User, amr: &[&str], client: &ClientInfo, refresh_ttl: i64, now: UnixTime) -> (Self, RefreshToken) {
+    pub fn start(
+        user: &User,
+        amr: &[&str],
+        client: &ClientInfo,
+        refresh_ttl: i64,
+        now: UnixTime,
+    ) -> (Self, RefreshToken) {
         let id = new_session_id();
         let refresh = RefreshToken::generate(&id);
         let session = Self {

@@ -72,7 +72,13 @@ const MARKER_SK: &str = "USER";
 
 impl User {
     /// A new, unverified user.
-    pub fn new(email: &Email, name: Option<String>, tenant_name: Option<String>, password_hash: String, now: UnixTime) -> Self {
+    pub fn new(
+        email: &Email,
+        name: Option<String>,
+        tenant_name: Option<String>,
+        password_hash: String,
+        now: UnixTime,
+    ) -> Self {
         let id = new_user_id();
         Self {
             pk: user_pk(&id),
@@ -109,7 +115,14 @@ fn new_user_id() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The key of a user item.
@@ -124,7 +137,10 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<User>, Error> {
 
 /// The id of the account that owns an address, if any.
 pub async fn id_for_email(store: &Store, email: &Email) -> Result<Option<String>, Error> {
-    Ok(store.get::<EmailMarker>(&email_pk(email), MARKER_SK).await?.map(|m| m.user_id))
+    Ok(store
+        .get::<EmailMarker>(&email_pk(email), MARKER_SK)
+        .await?
+        .map(|m| m.user_id))
 }
 
 /// Reads the account that owns an address: the marker, then the user (two round trips).
@@ -138,7 +154,11 @@ pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>,
 /// Transaction items that create a user and claim its address; the claim fails if the address is taken.
 pub(crate) fn create_items(store: &Store, user: &User) -> Result<Vec<TransactWriteItem>, Error> {
     let email = Email::parse(&user.email)?;
-    let marker = EmailMarker { pk: email_pk(&email), sk: MARKER_SK.to_owned(), user_id: user.id.clone() };
+    let marker = EmailMarker {
+        pk: email_pk(&email),
+        sk: MARKER_SK.to_owned(),
+        user_id: user.id.clone(),
+    };
     let put = |item| -> Result<TransactWriteItem, Error> {
         let put = built(
             Put::builder()
@@ -165,15 +185,23 @@ pub(crate) fn replace_pending_item(store: &Store, user: &User, now: UnixTime) ->
     let mut remove = Vec::new();
     for (field, value) in [("name", &user.name), ("tenant_name", &user.tenant_name)] {
         match value {
+            // `name` is a DynamoDB reserved word, so every field goes through a placeholder.
             Some(value) => {
-                set.push_str(&format!(", {field} = :{field}"));
+                set.push_str(&format!(", #{field} = :{field}"));
                 update = update.expression_attribute_values(format!(":{field}"), s(value));
             }
-            None => remove.push(field),
+            None => remove.push(format!("#{field}")),
         }
+        update = update.expression_attribute_names(format!("#{field}"), field);
     }
-    let expression = if remove.is_empty() { set } else { format!("{set} REMOVE {}", remove.join(", ")) };
-    Ok(TransactWriteItem::builder().update(built(update.update_expression(expression).build())?).build())
+    let expression = if remove.is_empty() {
+        set
+    } else {
+        format!("{set} REMOVE {}", remove.join(", "))
+    };
+    Ok(TransactWriteItem::builder()
+        .update(built(update.update_expression(expression).build())?)
+        .build())
 }
 
 /// A transaction item that marks a user verified.
@@ -231,7 +259,13 @@ pub async fn upgrade_password_hash(store: &Store, user: &User, password_hash: &s
         .send()
         .await
         .map(|_| ())
-        .or_else(|err| if super::is_condition_failure(&err) { Ok(()) } else { Err(Error::dependency("dynamodb UpdateItem", err)) })
+        .or_else(|err| {
+            if super::is_condition_failure(&err) {
+                Ok(())
+            } else {
+                Err(Error::dependency("dynamodb UpdateItem", err))
+            }
+        })
 }
 
 #[cfg(test)]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make dev`: moto on :4566, the table, a signing key and the sender identity, then the API on :3000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MOTO_PORT=${MOTO_PORT:-4566}
+API_PORT=${API_PORT:-3000}
+source scripts/local-env.sh
+export KEYGATE_LISTEN="127.0.0.1:${API_PORT}"
+export RUST_LOG=${RUST_LOG:-info}
+
+echo "==> building the local server"
+cargo build --quiet -p keygate-local
+echo "==> starting the local AWS services on $AWS_ENDPOINT_URL (emails are printed below)"
+start_moto
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT INT TERM
+target/debug/keygate-local setup
+echo "==> keygate API on http://127.0.0.1:${API_PORT}  (Ctrl-C stops everything)"
+target/debug/keygate-local serve

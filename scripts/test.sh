@@ -16,4 +16,8 @@ start_moto --quiet 2>.moto-test.log
 trap 'kill $MOTO_PID 2>/dev/null || true; rm -f .moto-test.log' EXIT
 cargo run --quiet -p keygate-local -- setup >/dev/null
 echo "==> running the tests"
-cargo test --workspace --quiet -- --test-threads "${TEST_THREADS:-4}"
+cargo test --workspace --quiet -- --test-threads "${TEST_THREADS:-4}" 2>&1 | tee .test-output.log
+# One closing line for the whole run: cargo prints a result line per test binary, most of them empty.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "keygate: %d passed, %d failed\n", p, f }' .test-output.log
+rm -f .test-output.log

@@ -35,6 +35,13 @@ routes! {
     "POST" "/v1/auth/change-password" => auth_change_password,
     "POST" "/v1/auth/password-reset-request" => auth_password_reset_request,
     "POST" "/v1/auth/password-reset" => auth_password_reset,
+    "POST" "/v1/auth/otp/send" => auth_otp_send,
+    "POST" "/v1/auth/otp/login" => auth_otp_login,
+    "POST" "/v1/auth/magic-link/send" => auth_magic_link_send,
+    "POST" "/v1/auth/magic-link/login" => auth_magic_link_login,
+    "GET" "/v1/auth/sessions" => auth_sessions_list,
+    "DELETE" "/v1/auth/sessions/{session_id}" => auth_sessions_revoke,
+    "DELETE" "/v1/auth/sessions" => auth_sessions_revoke_others,
     "GET" "/.well-known/jwks.json" => well_known_jwks,
     "GET" "/.well-known/openid-configuration" => well_known_openid_configuration,
 }

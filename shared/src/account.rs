@@ -11,7 +11,7 @@ use crate::session::{self, TokenResponse};
 use crate::store::codes::{self, Purpose};
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, User};
-use crate::{Error, State};
+use crate::{rate_limit, Error, State};
 
 /// Longest display or tenant name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -98,7 +98,21 @@ pub async fn verify_registration(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let checked = codes::check(&state.store, email, Purpose::Register, code, now).await?;
+    redeem_code_for_session(state, email, Purpose::Register, code, client, now).await
+}
+
+/// Redeems an emailed code of `purpose` (registration or login) and starts a session (amr `otp`). The code proves
+/// the address, so an unverified account becomes verified in the same transaction.
+/// Three round trips: the code check, the user read, the transaction (consume code, verify, create session).
+pub async fn redeem_code_for_session(
+    state: &State,
+    email: &Email,
+    purpose: Purpose,
+    code: &str,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let checked = codes::check(&state.store, email, purpose, code, now).await?;
     let mut user = users::get(&state.store, &checked.user_id)
         .await?
         .ok_or(Error::InvalidCode)?;
@@ -170,18 +184,42 @@ pub async fn change_password(
     state.mailer.send(&email, Mail::PasswordChanged).await
 }
 
-/// Emails a reset code when the address has an account; does nothing otherwise. Two round trips when it does
-/// (marker, code), one when it does not.
-pub async fn request_password_reset(state: &State, email: &Email, now: UnixTime) -> Result<(), Error> {
+/// The whole of an "email me a code" request, shared by `otp/send` and `password-reset-request`: the per-IP and
+/// per-address limits, then [`send_code`]. The answer is the same whether or not the address has an account.
+/// Round trips: one IP counter, two address counters, then [`send_code`]'s one or two.
+pub async fn request_code(
+    state: &State,
+    email: &Email,
+    purpose: Purpose,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<(), Error> {
+    let limits = &state.config.rate_limits;
+    let rule = limits.send_rule(match purpose {
+        Purpose::PasswordReset => "password-reset-request",
+        Purpose::Login => "otp-send",
+        Purpose::Register => "register",
+    });
+    rate_limit::check_client_ip(&state.store, &rule, client, now).await?;
+    rate_limit::check_mail_address(&state.store, limits, email, now).await?;
+    send_code(state, email, purpose, now).await
+}
+
+/// Emails a code of `purpose` (password reset or login) when the address has an account; does nothing otherwise,
+/// so the caller's answer is the same either way. A new code replaces the previous one of the same purpose.
+/// One round trip for an unknown address (the marker), two for a known one (plus the code).
+pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: UnixTime) -> Result<(), Error> {
     let Some(user_id) = users::id_for_email(&state.store, email).await? else {
         return Ok(());
     };
-    let (code, plaintext) = codes::issue(email, Purpose::PasswordReset, &user_id, now);
+    let (code, plaintext) = codes::issue(email, purpose, &user_id, now);
     codes::store(&state.store, &code).await?;
-    state
-        .mailer
-        .send(email, Mail::PasswordResetCode { code: &plaintext })
-        .await
+    let mail = match purpose {
+        Purpose::PasswordReset => Mail::PasswordResetCode { code: &plaintext },
+        Purpose::Login => Mail::LoginCode { code: &plaintext },
+        Purpose::Register => Mail::RegistrationCode { code: &plaintext },
+    };
+    state.mailer.send(email, mail).await
 }
 
 /// Redeems a reset code: sets the new password, verifies the address (the code proved it) and revokes every

@@ -41,6 +41,8 @@ pub struct Config {
     pub key_cache_ttl: i64,
     /// Per-IP request limits of the unauthenticated endpoints.
     pub rate_limits: RateLimits,
+    /// Exact URLs a magic link may name as `redirect_uri` (`KEYGATE_REDIRECT_ALLOWLIST`, comma-separated).
+    pub redirect_allowlist: Vec<String>,
 }
 
 /// Requests allowed per client IP per minute, by endpoint group (`KEYGATE_RATE_LIMIT_*`).
@@ -54,6 +56,12 @@ pub struct RateLimits {
     pub lookup_per_minute: u32,
     /// Token refresh and logout (`KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE`, default 60).
     pub refresh_per_minute: u32,
+    /// At most one email per address per this many seconds (`KEYGATE_MAIL_INTERVAL_SECONDS`, default 30).
+    pub mail_interval_seconds: u32,
+    /// Emails allowed per address per interval (`KEYGATE_MAIL_PER_INTERVAL`, default 1).
+    pub mail_per_interval: u32,
+    /// At most this many emails per address per hour (`KEYGATE_MAIL_PER_HOUR`, default 5).
+    pub mail_per_hour: u32,
 }
 
 impl Config {
@@ -123,8 +131,26 @@ impl Config {
                 send_per_minute: per_minute("KEYGATE_RATE_LIMIT_SEND_PER_MINUTE", 5)?,
                 lookup_per_minute: per_minute("KEYGATE_RATE_LIMIT_LOOKUP_PER_MINUTE", 3)?,
                 refresh_per_minute: per_minute("KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE", 60)?,
+                mail_interval_seconds: per_minute("KEYGATE_MAIL_INTERVAL_SECONDS", 30)?,
+                mail_per_interval: per_minute("KEYGATE_MAIL_PER_INTERVAL", 1)?,
+                mail_per_hour: per_minute("KEYGATE_MAIL_PER_HOUR", 5)?,
             },
+            redirect_allowlist: get("KEYGATE_REDIRECT_ALLOWLIST")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
+    }
+}
+
+impl Config {
+    /// Whether a `redirect_uri` is on the allow-list. Exact match only: prefix or pattern matching is how open
+    /// redirects slip through (`https://app.example.com.evil.test`).
+    pub fn redirect_allowed(&self, uri: &str) -> bool {
+        self.redirect_allowlist.iter().any(|allowed| allowed == uri)
     }
 }
 
@@ -164,6 +190,30 @@ mod tests {
             Config::from_vars(&vars),
             Err(ConfigError::Missing("KEYGATE_TABLE"))
         ));
+    }
+
+    #[test]
+    fn redirects_match_the_allow_list_exactly() {
+        let mut vars = base();
+        vars.insert(
+            "KEYGATE_REDIRECT_ALLOWLIST".into(),
+            "https://app.example.com/home, https://app.example.com/x".into(),
+        );
+        let config = Config::from_vars(&vars).unwrap();
+        assert!(config.redirect_allowed("https://app.example.com/home"));
+        assert!(config.redirect_allowed("https://app.example.com/x"));
+        for bad in [
+            "https://app.example.com/home.evil.test",
+            "https://app.example.com/home/../../evil",
+            "https://app.example.com.evil.test/home",
+            "//evil.test",
+            "",
+        ] {
+            assert!(!config.redirect_allowed(bad), "{bad}");
+        }
+        assert!(!Config::from_vars(&base())
+            .unwrap()
+            .redirect_allowed("https://app.example.com/home"));
     }
 
     #[test]

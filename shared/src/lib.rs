@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod mail;
+pub mod passwordless;
 pub mod passwords;
 pub mod rate_limit;
 pub mod rotation;

@@ -15,6 +15,10 @@ pub enum Mail<'a> {
     AlreadyRegistered,
     /// The code that resets a forgotten password.
     PasswordResetCode { code: &'a str },
+    /// A code that logs in without a password.
+    LoginCode { code: &'a str },
+    /// A link that logs in without a password.
+    MagicLink { url: &'a str },
     /// The password was changed from a signed-in session.
     PasswordChanged,
     /// The password was reset with an emailed code.
@@ -59,6 +63,22 @@ impl Mail<'_> {
                     "If you did not ask to reset your password, ignore this email.".into(),
                 ],
             ),
+            Self::LoginCode { code } => (
+                "Your sign-in code",
+                vec![
+                    format!("Your sign-in code is {code}."),
+                    "Enter it to sign in. It expires in 10 minutes and works once.".into(),
+                    "If you did not try to sign in, ignore this email; nobody can sign in without the code.".into(),
+                ],
+            ),
+            Self::MagicLink { url } => (
+                "Your sign-in link",
+                vec![
+                    "Open this link to sign in. It expires in 15 minutes and works once:".into(),
+                    (*url).to_owned(),
+                    "If you did not try to sign in, ignore this email.".into(),
+                ],
+            ),
             Self::PasswordChanged => (
                 "Your password was changed",
                 vec![
@@ -77,7 +97,14 @@ impl Mail<'_> {
         let text = lines.join("\n\n") + "\n";
         let paragraphs: String = lines
             .iter()
-            .map(|line| format!("<p>{}</p>", escape_html(line)))
+            .map(|line| {
+                let line = escape_html(line);
+                if line.starts_with("https://") || line.starts_with("http://") {
+                    format!("<p><a href=\"{line}\">{line}</a></p>")
+                } else {
+                    format!("<p>{line}</p>")
+                }
+            })
             .collect();
         let html = format!(
             "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">{paragraphs}</body></html>"
@@ -146,6 +173,10 @@ mod tests {
             Mail::RegistrationCode { code: "123456" },
             Mail::AlreadyRegistered,
             Mail::PasswordResetCode { code: "654321" },
+            Mail::LoginCode { code: "111111" },
+            Mail::MagicLink {
+                url: "https://app.example.com/magic-link?token=abc",
+            },
             Mail::PasswordChanged,
             Mail::PasswordWasReset,
         ] {

@@ -6,6 +6,7 @@
 
 use crate::clock::UnixTime;
 use crate::config::RateLimits;
+use crate::email::Email;
 use crate::http::ClientInfo;
 use crate::store::{rate_limits, Store};
 use crate::Error;
@@ -74,6 +75,26 @@ impl RateLimits {
     }
 }
 
+impl RateLimits {
+    /// The two limits on email sent to one address, against inbox flooding: a short interval and an hourly cap.
+    pub fn mail_rules(&self) -> [Rule; 2] {
+        [
+            Rule {
+                name: "mail-interval",
+                limit: self.mail_per_interval,
+                window: i64::from(self.mail_interval_seconds),
+                on_store_failure: OnStoreFailure::FailClosed,
+            },
+            Rule {
+                name: "mail-hour",
+                limit: self.mail_per_hour,
+                window: 3_600,
+                on_store_failure: OnStoreFailure::FailClosed,
+            },
+        ]
+    }
+}
+
 /// The window containing `now`: `[start, end)`.
 pub fn window_bounds(now: UnixTime, window: i64) -> (UnixTime, UnixTime) {
     let window = window.max(1);
@@ -100,6 +121,23 @@ pub async fn check(store: &Store, rule: &Rule, subject: &str, now: UnixTime) -> 
 /// Counts this request against `rule` for the client's IP (API Gateway's `sourceIp`).
 pub async fn check_client_ip(store: &Store, rule: &Rule, client: &ClientInfo, now: UnixTime) -> Result<(), Error> {
     check(store, rule, client.ip.as_deref().unwrap_or("unknown"), now).await
+}
+
+/// Counts an email to `email` against both mail rules. Every request counts, whether or not the address has an
+/// account, so a 429 reveals nothing. Two counters, written concurrently (two round trips, one round-trip time).
+pub async fn check_mail_address(store: &Store, limits: &RateLimits, email: &Email, now: UnixTime) -> Result<(), Error> {
+    let [interval, hourly] = limits.mail_rules();
+    let (a, b) = tokio::join!(
+        check(store, &interval, email.as_str(), now),
+        check(store, &hourly, email.as_str(), now)
+    );
+    match (a, b) {
+        (Err(Error::RateLimited { retry_after: x }), Err(Error::RateLimited { retry_after: y })) => {
+            Err(Error::RateLimited { retry_after: x.max(y) })
+        }
+        (Err(err), _) | (_, Err(err)) => Err(err),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 #[cfg(test)]

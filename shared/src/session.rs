@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
+use crate::store::sessions::list_active;
 use crate::store::sessions::{self, Inactive, RevokeProof, Rotation, Session};
 use crate::store::users::{self, User, UserView};
 use crate::tokens::{self, AccessClaims, RefreshToken};
@@ -155,4 +156,117 @@ pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) 
 pub async fn logout_session(state: &State, claims: &AccessClaims, now: UnixTime) -> Result<(), Error> {
     sessions::revoke(&state.store, &claims.sid, RevokeProof::Owner(&claims.sub), now).await?;
     Ok(())
+}
+
+/// One session as its owner sees it: no token material.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// Session id.
+    pub id: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; updated on refresh.
+    pub last_seen_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Client IP at login.
+    pub ip: Option<String>,
+    /// The raw User-Agent.
+    pub user_agent: Option<String>,
+    /// A short label such as "Firefox on macOS".
+    pub device: String,
+    /// How the user logged in.
+    pub amr: Vec<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// A short human label for a User-Agent, such as "Firefox on macOS".
+pub fn device_label(user_agent: Option<&str>) -> String {
+    let Some(parsed) = user_agent.and_then(|ua| woothee::parser::Parser::new().parse(ua)) else {
+        return "Unknown device".to_owned();
+    };
+    let known = |value: &str| !value.is_empty() && value != woothee::woothee::VALUE_UNKNOWN;
+    match (known(parsed.name), known(parsed.os)) {
+        (true, true) => format!("{} on {}", parsed.name, os_label(parsed.os)),
+        (true, false) => parsed.name.to_owned(),
+        (false, true) => format!("Unknown browser on {}", os_label(parsed.os)),
+        (false, false) => "Unknown device".to_owned(),
+    }
+}
+
+/// woothee's OS names, as people say them.
+fn os_label(os: &str) -> &str {
+    match os {
+        "Mac OSX" => "macOS",
+        "iPhone" | "iPad" | "iPod" => "iOS",
+        other => other,
+    }
+}
+
+/// The user's active sessions, newest first, marking the caller's. One round trip (a GSI query).
+pub async fn list(
+    state: &State,
+    user: &User,
+    current_session_id: &str,
+    now: UnixTime,
+) -> Result<Vec<SessionView>, Error> {
+    let sessions = list_active(&state.store, user, now).await?;
+    Ok(sessions
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.id == current_session_id,
+            device: device_label(s.user_agent.as_deref()),
+            created_at: crate::clock::rfc3339(s.created_at),
+            last_seen_at: crate::clock::rfc3339(s.last_seen_at),
+            expires_at: crate::clock::rfc3339(s.expires_at),
+            id: s.id,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            amr: s.amr,
+        })
+        .collect())
+}
+
+/// Revokes one of the user's own sessions. Someone else's (or no) session is 404, never 403, so ids cannot be
+/// probed. One round trip.
+pub async fn revoke_own(state: &State, user: &User, session_id: &str, now: UnixTime) -> Result<(), Error> {
+    if !tokens::is_session_id(session_id) {
+        return Err(Error::NotFound);
+    }
+    if sessions::revoke(&state.store, session_id, RevokeProof::Owner(&user.id), now).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+/// Revokes every session of the user except `keep`: one transaction that bumps the session epoch and moves the
+/// kept session to it. One round trip.
+pub async fn revoke_all_but(state: &State, user: &User, keep: &str, now: UnixTime) -> Result<(), Error> {
+    let new_epoch = user.session_epoch + 1;
+    let items = vec![
+        users::bump_epoch_item(&state.store, user, new_epoch, now)?,
+        sessions::move_to_epoch_item(&state.store, keep, new_epoch)?,
+    ];
+    if state.store.transact(items).await? {
+        Ok(())
+    } else {
+        Err(Error::SessionRevoked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_common_browsers() {
+        let firefox_mac = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0";
+        assert_eq!(device_label(Some(firefox_mac)), "Firefox on macOS");
+        let chrome_windows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+        assert_eq!(device_label(Some(chrome_windows)), "Chrome on Windows 10");
+        assert_eq!(device_label(None), "Unknown device");
+        assert_eq!(device_label(Some("")), "Unknown device");
+    }
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod handlers;
 mod keys;
 mod password;
+mod passwordless;
 mod rate_limits;
 mod registration;
 mod routes;

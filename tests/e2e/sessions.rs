@@ -124,3 +124,113 @@ async fn a_forged_secret_for_a_real_session_does_not_revoke_it() {
     );
     assert_eq!(app.refresh(&tokens.str("refresh_token")).await.status, 200);
 }
+
+#[tokio::test]
+async fn sessions_are_listed_with_devices_and_revoked() {
+    let app = TestApp::spawn().await;
+    let (email, _) = app.signed_up_user().await;
+    let firefox = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.4; rv:125.0) Gecko/20100101 Firefox/125.0";
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+    let login_with = |ua: &'static str| {
+        let app = &app;
+        let email = email.clone();
+        async move {
+            app.send_with_agent(
+                ua,
+                "POST",
+                "/v1/auth/login",
+                json!({ "email": email, "password": PASSWORD }),
+            )
+            .await
+        }
+    };
+    let on_mac = login_with(firefox).await;
+    app.state.clock.advance(1);
+    let on_windows = login_with(chrome).await;
+    let token = on_windows.str("access_token");
+
+    let listed = app.get("/v1/auth/sessions", Some(&token)).await;
+    assert_eq!(listed.status, 200);
+    let sessions = listed.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3, "the signup session and two logins");
+    assert_eq!(sessions[0]["id"], on_windows.body["session_id"], "newest first");
+    assert_eq!(sessions[0]["device"], "Chrome on Windows 10");
+    assert_eq!(sessions[0]["current"], true);
+    assert_eq!(sessions[1]["device"], "Firefox on macOS");
+    assert_eq!(sessions[1]["current"], false);
+    assert_eq!(sessions[1]["amr"], json!(["pwd"]));
+    assert!(!listed.body.to_string().contains("hash"), "no token material");
+
+    // Revoke the Mac session: its refresh token and access token stop working at once.
+    let mac_id = on_mac.str("session_id");
+    let revoked = app
+        .send("DELETE", &format!("/v1/auth/sessions/{mac_id}"), Some(&token), None)
+        .await;
+    assert_eq!(revoked.status, 204);
+    assert_eq!(
+        app.refresh(&on_mac.str("refresh_token")).await.code(),
+        "session_revoked"
+    );
+    assert_eq!(app.me(&on_mac.str("access_token")).await.status, 401);
+    let listed = app.get("/v1/auth/sessions", Some(&token)).await;
+    assert_eq!(listed.body["sessions"].as_array().unwrap().len(), 2);
+
+    // Then every other one.
+    assert_eq!(
+        app.send("DELETE", "/v1/auth/sessions", Some(&token), None).await.status,
+        204
+    );
+    let listed = app.get("/v1/auth/sessions", Some(&token)).await;
+    let remaining = listed.body["sessions"].as_array().unwrap();
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0]["current"], true);
+    assert_eq!(app.me(&token).await.status, 200);
+    assert_eq!(app.refresh(&on_windows.str("refresh_token")).await.status, 200);
+}
+
+#[tokio::test]
+async fn someone_elses_session_is_not_found() {
+    let app = TestApp::spawn().await;
+    let (_, mine) = app.signed_up_user().await;
+    let (_, theirs) = app.signed_up_user().await;
+    let path = format!("/v1/auth/sessions/{}", theirs.str("session_id"));
+    let answer = app.send("DELETE", &path, Some(&mine.str("access_token")), None).await;
+    assert_eq!((answer.status, answer.code()), (404, "not_found"));
+    assert_eq!(app.me(&theirs.str("access_token")).await.status, 200);
+    for bad in ["nope", "..%2F..%2Fx", &"A".repeat(500), "SESSION%23x"] {
+        let answer = app
+            .send(
+                "DELETE",
+                &format!("/v1/auth/sessions/{bad}"),
+                Some(&mine.str("access_token")),
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 404, "{bad}");
+    }
+    let anonymous = app.send("DELETE", &path, None, None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(app.get("/v1/auth/sessions", None).await.status, 401);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_not_listed() {
+    let app = TestApp::spawn_with(|c| c.refresh_token_ttl = 3_600).await;
+    let (email, first) = app.signed_up_user().await;
+    app.state.clock.advance(3_000);
+    let second = app.login(&email, PASSWORD).await;
+    app.state.clock.advance(700);
+    // The first session's item is still in the table (moto never expires items), but it is past its expiry.
+    assert_eq!(
+        app.items(&format!("SESSION#{}", first.str("session_id"))).await.len(),
+        1
+    );
+    let listed = app.get("/v1/auth/sessions", Some(&second.str("access_token"))).await;
+    let ids: Vec<&str> = listed.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![second.str("session_id").as_str()]);
+}

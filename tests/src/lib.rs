@@ -74,6 +74,9 @@ pub fn test_config() -> Config {
     config.rate_limits.verify_per_minute = 1_000;
     config.rate_limits.send_per_minute = 1_000;
     config.rate_limits.lookup_per_minute = 1_000;
+    config.rate_limits.mail_per_interval = 1_000;
+    config.rate_limits.mail_per_hour = 1_000;
+    config.redirect_allowlist = vec!["https://app.example.com/welcome".to_owned()];
     config
 }
 
@@ -121,25 +124,28 @@ impl TestApp {
 
     /// Sends a request and reads the answer whole.
     pub async fn send(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<Vec<u8>>) -> Answer {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        let mut request = self.request(method, path);
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let raw = response.bytes().await.unwrap().to_vec();
-        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-            raw,
-        }
+        read(request).await
+    }
+
+    /// Sends JSON with a given User-Agent.
+    pub async fn send_with_agent(&self, user_agent: &str, method: &str, path: &str, body: Value) -> Answer {
+        let request = self
+            .request(method, path)
+            .header("user-agent", user_agent)
+            .header("content-type", "application/json");
+        read(request.body(body.to_string())).await
+    }
+
+    fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        self.client.request(method, format!("{}{path}", self.base))
     }
 
     /// POSTs JSON.
@@ -277,6 +283,20 @@ impl TestApp {
             .unwrap()
             .items
             .unwrap_or_default()
+    }
+}
+
+async fn read(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let raw = response.bytes().await.unwrap().to_vec();
+    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+        raw,
     }
 }
 

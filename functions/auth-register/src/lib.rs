@@ -1,7 +1,7 @@
 //! `POST /v1/auth/register`: `{email, password, name?, tenant_name?}` → 202, and an emailed code.
 //!
-//! DynamoDB round trips: 3 for a new address (rate-limit counter, email marker, transaction), 4 for a known one
-//! (plus the user read).
+//! DynamoDB round trips: 5 for a new or an already verified address (IP counter, two address counters, email
+//! marker, then the transaction or the user read), 6 for a pending one (marker, user, transaction).
 
 use keygate::account::{self, Registration};
 use keygate::email::Email;
@@ -35,6 +35,7 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, Error>
     };
     let rule = state.config.rate_limits.send_rule("register");
     rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    rate_limit::check_mail_address(&state.store, &state.config.rate_limits, &registration.email, now).await?;
     account::register(state, registration, now).await?;
     Ok(http::json(202, &serde_json::json!({ "status": "verification_sent" })))
 }

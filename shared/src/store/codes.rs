@@ -21,6 +21,8 @@ pub enum Purpose {
     Register,
     /// Resetting a forgotten password.
     PasswordReset,
+    /// Logging in without a password.
+    Login,
 }
 
 impl Purpose {
@@ -28,6 +30,7 @@ impl Purpose {
         match self {
             Self::Register => "register",
             Self::PasswordReset => "reset",
+            Self::Login => "login",
         }
     }
 }

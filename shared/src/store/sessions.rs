@@ -208,6 +208,40 @@ pub async fn rotate(
     }
 }
 
+/// The owner's sessions that still count, newest first. Reads GSI1, filtering revoked, expired (TTL deletes
+/// late) and pre-epoch sessions; for display only, nothing decides on security from it. One round trip per
+/// page of results.
+pub async fn list_active(store: &Store, user: &User, now: UnixTime) -> Result<Vec<Session>, Error> {
+    let mut sessions = Vec::new();
+    let mut start_key = None;
+    // A user has few sessions; the bound only stops a pathological account from looping.
+    for _ in 0..10 {
+        let output = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :owner")
+            .filter_expression("expires_at > :now AND attribute_not_exists(revoked_at) AND epoch >= :epoch")
+            .expression_attribute_values(":owner", s(format!("USER#{}#SESSIONS", user.id)))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":epoch", n(user.session_epoch))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| Error::dependency("dynamodb Query", e))?;
+        for item in output.items.unwrap_or_default() {
+            sessions.push(decode::<Session>(item)?);
+        }
+        start_key = output.last_evaluated_key;
+        if start_key.is_none() {
+            break;
+        }
+    }
+    Ok(sessions)
+}
+
 /// Who may revoke a session.
 pub enum RevokeProof<'a> {
     /// The holder of one of its refresh tokens (current or rotated out).

@@ -245,6 +245,24 @@ pub(crate) fn set_password_item(
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
+/// A transaction item that moves a user to a new session epoch, revoking every session started before it.
+pub(crate) fn bump_epoch_item(
+    store: &Store,
+    user: &User,
+    new_epoch: i64,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&user.id)))
+        .update_expression("SET session_epoch = :new_epoch, updated_at = :now")
+        .condition_expression("session_epoch = :old_epoch")
+        .expression_attribute_values(":new_epoch", n(new_epoch))
+        .expression_attribute_values(":old_epoch", n(user.session_epoch))
+        .expression_attribute_values(":now", n(now));
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+}
+
 /// Stores a re-hash made with current parameters; best effort, the login already succeeded.
 pub async fn upgrade_password_hash(store: &Store, user: &User, password_hash: &str) -> Result<(), Error> {
     store

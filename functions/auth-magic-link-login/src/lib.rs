@@ -1,0 +1,28 @@
+//! `POST /v1/auth/magic-link/login`: `{token}` → 200 token response (amr `email_link`), plus the link's
+//! `redirect_uri` when it had one. A second use of a link is 401; the tokens of the first use stay valid.
+//!
+//! DynamoDB round trips: 4 (IP counter, conditional delete of the link, user read, session write).
+
+use keygate::{http, passwordless, rate_limit, Error, State};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    token: String,
+}
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, login(state, &req).await)
+}
+
+async fn login(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let body: LoginRequest = http::json_body(req)?;
+    let client = http::client_info(req);
+    let rule = state.config.rate_limits.verify_rule("magic-link-login");
+    rate_limit::check_client_ip(&state.store, &rule, &client, now).await?;
+    let login = passwordless::login_with_magic_link(state, &body.token, &client, now).await?;
+    Ok(http::json(200, &login))
+}

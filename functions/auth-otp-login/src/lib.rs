@@ -1,0 +1,32 @@
+//! `POST /v1/auth/otp/login`: `{email, code}` → 200 token response (amr `otp`). A login code only; an unverified
+//! account becomes verified, since the code proves the address.
+//!
+//! DynamoDB round trips: 4 (IP counter, code check, user read, transaction).
+
+use keygate::email::Email;
+use keygate::store::codes::Purpose;
+use keygate::{account, http, rate_limit, Error, State};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    code: String,
+}
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, login(state, &req).await)
+}
+
+async fn login(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let body: LoginRequest = http::json_body(req)?;
+    let email = Email::parse(&body.email)?;
+    let client = http::client_info(req);
+    let rule = state.config.rate_limits.verify_rule("otp-login");
+    rate_limit::check_client_ip(&state.store, &rule, &client, now).await?;
+    let tokens = account::redeem_code_for_session(state, &email, Purpose::Login, &body.code, &client, now).await?;
+    Ok(http::json(200, &tokens))
+}

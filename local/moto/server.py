@@ -6,6 +6,7 @@ DynamoDB's condition checks, and race tests need them to be atomic (DESIGN §3).
 
 import argparse
 import html
+import json
 import re
 import sys
 
@@ -28,6 +29,35 @@ def print_sent_email() -> None:
     ses_models.SESBackend.send_email = send_email  # type: ignore[method-assign]
 
 
+def with_sent_email_view(app):  # type: ignore[no-untyped-def]
+    """Serves GET /moto-api/keygate/sent-email: the `ses.Message` part of /moto-api/data.json, alone.
+
+    data.json also serialises every DynamoDB item moto holds, which takes seconds once a test run has filled the
+    table, and the single-threaded server answers nothing else meanwhile. This is the same model data, filtered.
+    """
+    from moto.core.model_instances import model_data
+
+    def view(environ, start_response):  # type: ignore[no-untyped-def]
+        if environ.get("PATH_INFO") != "/moto-api/keygate/sent-email":
+            return app(environ, start_response)
+        model = model_data.get("ses", {}).get("Message")
+        messages = [
+            {
+                "id": m.id,
+                "source": m.source,
+                "subject": m.subject,
+                "body": m.body,
+                "destinations": m.destinations,
+            }
+            for m in (model.instances_tracked if model else [])
+        ]
+        body = json.dumps(messages).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return view
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -36,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.quiet:
         print_sent_email()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = with_sent_email_view(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=False, use_reloader=False)
 
 

@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 
+use crate::backoff::{self, Gate};
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::http::ClientInfo;
@@ -9,6 +10,7 @@ use crate::mail::Mail;
 use crate::passwords::{self, Verified};
 use crate::session::{self, TokenResponse};
 use crate::store::codes::{self, Purpose};
+use crate::store::login_failures;
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, User};
 use crate::{rate_limit, Error, State};
@@ -103,7 +105,8 @@ pub async fn verify_registration(
 
 /// Redeems an emailed code of `purpose` (registration or login) and starts a session (amr `otp`). The code proves
 /// the address, so an unverified account becomes verified in the same transaction.
-/// Three round trips: the code check, the user read, the transaction (consume code, verify, create session).
+/// Three round trips: the code check, the user read, the transaction (consume code, verify, create session,
+/// forget failed logins).
 pub async fn redeem_code_for_session(
     state: &State,
     email: &Email,
@@ -122,6 +125,7 @@ pub async fn redeem_code_for_session(
         codes::consume_item(&state.store, &checked)?,
         users::mark_verified_item(&state.store, &user.id, now)?,
         sessions::create_item(&state.store, &session)?,
+        login_failures::clear_item(&state.store, email.as_str())?,
     ];
     if !state.store.transact(items).await? {
         return Err(Error::InvalidCode);
@@ -129,8 +133,11 @@ pub async fn redeem_code_for_session(
     session::token_response(state, &user, &session, &refresh, now).await
 }
 
-/// Checks an email and password and starts a session. Unknown addresses cost the same argon2 run as known ones.
-/// Three round trips (marker, user, session); a fourth only when an old hash is upgraded.
+/// Checks an email and password and starts a session. Unknown addresses cost the same argon2 run as known ones,
+/// and count failures the same way. In backoff (see [`crate::backoff`]) an early attempt is refused before any
+/// argon2 run, and a due one must first claim its slot, so parallel guesses gain nothing.
+/// Four round trips when the password is right (IP counter is the caller's: marker and failure record in one
+/// BatchGetItem, the user, the session); one more to clear earlier failures, or to upgrade an old hash.
 pub async fn login(
     state: &State,
     email: &str,
@@ -138,17 +145,42 @@ pub async fn login(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let user = match Email::parse(email) {
-        Ok(email) => users::find_by_email(&state.store, &email).await?,
-        Err(_) => None,
+    let Ok(email) = Email::parse(email) else {
+        // No account can have this address; still spend the same argon2 run.
+        passwords::verify(password, None).await?;
+        return Err(Error::InvalidCredentials);
+    };
+    let (user_id, failures) = login_failures::account_and_failures(&state.store, &email).await?;
+    match backoff::gate(failures.as_ref(), now) {
+        Gate::Open => {}
+        Gate::Due => {
+            let seen = failures.clone().unwrap_or_default();
+            if !login_failures::claim_attempt(&state.store, email.as_str(), &seen, now).await? {
+                return Err(Error::RateLimited {
+                    retry_after: backoff::delay_after(seen.failures).max(1),
+                });
+            }
+        }
+        Gate::Wait(seconds) => return Err(Error::RateLimited { retry_after: seconds }),
+        Gate::Locked => return Err(Error::AccountLocked),
+    }
+    let user = match user_id {
+        Some(id) => users::get(&state.store, &id).await?,
+        None => None,
     };
     let verified = passwords::verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
     let user = match (user, verified) {
         (Some(user), Verified::Yes | Verified::YesRehash) => user,
-        _ => return Err(Error::InvalidCredentials),
+        _ => {
+            login_failures::record_failure(&state.store, email.as_str(), backoff::CEILING, now).await?;
+            return Err(Error::InvalidCredentials);
+        }
     };
     if !user.email_verified {
         return Err(Error::EmailNotVerified);
+    }
+    if failures.is_some() {
+        login_failures::clear(&state.store, email.as_str()).await?;
     }
     if verified == Verified::YesRehash {
         let upgraded = passwords::hash(password).await?;
@@ -240,6 +272,7 @@ pub async fn reset_password(
     let items = vec![
         codes::consume_item(&state.store, &checked)?,
         users::set_password_item(&state.store, &user, &password_hash, user.session_epoch + 1, true, now)?,
+        login_failures::clear_item(&state.store, email.as_str())?,
     ];
     if !state.store.transact(items).await? {
         return Err(Error::InvalidCode);

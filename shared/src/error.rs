@@ -67,6 +67,9 @@ pub enum Error {
     /// The password was right but the email has not been verified yet.
     #[error("The email address has not been verified yet.")]
     EmailNotVerified,
+    /// Password login is locked after too many consecutive failures, until the owner proves the address.
+    #[error("Too many failed sign-in attempts. Reset your password, or sign in with an emailed code or link.")]
+    AccountLocked,
     /// The emailed code is wrong, expired or used up.
     #[error("The code is invalid or has expired.")]
     InvalidCode,
@@ -103,6 +106,7 @@ impl Error {
             Self::WeakPassword(_) => "weak_password",
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotVerified => "email_not_verified",
+            Self::AccountLocked => "account_locked",
             Self::InvalidCode => "invalid_code",
             Self::InvalidToken(_) => "invalid_token",
             Self::SessionRevoked => "session_revoked",
@@ -118,7 +122,7 @@ impl Error {
         match self {
             Self::MalformedJson | Self::InvalidRequest(_) | Self::InvalidCode => 400,
             Self::InvalidCredentials | Self::InvalidToken(_) | Self::SessionRevoked => 401,
-            Self::EmailNotVerified | Self::WrongPassword => 403,
+            Self::EmailNotVerified | Self::WrongPassword | Self::AccountLocked => 403,
             Self::NotFound => 404,
             Self::RefreshConflict => 409,
             Self::PayloadTooLarge(_) => 413,

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod email;

@@ -6,9 +6,9 @@ use crate::email::Email;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
 use crate::session::{self, TokenResponse};
-use crate::store::magic_links;
 use crate::store::sessions::{self, Session};
 use crate::store::users;
+use crate::store::{login_failures, magic_links};
 use crate::{Error, State};
 
 /// Longest accepted `redirect_uri`.
@@ -56,8 +56,8 @@ pub struct MagicLinkLogin {
 }
 
 /// Redeems a link (single use) and starts a session (amr `email_link`); the link proves the address.
-/// Three round trips: the conditional delete, the user read, the session write (a transaction that also
-/// verifies the address when it was not yet).
+/// Three round trips: the conditional delete, the user read, one transaction (verify the address, create the
+/// session, forget failed password logins).
 pub async fn login_with_magic_link(
     state: &State,
     token: &str,
@@ -69,17 +69,15 @@ pub async fn login_with_magic_link(
         .await?
         .ok_or(Error::InvalidToken("The link is invalid, used or expired."))?;
     let (session, refresh) = Session::start(&user, &["email_link"], client, state.config.refresh_token_ttl, now);
-    if user.email_verified {
-        sessions::create(&state.store, &session).await?;
-    } else {
-        user.email_verified = true;
-        let items = vec![
-            users::mark_verified_item(&state.store, &user.id, now)?,
-            sessions::create_item(&state.store, &session)?,
-        ];
-        if !state.store.transact(items).await? {
-            return Err(Error::InvalidToken("The link is invalid, used or expired."));
-        }
+    // The link proves the address: verify it and forget failed password logins, with the session, in one write.
+    user.email_verified = true;
+    let items = vec![
+        users::mark_verified_item(&state.store, &user.id, now)?,
+        sessions::create_item(&state.store, &session)?,
+        login_failures::clear_item(&state.store, &user.email)?,
+    ];
+    if !state.store.transact(items).await? {
+        return Err(Error::InvalidToken("The link is invalid, used or expired."));
     }
     let tokens = session::token_response(state, &user, &session, &refresh, now).await?;
     Ok(MagicLinkLogin {

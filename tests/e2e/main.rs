@@ -1,6 +1,7 @@
 //! End-to-end tests: every flow over HTTP against the local API and moto. One binary, to keep link time down.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod bad_input;
 mod handlers;
 mod keys;

@@ -92,6 +92,7 @@ fn every_error_code_is_documented() {
         keygate::Error::WrongPassword,
         keygate::Error::InvalidCredentials,
         keygate::Error::EmailNotVerified,
+        keygate::Error::AccountLocked,
         keygate::Error::InvalidCode,
         keygate::Error::InvalidToken(""),
         keygate::Error::SessionRevoked,

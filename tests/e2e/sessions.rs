@@ -144,6 +144,7 @@ async fn sessions_are_listed_with_devices_and_revoked() {
             .await
         }
     };
+    app.state.clock.advance(1);
     let on_mac = login_with(firefox).await;
     app.state.clock.advance(1);
     let on_windows = login_with(chrome).await;

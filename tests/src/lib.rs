@@ -208,13 +208,14 @@ impl TestApp {
 
     /// Every email moto has sent to `to`, oldest first: (subject, body). moto keeps the HTML part only.
     pub async fn emails_to(&self, to: &str) -> Vec<(String, String)> {
-        let data: Value = reqwest::get(format!("{}/moto-api/data.json", self.moto))
+        // The `ses.Message` list of moto's /moto-api/data.json, served alone (see local/moto/server.py).
+        let messages: Value = reqwest::get(format!("{}/moto-api/keygate/sent-email", self.moto))
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        data["ses"]["Message"]
+        messages
             .as_array()
             .map(|messages| {
                 messages

@@ -1,7 +1,8 @@
 //! `POST /v1/auth/login`: `{email, password}` → 200 token response.
 //!
-//! DynamoDB round trips: 4 (rate-limit counter, email marker, user, new session); a fifth only when a password
-//! hash made with old parameters is upgraded.
+//! DynamoDB round trips: 4 (IP counter, one BatchGetItem of the email marker and the failure record, the user,
+//! then the new session or the failure count); one more to clear earlier failures, to claim a backoff slot, or
+//! to upgrade a hash made with old parameters. An attempt refused by the backoff stops after 2, with no argon2.
 
 use keygate::{account, http, rate_limit, Error, State};
 use lambda_http::{Body, Request, Response};

@@ -1,6 +1,7 @@
 //! DynamoDB access: one module per entity, all in one table keyed by `pk`/`sk` with TTL on `expires_at`.
 
 pub mod codes;
+pub mod login_failures;
 pub mod magic_links;
 pub mod rate_limits;
 pub mod sessions;

@@ -143,6 +143,16 @@ pub async fn id_for_email(store: &Store, email: &Email) -> Result<Option<String>
         .map(|m| m.user_id))
 }
 
+/// The key of an address's marker.
+pub(crate) fn marker_key(email: &Email) -> super::Item {
+    key(&email_pk(email), MARKER_SK)
+}
+
+/// The user id a marker item points to.
+pub(crate) fn marker_user_id(item: super::Item) -> Result<String, Error> {
+    Ok(super::decode::<EmailMarker>(item)?.user_id)
+}
+
 /// Reads the account that owns an address: the marker, then the user (two round trips).
 pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>, Error> {
     match id_for_email(store, email).await? {

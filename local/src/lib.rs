@@ -253,7 +253,10 @@ mod tests {
             Some("a@b.com")
         );
         assert_eq!(request.path_parameters_ref().and_then(|p| p.first("id")), Some("abc"));
-        assert_eq!(keygate::http::client_info(&request).ip.as_deref(), Some("127.0.0.2"));
+        assert_eq!(
+            keygate::http::client_info(&request, None).ip.as_deref(),
+            Some("127.0.0.2")
+        );
         assert_eq!(request.body().as_ref(), b"{\"a\":1}");
     }
 }

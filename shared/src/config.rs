@@ -41,8 +41,21 @@ pub struct Config {
     pub key_cache_ttl: i64,
     /// Per-IP request limits of the unauthenticated endpoints.
     pub rate_limits: RateLimits,
+    /// The proxy in front of API Gateway whose client-address header is trusted, if any.
+    pub trusted_proxy: Option<TrustedProxy>,
     /// Exact URLs a magic link may name as `redirect_uri` (`KEYGATE_REDIRECT_ALLOWLIST`, comma-separated).
     pub redirect_allowlist: Vec<String>,
+}
+
+/// A proxy (CloudFront with the WAF) that tells the client's address in a header. Its word counts only on
+/// requests that also carry the shared secret it adds, so a caller who goes around it to API Gateway cannot
+/// choose its own address.
+#[derive(Debug, Clone)]
+pub struct TrustedProxy {
+    /// Header holding the client's `ip:port` (`KEYGATE_CLIENT_IP_HEADER`, e.g. `cloudfront-viewer-address`).
+    pub ip_header: String,
+    /// Value of `x-keygate-origin-verify` the proxy adds (`KEYGATE_ORIGIN_VERIFY_SECRET`, at least 32 bytes).
+    pub secret: secrecy::SecretString,
 }
 
 /// Requests allowed per client IP per minute, by endpoint group (`KEYGATE_RATE_LIMIT_*`).
@@ -134,6 +147,19 @@ impl Config {
                 mail_interval_seconds: per_minute("KEYGATE_MAIL_INTERVAL_SECONDS", 30)?,
                 mail_per_interval: per_minute("KEYGATE_MAIL_PER_INTERVAL", 1)?,
                 mail_per_hour: per_minute("KEYGATE_MAIL_PER_HOUR", 5)?,
+            },
+            trusted_proxy: match (get("KEYGATE_CLIENT_IP_HEADER"), get("KEYGATE_ORIGIN_VERIFY_SECRET")) {
+                (None, _) => None,
+                (Some(header), Some(secret)) if secret.len() >= 32 => Some(TrustedProxy {
+                    ip_header: header.to_ascii_lowercase(),
+                    secret: secrecy::SecretString::from(secret),
+                }),
+                (Some(_), _) => {
+                    return Err(ConfigError::Invalid {
+                        name: "KEYGATE_ORIGIN_VERIFY_SECRET",
+                        reason: "must be at least 32 characters when KEYGATE_CLIENT_IP_HEADER is set".into(),
+                    })
+                }
             },
             redirect_allowlist: get("KEYGATE_REDIRECT_ALLOWLIST")
                 .unwrap_or_default()

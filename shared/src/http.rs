@@ -8,6 +8,9 @@ use lambda_http::{Body, Request, RequestExt as _, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use secrecy::ExposeSecret as _;
+
+use crate::config::TrustedProxy;
 use crate::Error;
 
 /// Largest request body accepted (DESIGN §4).
@@ -59,18 +62,34 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-/// Reads [`ClientInfo`] from the API Gateway request context.
-pub fn client_info(req: &Request) -> ClientInfo {
-    let ip = match req.request_context_ref() {
+/// Header a trusted proxy adds to prove a request came through it.
+pub const ORIGIN_VERIFY_HEADER: &str = "x-keygate-origin-verify";
+
+/// Reads [`ClientInfo`]: the IP is API Gateway's `sourceIp`, unless the request came through the configured
+/// trusted proxy (proven by its secret header), in which case it is the address that proxy reports.
+pub fn client_info(req: &Request, proxy: Option<&TrustedProxy>) -> ClientInfo {
+    let source_ip = match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
         _ => None,
     };
+    let ip = proxy.and_then(|proxy| proxied_ip(req, proxy)).or(source_ip);
     let user_agent = req
         .headers()
         .get(lambda_http::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(512).collect());
     ClientInfo { ip, user_agent }
+}
+
+fn proxied_ip(req: &Request, proxy: &TrustedProxy) -> Option<String> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let presented = header(ORIGIN_VERIFY_HEADER)?;
+    if !crate::secret::ct_eq(presented, proxy.secret.expose_secret()) {
+        return None;
+    }
+    // CloudFront-Viewer-Address is `ip:port`, IPv6 included (`2001:db8::1:443`): drop the last `:port`.
+    let (ip, _port) = header(&proxy.ip_header)?.rsplit_once(':')?;
+    ip.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
 fn request_id(req: &Request) -> String {
@@ -225,6 +244,33 @@ mod tests {
             panic!("expected invalid_request");
         };
         assert!(!message.contains("hunter2secret"));
+    }
+
+    #[test]
+    fn trusts_the_proxy_header_only_with_the_secret() {
+        let proxy = TrustedProxy {
+            ip_header: "cloudfront-viewer-address".into(),
+            secret: secrecy::SecretString::from("s".repeat(32)),
+        };
+        let mut req = request("");
+        req.headers_mut().insert(
+            "cloudfront-viewer-address",
+            HeaderValue::from_static("203.0.113.9:51234"),
+        );
+        assert_eq!(client_info(&req, Some(&proxy)).ip, None, "no secret, no trust");
+        req.headers_mut()
+            .insert(ORIGIN_VERIFY_HEADER, HeaderValue::from_static("wrong"));
+        assert_eq!(client_info(&req, Some(&proxy)).ip, None);
+        let secret = HeaderValue::from_str(&"s".repeat(32)).unwrap();
+        req.headers_mut().insert(ORIGIN_VERIFY_HEADER, secret);
+        assert_eq!(client_info(&req, Some(&proxy)).ip.as_deref(), Some("203.0.113.9"));
+        req.headers_mut()
+            .insert("cloudfront-viewer-address", HeaderValue::from_static("2001:db8::1:443"));
+        assert_eq!(client_info(&req, Some(&proxy)).ip.as_deref(), Some("2001:db8::1"));
+        req.headers_mut()
+            .insert("cloudfront-viewer-address", HeaderValue::from_static("not-an-ip:1"));
+        assert_eq!(client_info(&req, Some(&proxy)).ip, None);
+        assert_eq!(client_info(&req, None).ip, None);
     }
 
     #[test]

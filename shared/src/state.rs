@@ -43,6 +43,11 @@ impl State {
         }
     }
 
+    /// Who is calling: the client IP (see [`crate::http::client_info`]) and User-Agent.
+    pub fn client_info(&self, req: &lambda_http::Request) -> crate::http::ClientInfo {
+        crate::http::client_info(req, self.config.trusted_proxy.as_ref())
+    }
+
     /// Reads the configuration and the AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;

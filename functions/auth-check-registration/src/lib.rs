@@ -21,7 +21,7 @@ async fn check(state: &State, req: &Request) -> Result<Response<Body>, Error> {
         .ok_or_else(|| Error::InvalidRequest("The request is invalid: missing query parameter `email`.".into()))?;
     let email = Email::parse(raw)?;
     let rule = state.config.rate_limits.lookup_rule();
-    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     let registered = account::is_registered(state, &email).await?;
     Ok(http::json(200, &serde_json::json!({ "registered": registered })))
 }

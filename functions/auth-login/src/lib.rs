@@ -23,7 +23,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 async fn login(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let body: LoginRequest = http::json_body(req)?;
-    let client = http::client_info(req);
+    let client = state.client_info(req);
     let rule = state.config.rate_limits.verify_rule("login");
     rate_limit::check_client_ip(&state.store, &rule, &client, now).await?;
     let tokens = account::login(state, &body.email, &body.password, &client, now).await?;

@@ -25,7 +25,7 @@ async fn logout(state: &State, req: &Request) -> Result<Response<Body>, Error> {
         None
     };
     let rule = state.config.rate_limits.refresh_rule("logout");
-    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     match refresh_token {
         Some(token) => session::logout_with_refresh_token(state, &token, now).await?,
         None => {

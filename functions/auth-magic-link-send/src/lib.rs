@@ -29,7 +29,7 @@ async fn send(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     rate_limit::check_client_ip(
         &state.store,
         &limits.send_rule("magic-link-send"),
-        &http::client_info(req),
+        &state.client_info(req),
         now,
     )
     .await?;

@@ -24,7 +24,7 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let body: LoginRequest = http::json_body(req)?;
     let email = Email::parse(&body.email)?;
-    let client = http::client_info(req);
+    let client = state.client_info(req);
     let rule = state.config.rate_limits.verify_rule("otp-login");
     rate_limit::check_client_ip(&state.store, &rule, &client, now).await?;
     let tokens = account::redeem_code_for_session(state, &email, Purpose::Login, &body.code, &client, now).await?;

@@ -36,7 +36,7 @@ async fn send(state: &State, req: &Request) -> Result<Response<Body>, Error> {
         OtpPurpose::Login => Purpose::Login,
         OtpPurpose::Reset => Purpose::PasswordReset,
     };
-    account::request_code(state, &email, purpose, &http::client_info(req), now).await?;
+    account::request_code(state, &email, purpose, &state.client_info(req), now).await?;
     Ok(http::json(
         202,
         &serde_json::json!({ "status": "code_sent_if_account_exists" }),

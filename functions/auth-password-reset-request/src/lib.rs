@@ -24,7 +24,7 @@ async fn request_reset(state: &State, req: &Request) -> Result<Response<Body>, E
     let now = state.clock.now();
     let body: ResetRequest = http::json_body(req)?;
     let email = Email::parse(&body.email)?;
-    account::request_code(state, &email, Purpose::PasswordReset, &http::client_info(req), now).await?;
+    account::request_code(state, &email, Purpose::PasswordReset, &state.client_info(req), now).await?;
     Ok(http::json(
         202,
         &serde_json::json!({ "status": "code_sent_if_account_exists" }),

@@ -26,7 +26,7 @@ async fn reset(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let body: ResetRequest = http::json_body(req)?;
     let email = Email::parse(&body.email)?;
     let rule = state.config.rate_limits.verify_rule("password-reset");
-    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     account::reset_password(state, &email, &body.code, &body.new_password, now).await?;
     Ok(http::empty(204))
 }

@@ -21,7 +21,7 @@ async fn refresh(state: &State, req: &Request) -> Result<Response<Body>, Error> 
     let now = state.clock.now();
     let body: RefreshRequest = http::json_body(req)?;
     let rule = state.config.rate_limits.refresh_rule("refresh");
-    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     let tokens = session::refresh(state, &body.refresh_token, now).await?;
     Ok(http::json(200, &tokens))
 }

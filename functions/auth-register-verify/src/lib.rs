@@ -22,7 +22,7 @@ async fn verify(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let body: VerifyRequest = http::json_body(req)?;
     let email = Email::parse(&body.email)?;
-    let client = http::client_info(req);
+    let client = state.client_info(req);
     let rule = state.config.rate_limits.verify_rule("register-verify");
     rate_limit::check_client_ip(&state.store, &rule, &client, now).await?;
     let tokens = account::verify_registration(state, &email, &body.code, &client, now).await?;

@@ -34,7 +34,7 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, Error>
         tenant_name: account::clean_name(body.tenant_name.as_deref(), "tenant_name")?,
     };
     let rule = state.config.rate_limits.send_rule("register");
-    rate_limit::check_client_ip(&state.store, &rule, &http::client_info(req), now).await?;
+    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     rate_limit::check_mail_address(&state.store, &state.config.rate_limits, &registration.email, now).await?;
     account::register(state, registration, now).await?;
     Ok(http::json(202, &serde_json::json!({ "status": "verification_sent" })))

@@ -66,7 +66,12 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
         Err(_) => return plain_error(413, "payload_too_large", "The request body is too large."),
     };
     let (method, template, _) = routes::ROUTES.get(index).copied().unwrap_or(("", "", ""));
-    let event = api_gateway_event(&parts, &body, peer, &format!("{method} {template}"), &params);
+    let mut event = api_gateway_event(&parts, &body, peer, &format!("{method} {template}"), &params);
+    if routes::AUTHORIZED_ROUTES.contains(&template) {
+        if let Err(response) = authorize(state, &mut event).await {
+            return response;
+        }
+    }
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(request) => request,
         Err(err) => {
@@ -78,6 +83,33 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
         Some(response) => to_hyper(response),
         None => plain_error(404, "not_found", "Not found."),
     }
+}
+
+/// Runs the Lambda authorizer as API Gateway would: no `Authorization` header is 401 without invoking it, a deny
+/// is 403, and an allow puts its context at `requestContext.authorizer.lambda`.
+async fn authorize(state: &State, event: &mut Value) -> Result<(), hyper::Response<Full<Bytes>>> {
+    let Some(identity) = keygate::authorizer::authorization_header(event).map(str::to_owned) else {
+        return Err(gateway_message(401, "Unauthorized"));
+    };
+    let mut request = event.clone();
+    request["type"] = json!("REQUEST");
+    request["identitySource"] = json!([identity]);
+    let decision = authorizer::handle(state, request).await;
+    if decision["isAuthorized"] != json!(true) {
+        return Err(gateway_message(403, "Forbidden"));
+    }
+    event["requestContext"]["authorizer"] = json!({ "lambda": decision["context"] });
+    Ok(())
+}
+
+fn gateway_message(status: u16, message: &str) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(json!({ "message": message }).to_string())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Builds an API Gateway HTTP API payload 2.0 event, as API Gateway would send it.

@@ -42,9 +42,18 @@ routes! {
     "GET" "/v1/auth/sessions" => auth_sessions_list,
     "DELETE" "/v1/auth/sessions/{session_id}" => auth_sessions_revoke,
     "DELETE" "/v1/auth/sessions" => auth_sessions_revoke_others,
+    "POST" "/v1/api-tokens" => api_tokens_create,
+    "GET" "/v1/api-tokens" => api_tokens_list,
+    "GET" "/v1/api-tokens/{id}" => api_tokens_get,
+    "POST" "/v1/api-tokens/{id}/rotate" => api_tokens_rotate,
+    "DELETE" "/v1/api-tokens/{id}" => api_tokens_delete,
+    "GET" "/v1/example/whoami" => example_whoami,
     "GET" "/.well-known/jwks.json" => well_known_jwks,
     "GET" "/.well-known/openid-configuration" => well_known_openid_configuration,
 }
+
+/// Routes that API Gateway guards with the keygate Lambda authorizer (template.yaml: `KeygateAuthorizer`).
+pub const AUTHORIZED_ROUTES: &[&str] = &["/v1/example/whoami"];
 
 /// The outcome of matching a request against the table.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,24 +1,77 @@
-//! Bearer authentication: an access JWT whose session is still active.
+//! Bearer authentication: an access JWT whose session is still active, or a personal access token, checked
+//! against what the endpoint needs.
 
 use lambda_http::Request;
 
 use crate::clock::UnixTime;
+use crate::pat::Pat;
+use crate::store::api_tokens::ApiToken;
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, User};
 use crate::store::{decode, Item};
 use crate::tokens::{self, AccessClaims};
-use crate::{http, Error, State};
+use crate::{api_tokens, http, Error, State};
+
+/// What an endpoint requires of the bearer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// An interactive session (a JWT): password changes and managing other sessions. PATs are refused.
+    Interactive,
+    /// Any credential that carries this scope.
+    Scope(&'static str),
+    /// Any valid credential; the endpoint decides (a PAT may always act on itself).
+    Authenticated,
+}
+
+/// How the caller authenticated.
+#[derive(Debug)]
+pub enum Credential {
+    /// An access JWT and its active session.
+    Session(Box<Session>),
+    /// A personal access token.
+    Pat(Box<ApiToken>),
+}
 
 /// The authenticated caller.
 #[derive(Debug)]
 pub struct Principal {
-    /// The verified token's claims.
-    pub claims: AccessClaims,
-    /// The caller's session, active.
-    pub session: Session,
     /// The caller.
     pub user: User,
+    /// The credential used.
+    pub credential: Credential,
+    /// What the credential may do.
+    pub scopes: Vec<String>,
 }
+
+impl Principal {
+    /// Whether the credential carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The caller's session, when it authenticated with one.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session(session) => Some(&session.id),
+            Credential::Pat(_) => None,
+        }
+    }
+
+    /// The calling token's id, when it authenticated with a PAT.
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Pat(token) => Some(&token.id),
+            Credential::Session(_) => None,
+        }
+    }
+
+    /// The session of an [`Access::Interactive`] caller.
+    pub fn interactive_session_id(&self) -> Result<&str, Error> {
+        self.session_id().ok_or(NEEDS_SESSION)
+    }
+}
+
+const NEEDS_SESSION: Error = Error::InsufficientScope("This action needs an interactive session, not an API token.");
 
 /// Verifies an access JWT offline against the cached keys (no DynamoDB call).
 pub async fn verify_jwt(state: &State, token: &str, now: UnixTime) -> Result<AccessClaims, Error> {
@@ -27,16 +80,57 @@ pub async fn verify_jwt(state: &State, token: &str, now: UnixTime) -> Result<Acc
     tokens::verify_access_token(&keys, token, &state.config.issuer, &state.config.audience, now)
 }
 
-/// The bearer's verified claims, without checking the session.
+/// The bearer's verified JWT claims, without checking the session.
 pub async fn bearer_claims(state: &State, req: &Request, now: UnixTime) -> Result<AccessClaims, Error> {
     let token = http::bearer_token(req).ok_or(Error::InvalidToken("Authentication is required."))?;
     verify_jwt(state, token, now).await
 }
 
-/// Authenticates the bearer and checks its session and user in one strongly consistent BatchGetItem, so a
-/// revoked session is refused even while its JWT has not expired. One round trip.
-pub async fn authenticate(state: &State, req: &Request, now: UnixTime) -> Result<Principal, Error> {
-    let claims = bearer_claims(state, req, now).await?;
+/// Authenticates the bearer and checks it against `access`.
+/// A JWT costs one strongly consistent BatchGetItem (session and user), so a revoked session is refused even
+/// while its JWT has not expired. A PAT costs two reads (token, user); a mistyped one none.
+pub async fn authenticate(state: &State, req: &Request, now: UnixTime, access: Access) -> Result<Principal, Error> {
+    let token = http::bearer_token(req).ok_or(Error::InvalidToken("Authentication is required."))?;
+    let principal = if Pat::has_prefix(token, &state.config.pat_prefix) {
+        if access == Access::Interactive {
+            return Err(NEEDS_SESSION);
+        }
+        let api_token = api_tokens::verify(state, token, now).await?;
+        let user = users::get(&state.store, &api_token.user_id)
+            .await?
+            .ok_or(Error::InvalidToken("The access token is invalid or has expired."))?;
+        Principal {
+            user,
+            scopes: api_token.scopes.clone(),
+            credential: Credential::Pat(Box::new(api_token)),
+        }
+    } else {
+        let claims = verify_jwt(state, token, now).await?;
+        let (session, user) = session_and_user(state, &claims).await?;
+        session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
+        let scopes = claims
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Principal {
+            user,
+            scopes,
+            credential: Credential::Session(Box::new(session)),
+        }
+    };
+    if let Access::Scope(scope) = access {
+        if !principal.has_scope(scope) {
+            return Err(Error::InsufficientScope(
+                "The token lacks the scope this endpoint needs.",
+            ));
+        }
+    }
+    Ok(principal)
+}
+
+async fn session_and_user(state: &State, claims: &AccessClaims) -> Result<(Session, User), Error> {
     let items = state
         .store
         .batch_get(vec![sessions::session_key(&claims.sid), users::user_key(&claims.sub)])
@@ -49,11 +143,10 @@ pub async fn authenticate(state: &State, req: &Request, now: UnixTime) -> Result
             _ => {}
         }
     }
-    let (Some(session), Some(user)) = (session, user) else {
-        return Err(Error::SessionRevoked);
-    };
-    session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
-    Ok(Principal { claims, session, user })
+    match (session, user) {
+        (Some(session), Some(user)) => Ok((session, user)),
+        _ => Err(Error::SessionRevoked),
+    }
 }
 
 fn pk_of(item: &Item) -> Option<&str> {

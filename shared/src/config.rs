@@ -43,6 +43,10 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// The proxy in front of API Gateway whose client-address header is trusted, if any.
     pub trusted_proxy: Option<TrustedProxy>,
+    /// Scopes the deployment declares for its own APIs (`KEYGATE_CUSTOM_SCOPES`, comma-separated).
+    pub custom_scopes: Vec<String>,
+    /// Prefix of personal access tokens (`KEYGATE_PAT_PREFIX`, default `kg`: 1 to 10 of `a-z0-9`).
+    pub pat_prefix: String,
     /// Exact URLs a magic link may name as `redirect_uri` (`KEYGATE_REDIRECT_ALLOWLIST`, comma-separated).
     pub redirect_allowlist: Vec<String>,
 }
@@ -124,7 +128,32 @@ impl Config {
                 reason: "must be an http(s) URL".into(),
             });
         }
+        let custom_scopes: Vec<String> = get("KEYGATE_CUSTOM_SCOPES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(bad) = custom_scopes.iter().find(|s| !crate::scopes::is_well_formed(s)) {
+            return Err(ConfigError::Invalid {
+                name: "KEYGATE_CUSTOM_SCOPES",
+                reason: format!("{bad:?} is not a scope name"),
+            });
+        }
+        let pat_prefix = get("KEYGATE_PAT_PREFIX").unwrap_or("kg").to_owned();
+        if pat_prefix.is_empty()
+            || pat_prefix.len() > 10
+            || !pat_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(ConfigError::Invalid {
+                name: "KEYGATE_PAT_PREFIX",
+                reason: "1 to 10 of a-z0-9".into(),
+            });
+        }
         Ok(Self {
+            custom_scopes,
+            pat_prefix,
             table_name: required("KEYGATE_TABLE")?,
             key_secret_id: required("KEYGATE_KEY_SECRET_ID")?,
             issuer: issuer.trim_end_matches('/').to_owned(),

@@ -55,6 +55,12 @@ pub enum Error {
     /// A field has a value outside what it accepts.
     #[error("{0}")]
     InvalidField(String),
+    /// A requested scope is not in the vocabulary.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// The credential is valid but lacks what the endpoint needs (a scope, or an interactive session).
+    #[error("{0}")]
+    InsufficientScope(&'static str),
     /// The new password does not meet the policy.
     #[error("{0}")]
     WeakPassword(&'static str),
@@ -82,6 +88,9 @@ pub enum Error {
     /// Another request rotated this refresh token a moment ago.
     #[error("This refresh token was just rotated by another request; use the newest refresh token.")]
     RefreshConflict,
+    /// A concurrent request changed the resource first.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The route or resource does not exist, or is not the caller's.
     #[error("Not found.")]
     NotFound,
@@ -102,6 +111,8 @@ impl Error {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::InvalidEmail => "invalid_email",
             Self::InvalidField(_) => "invalid_field",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::WrongPassword => "invalid_current_password",
             Self::WeakPassword(_) => "weak_password",
             Self::InvalidCredentials => "invalid_credentials",
@@ -111,6 +122,7 @@ impl Error {
             Self::InvalidToken(_) => "invalid_token",
             Self::SessionRevoked => "session_revoked",
             Self::RefreshConflict => "refresh_conflict",
+            Self::Conflict(_) => "conflict",
             Self::NotFound => "not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
@@ -122,11 +134,11 @@ impl Error {
         match self {
             Self::MalformedJson | Self::InvalidRequest(_) | Self::InvalidCode => 400,
             Self::InvalidCredentials | Self::InvalidToken(_) | Self::SessionRevoked => 401,
-            Self::EmailNotVerified | Self::WrongPassword | Self::AccountLocked => 403,
+            Self::EmailNotVerified | Self::WrongPassword | Self::AccountLocked | Self::InsufficientScope(_) => 403,
             Self::NotFound => 404,
-            Self::RefreshConflict => 409,
+            Self::RefreshConflict | Self::Conflict(_) => 409,
             Self::PayloadTooLarge(_) => 413,
-            Self::InvalidEmail | Self::InvalidField(_) | Self::WeakPassword(_) => 422,
+            Self::InvalidEmail | Self::InvalidField(_) | Self::InvalidScope(_) | Self::WeakPassword(_) => 422,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
         }

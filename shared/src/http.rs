@@ -42,7 +42,11 @@ fn describe_data_error(err: &serde_json::Error) -> String {
 
 /// The `Authorization: Bearer` token, if any.
 pub fn bearer_token(req: &Request) -> Option<&str> {
-    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    parse_bearer(req.headers().get(AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` header value of the Bearer scheme (RFC 6750; the scheme is case-insensitive).
+pub fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -182,6 +186,12 @@ pub fn respond(req: &Request, result: Result<Response<Body>, Error>) -> Response
             headers.insert(
                 WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
+        }
+        Error::InsufficientScope(_) => {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
             );
         }
         Error::InvalidCredentials => {

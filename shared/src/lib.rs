@@ -1,7 +1,9 @@
 //! keygate's domain crate: everything the endpoint functions share, with no HTTP router in it.
 
 pub mod account;
+pub mod api_tokens;
 pub mod auth;
+pub mod authorizer;
 pub mod backoff;
 pub mod clock;
 pub mod config;
@@ -10,11 +12,14 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod passwordless;
 pub mod passwords;
+pub mod pat;
 pub mod rate_limit;
 pub mod rotation;
 pub mod runtime;
+pub mod scopes;
 pub mod secret;
 pub mod session;
 pub mod state;

@@ -47,7 +47,7 @@ pub async fn token_response(
         iat: now,
         jti: secret::random_b64(16),
         sid: session.id.clone(),
-        scope: tokens::SESSION_SCOPES.to_owned(),
+        scope: crate::scopes::session_scope(&state.config),
         amr: session.amr.clone(),
         tenant: None,
     };
@@ -208,14 +208,14 @@ fn os_label(os: &str) -> &str {
 pub async fn list(
     state: &State,
     user: &User,
-    current_session_id: &str,
+    current_session_id: Option<&str>,
     now: UnixTime,
 ) -> Result<Vec<SessionView>, Error> {
     let sessions = list_active(&state.store, user, now).await?;
     Ok(sessions
         .into_iter()
         .map(|s| SessionView {
-            current: s.id == current_session_id,
+            current: current_session_id == Some(s.id.as_str()),
             device: device_label(s.user_agent.as_deref()),
             created_at: crate::clock::rfc3339(s.created_at),
             last_seen_at: crate::clock::rfc3339(s.last_seen_at),

@@ -3,6 +3,7 @@
 use crate::config::{Config, ConfigError};
 use crate::keys::KeyStore;
 use crate::mail::Mailer;
+use crate::metrics::CallCounter;
 use crate::store::Store;
 use crate::Clock;
 
@@ -23,7 +24,23 @@ pub struct State {
 impl State {
     /// Builds the clients from an SDK configuration. Makes no network call.
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
-        let store = Store::new(aws_sdk_dynamodb::Client::new(aws), config.table_name.clone());
+        Self::build(config, aws, None)
+    }
+
+    /// Like [`State::new`], with every DynamoDB call counted.
+    pub fn with_dynamo_counter(config: Config, aws: &aws_config::SdkConfig, counter: CallCounter) -> Self {
+        Self::build(config, aws, Some(counter))
+    }
+
+    fn build(config: Config, aws: &aws_config::SdkConfig, counter: Option<CallCounter>) -> Self {
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(aws);
+        if let Some(counter) = counter {
+            dynamo = dynamo.interceptor(counter);
+        }
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            config.table_name.clone(),
+        );
         let mailer = Mailer::new(
             aws_sdk_sesv2::Client::new(aws),
             config.mail_from.clone(),

@@ -11,9 +11,6 @@ use crate::Error;
 /// The `typ` header of keygate access tokens (RFC 9068).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
-/// Scopes an interactive (password, code) session grants: everything a user may do to their own account.
-pub const SESSION_SCOPES: &str = "profile:read profile:write sessions:read sessions:write tokens:read tokens:write";
-
 /// Bytes of randomness in a refresh-token secret.
 const REFRESH_SECRET_BYTES: usize = 32;
 /// Bytes of randomness in a session id.

@@ -12,6 +12,11 @@ const POST_ENDPOINTS: &[&str] = &[
     "/v1/auth/change-password",
     "/v1/auth/password-reset-request",
     "/v1/auth/password-reset",
+    "/v1/auth/otp/send",
+    "/v1/auth/otp/login",
+    "/v1/auth/magic-link/send",
+    "/v1/auth/magic-link/login",
+    "/v1/api-tokens",
 ];
 
 fn assert_client_error(answer: &keygate_e2e::Answer, what: &str) {

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod api_tokens;
+mod authorizer;
 mod bad_input;
 mod handlers;
 mod keys;

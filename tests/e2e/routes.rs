@@ -31,7 +31,12 @@ fn openapi_routes() -> BTreeSet<(String, String)> {
     let spec = read("openapi.yaml");
     let mut routes = BTreeSet::new();
     for (path, operations) in spec["paths"].as_mapping().unwrap() {
-        for method in operations.as_mapping().unwrap().keys() {
+        for method in operations
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter(|k| k.as_str() != Some("parameters"))
+        {
             routes.insert((
                 method.as_str().unwrap().to_uppercase(),
                 path.as_str().unwrap().to_owned(),

@@ -58,6 +58,8 @@ pub struct TestApp {
     pub state: Arc<State>,
     /// The client's source address.
     pub ip: IpAddr,
+    /// Every DynamoDB call the handlers make, by operation.
+    pub dynamo_calls: keygate::metrics::CallCounter,
     client: reqwest::Client,
     moto: String,
 }
@@ -97,7 +99,8 @@ impl TestApp {
         let mut config = test_config();
         adjust(&mut config);
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let state = Arc::new(State::new(config, &aws));
+        let dynamo_calls = keygate::metrics::CallCounter::new();
+        let state = Arc::new(State::with_dynamo_counter(config, &aws, dynamo_calls.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(keygate_local::serve(listener, Arc::clone(&state)));
@@ -106,6 +109,7 @@ impl TestApp {
             base,
             state,
             ip,
+            dynamo_calls,
             client: client_from(ip),
             moto: std::env::var("AWS_ENDPOINT_URL").unwrap(),
         }
@@ -117,6 +121,7 @@ impl TestApp {
             base: self.base.clone(),
             state: Arc::clone(&self.state),
             ip,
+            dynamo_calls: self.dynamo_calls.clone(),
             client: client_from(ip),
             moto: self.moto.clone(),
         }

@@ -4,7 +4,8 @@
 //! DynamoDB round trips: 2 (the authenticating BatchGetItem, then one transaction: the password and the new
 //! session epoch, with the caller's session moved to it).
 
-use keygate::{account, auth, http, Error, State};
+use keygate::auth::{self, Access};
+use keygate::{account, http, Error, State};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -23,11 +24,11 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 async fn change_password(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let body: ChangePasswordRequest = http::json_body(req)?;
-    let principal = auth::authenticate(state, req, now).await?;
+    let principal = auth::authenticate(state, req, now, Access::Interactive).await?;
     account::change_password(
         state,
         &principal.user,
-        &principal.session.id,
+        principal.interactive_session_id()?,
         &body.current_password,
         &body.new_password,
         now,

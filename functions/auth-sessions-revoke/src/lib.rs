@@ -3,7 +3,8 @@
 //!
 //! DynamoDB round trips: 2 (the authenticating BatchGetItem, one conditional update).
 
-use keygate::{auth, http, session, Error, State};
+use keygate::auth::{self, Access};
+use keygate::{http, session, Error, State};
 use lambda_http::{Body, Request, RequestExt as _, Response};
 
 /// Serves one request.
@@ -18,7 +19,7 @@ async fn revoke(state: &State, req: &Request) -> Result<Response<Body>, Error> {
         .and_then(|p| p.first("session_id"))
         .unwrap_or_default()
         .to_owned();
-    let principal = auth::authenticate(state, req, now).await?;
+    let principal = auth::authenticate(state, req, now, Access::Interactive).await?;
     session::revoke_own(state, &principal.user, &session_id, now).await?;
     Ok(http::empty(204))
 }

@@ -18,7 +18,7 @@ pub async fn handle(state: &State, _req: Request) -> Response<Body> {
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "scope", "amr"],
-        "scopes_supported": keygate::tokens::SESSION_SCOPES.split(' ').collect::<Vec<_>>(),
+        "scopes_supported": keygate::scopes::vocabulary(&state.config).collect::<Vec<_>>(),
         "keygate_endpoints": {
             "register": format!("{issuer}/v1/auth/register"),
             "register_verify": format!("{issuer}/v1/auth/register/verify"),

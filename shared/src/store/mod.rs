@@ -1,5 +1,6 @@
 //! DynamoDB access: one module per entity, all in one table keyed by `pk`/`sk` with TTL on `expires_at`.
 
+pub mod api_tokens;
 pub mod codes;
 pub mod login_failures;
 pub mod magic_links;

@@ -1,0 +1,38 @@
+//! `POST /v1/api-tokens`: `{name, scopes, expires_in_days?}` → 201 `{id, name, scopes, created_at, expires_at,
+//! token}`. The plaintext token appears in this response only. Needs a session, or a PAT with `tokens:write`
+//! (which cannot mint scopes it lacks).
+//!
+//! DynamoDB round trips: 2 with a JWT (the authenticating BatchGetItem, the new token), 3 with a PAT.
+
+use keygate::api_tokens::{self, NewToken};
+use keygate::auth::{self, Access};
+use keygate::{http, Error, State};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    name: String,
+    scopes: Vec<String>,
+    expires_in_days: Option<i64>,
+}
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, create(state, &req).await)
+}
+
+async fn create(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let body: CreateRequest = http::json_body(req)?;
+    let owner = auth::authenticate(state, req, now, Access::Scope("tokens:write")).await?;
+    let new = NewToken {
+        name: body.name,
+        scopes: body.scopes,
+        expires_in_days: body.expires_in_days,
+    };
+    let (token, secret) = api_tokens::create(state, &owner, new, now).await?;
+    let mut view = serde_json::to_value(token.view()).unwrap_or_default();
+    view["token"] = secret.into();
+    Ok(http::json(201, &view))
+}

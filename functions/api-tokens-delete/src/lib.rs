@@ -1,0 +1,25 @@
+//! `DELETE /v1/api-tokens/{id}`: revokes a token at once → 204. Someone else's is 404. Needs `tokens:write`, or
+//! the token itself.
+//!
+//! DynamoDB round trips: 2 with a JWT (authentication, the conditional delete), 3 with a PAT.
+
+use keygate::auth::{self, Access};
+use keygate::{api_tokens, http, Error, State};
+use lambda_http::{Body, Request, RequestExt as _, Response};
+
+/// Serves one request.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(&req, delete(state, &req).await)
+}
+
+async fn delete(state: &State, req: &Request) -> Result<Response<Body>, Error> {
+    let now = state.clock.now();
+    let id = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .unwrap_or_default()
+        .to_owned();
+    let owner = auth::authenticate(state, req, now, Access::Authenticated).await?;
+    api_tokens::revoke(state, &owner, &id).await?;
+    Ok(http::empty(204))
+}

@@ -1,0 +1,6 @@
+//! Lambda bootstrap for `api-tokens-get`: build the state once, then serve.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate::runtime::run_http(api_tokens_get::handle).await
+}

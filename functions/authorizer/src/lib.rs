@@ -1,0 +1,14 @@
+//! The API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses). It takes the event as raw JSON,
+//! so no event shape can make it fail: anything it cannot read is a deny.
+//!
+//! DynamoDB round trips: 0 for a JWT (verified offline against the cached keys), 1 for a PAT (plus a
+//! `last_used_at` write at most once an hour per token); 0 for a PAT whose checksum fails.
+
+use keygate::{authorizer, State};
+use serde_json::Value;
+
+/// Decides on one authorizer event.
+pub async fn handle(state: &State, event: Value) -> Value {
+    let decision = authorizer::decide(state, authorizer::authorization_header(&event), state.clock.now()).await;
+    decision.to_response()
+}

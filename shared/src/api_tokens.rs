@@ -1,0 +1,156 @@
+//! Personal access tokens: create, verify, rotate with a grace period, revoke.
+
+use crate::auth::Principal;
+use crate::clock::UnixTime;
+use crate::pat::{self, Pat};
+use crate::store::api_tokens::{self, ApiToken, LAST_USED_RESOLUTION_SECONDS};
+use crate::{scopes, secret, Error, State};
+
+/// Lifetime when none is asked for.
+pub const DEFAULT_LIFETIME_DAYS: i64 = 90;
+/// Longest lifetime.
+pub const MAX_LIFETIME_DAYS: i64 = 365;
+/// How long the old secret keeps working after a rotation, when none is asked for.
+pub const DEFAULT_GRACE_SECONDS: i64 = 86_400;
+/// Longest grace period.
+pub const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
+
+const INVALID: Error = Error::InvalidToken("The access token is invalid or has expired.");
+
+/// Verifies a PAT: the format and checksum first (no read for a typo), then one strongly consistent read, the
+/// expiry (the item may outlive it: TTL deletes late) and a constant-time hash comparison with the current
+/// secret, or with the previous one during its grace period. A use is recorded at most once an hour.
+pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<ApiToken, Error> {
+    let presented = Pat::parse(raw, &state.config.pat_prefix)?;
+    let token = api_tokens::get(&state.store, &presented.id).await?.ok_or(INVALID)?;
+    if token.expires_at <= now {
+        return Err(INVALID);
+    }
+    let hash = presented.hash();
+    let current = secret::ct_eq(&token.secret_hash, &hash);
+    let in_grace = token.previous_valid_until.is_some_and(|until| now < until)
+        && token
+            .previous_hash
+            .as_deref()
+            .is_some_and(|previous| secret::ct_eq(previous, &hash));
+    if !(current || in_grace) {
+        return Err(INVALID);
+    }
+    if token
+        .last_used_at
+        .is_none_or(|at| now - at >= LAST_USED_RESOLUTION_SECONDS)
+    {
+        // Bookkeeping must not fail an otherwise valid request.
+        if let Err(err) = api_tokens::touch(&state.store, &token.id, now).await {
+            tracing::warn!(error = ?err, "recording a token's last use failed");
+        }
+    }
+    Ok(token)
+}
+
+/// What a new token should be.
+pub struct NewToken {
+    /// Label, 1 to 100 printable characters.
+    pub name: String,
+    /// Requested scopes.
+    pub scopes: Vec<String>,
+    /// Lifetime in days, 1 to 365 (default 90).
+    pub expires_in_days: Option<i64>,
+}
+
+/// Creates a token for the caller. It can carry only scopes the caller's own credential has. One round trip.
+pub async fn create(
+    state: &State,
+    owner: &Principal,
+    new: NewToken,
+    now: UnixTime,
+) -> Result<(ApiToken, String), Error> {
+    let name = crate::account::clean_name(Some(&new.name), "name")?
+        .ok_or_else(|| Error::InvalidField("name must not be empty.".to_owned()))?;
+    let scopes = scopes::parse_requested(&state.config, &new.scopes)?;
+    if !scopes.iter().all(|scope| owner.has_scope(scope)) {
+        return Err(Error::InsufficientScope(
+            "A token cannot carry a scope its creator lacks.",
+        ));
+    }
+    let days = new.expires_in_days.unwrap_or(DEFAULT_LIFETIME_DAYS);
+    if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
+        return Err(Error::InvalidField(format!(
+            "expires_in_days must be between 1 and {MAX_LIFETIME_DAYS}."
+        )));
+    }
+    let id = pat::new_id();
+    let secret = Pat::generate(&id);
+    let token = ApiToken::new(
+        &id,
+        &owner.user.id,
+        name,
+        scopes,
+        secret.hash(),
+        now,
+        now + days * 86_400,
+    );
+    api_tokens::create(&state.store, &token).await?;
+    Ok((token, secret.expose(&state.config.pat_prefix)))
+}
+
+/// The caller's tokens, newest first. One round trip.
+pub async fn list(state: &State, owner: &Principal, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
+    api_tokens::list(&state.store, &owner.user.id, now).await
+}
+
+/// One of the caller's tokens; someone else's (or an expired one) is 404. One round trip.
+pub async fn get_own(state: &State, owner: &Principal, id: &str, now: UnixTime) -> Result<ApiToken, Error> {
+    if !secret::is_b64_of_len(id, 16) {
+        return Err(Error::NotFound);
+    }
+    match api_tokens::get(&state.store, id).await? {
+        Some(token) if token.user_id == owner.user.id && token.expires_at > now => Ok(token),
+        _ => Err(Error::NotFound),
+    }
+}
+
+/// Whether the caller may change token `id`: with `tokens:write`, or by being that token.
+fn may_manage(owner: &Principal, id: &str) -> Result<(), Error> {
+    if owner.has_scope("tokens:write") || owner.token_id() == Some(id) {
+        Ok(())
+    } else {
+        Err(Error::InsufficientScope(
+            "Managing this token needs tokens:write, or the token itself.",
+        ))
+    }
+}
+
+/// Gives a token a new secret, same id and scopes. The old secret keeps working for `grace_seconds` (default a
+/// day, 0 allowed), so a pipeline can roll over without downtime. Two round trips (read, conditional update).
+pub async fn rotate(
+    state: &State,
+    owner: &Principal,
+    id: &str,
+    grace_seconds: Option<i64>,
+    now: UnixTime,
+) -> Result<(ApiToken, String), Error> {
+    let grace = grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(Error::InvalidField(format!(
+            "grace_period_seconds must be between 0 and {MAX_GRACE_SECONDS}."
+        )));
+    }
+    may_manage(owner, id)?;
+    let token = get_own(state, owner, id, now).await?;
+    let secret = Pat::generate(id);
+    let rotated = api_tokens::rotate(&state.store, &token, &secret.hash(), now + grace, now)
+        .await?
+        .ok_or(Error::Conflict("The token was rotated or revoked by another request."))?;
+    Ok((rotated, secret.expose(&state.config.pat_prefix)))
+}
+
+/// Revokes a token at once. Someone else's is 404. One round trip.
+pub async fn revoke(state: &State, owner: &Principal, id: &str) -> Result<(), Error> {
+    may_manage(owner, id)?;
+    if secret::is_b64_of_len(id, 16) && api_tokens::delete(&state.store, id, &owner.user.id).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}

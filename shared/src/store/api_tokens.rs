@@ -1,0 +1,234 @@
+//! Personal access tokens (`PAT#<id>` / `PAT`). Only hashes of secrets are stored.
+
+use aws_sdk_dynamodb::types::ReturnValue;
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, is_condition_failure, key, n, s, Store};
+use crate::clock::{rfc3339, UnixTime};
+use crate::Error;
+
+/// `last_used_at` is written at most this often per token, so verification stays one read.
+pub const LAST_USED_RESOLUTION_SECONDS: i64 = 3_600;
+
+/// A stored token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiToken {
+    pk: String,
+    sk: String,
+    /// Token id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Owner's label.
+    pub name: String,
+    /// Granted scopes, sorted.
+    pub scopes: Vec<String>,
+    /// SHA-256 of the current secret.
+    pub secret_hash: String,
+    /// SHA-256 of the secret before the last rotation, valid until `previous_valid_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
+    /// End of the rotation grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<UnixTime>,
+    /// Unix seconds.
+    pub created_at: UnixTime,
+    /// Unix seconds; also the TTL attribute (TTL deletes late, so reads check it).
+    pub expires_at: UnixTime,
+    /// When the token was last used, to the hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<UnixTime>,
+    /// When the secret was last rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<UnixTime>,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+/// A token's metadata as its owner sees it: never a secret or a hash.
+#[derive(Debug, Serialize)]
+pub struct ApiTokenView {
+    /// Token id.
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// RFC 3339, to the hour.
+    pub last_used_at: Option<String>,
+    /// RFC 3339.
+    pub rotated_at: Option<String>,
+}
+
+const SK: &str = "PAT";
+
+fn pk(id: &str) -> String {
+    format!("PAT#{id}")
+}
+
+impl ApiToken {
+    /// A new token record.
+    pub fn new(
+        id: &str,
+        user_id: &str,
+        name: String,
+        scopes: Vec<String>,
+        secret_hash: String,
+        now: UnixTime,
+        expires_at: UnixTime,
+    ) -> Self {
+        Self {
+            pk: pk(id),
+            sk: SK.to_owned(),
+            id: id.to_owned(),
+            user_id: user_id.to_owned(),
+            name,
+            scopes,
+            secret_hash,
+            previous_hash: None,
+            previous_valid_until: None,
+            created_at: now,
+            expires_at,
+            last_used_at: None,
+            rotated_at: None,
+            gsi1pk: format!("USER#{user_id}#PATS"),
+            gsi1sk: format!("{now:012}#{id}"),
+        }
+    }
+
+    /// The owner's view.
+    pub fn view(&self) -> ApiTokenView {
+        ApiTokenView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            scopes: self.scopes.clone(),
+            created_at: rfc3339(self.created_at),
+            expires_at: rfc3339(self.expires_at),
+            last_used_at: self.last_used_at.map(rfc3339),
+            rotated_at: self.rotated_at.map(rfc3339),
+        }
+    }
+}
+
+/// Stores a new token. One round trip.
+pub async fn create(store: &Store, token: &ApiToken) -> Result<(), Error> {
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(encode(token)?))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::dependency("dynamodb PutItem", e))
+}
+
+/// Reads a token. One round trip.
+pub async fn get(store: &Store, id: &str) -> Result<Option<ApiToken>, Error> {
+    store.get(&pk(id), SK).await
+}
+
+/// The owner's unexpired tokens, newest first (GSI1; display only). One round trip per page.
+pub async fn list(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
+    let mut tokens = Vec::new();
+    let mut start_key = None;
+    for _ in 0..10 {
+        let output = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :owner")
+            .filter_expression("expires_at > :now")
+            .expression_attribute_values(":owner", s(format!("USER#{user_id}#PATS")))
+            .expression_attribute_values(":now", n(now))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| Error::dependency("dynamodb Query", e))?;
+        for item in output.items.unwrap_or_default() {
+            tokens.push(decode::<ApiToken>(item)?);
+        }
+        start_key = output.last_evaluated_key;
+        if start_key.is_none() {
+            break;
+        }
+    }
+    Ok(tokens)
+}
+
+/// Replaces the secret hash, keeping the old one valid until `grace_until`; only if the secret is still the one
+/// read (two concurrent rotations cannot both win). One round trip.
+pub async fn rotate(
+    store: &Store,
+    token: &ApiToken,
+    new_hash: &str,
+    grace_until: UnixTime,
+    now: UnixTime,
+) -> Result<Option<ApiToken>, Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(&token.pk, SK)))
+        .update_expression(
+            "SET secret_hash = :new, previous_hash = :old, previous_valid_until = :grace, rotated_at = :now",
+        )
+        .condition_expression("secret_hash = :old AND expires_at > :now")
+        .expression_attribute_values(":new", s(new_hash))
+        .expression_attribute_values(":old", s(&token.secret_hash))
+        .expression_attribute_values(":grace", n(grace_until))
+        .expression_attribute_values(":now", n(now))
+        .return_values(ReturnValue::AllNew)
+        .send()
+        .await;
+    match result {
+        Ok(output) => output.attributes.map(decode).transpose(),
+        Err(err) if is_condition_failure(&err) => Ok(None),
+        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
+    }
+}
+
+/// Deletes a token of `user_id`. `false` when there is no such token of theirs. One round trip.
+pub async fn delete(store: &Store, id: &str, user_id: &str) -> Result<bool, Error> {
+    let result = store
+        .client()
+        .delete_item()
+        .table_name(store.table())
+        .set_key(Some(key(&pk(id), SK)))
+        .condition_expression("user_id = :user")
+        .expression_attribute_values(":user", s(user_id))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failure(&err) => Ok(false),
+        Err(err) => Err(Error::dependency("dynamodb DeleteItem", err)),
+    }
+}
+
+/// Records a use, at most once per hour per token: the condition makes concurrent uses write once.
+pub async fn touch(store: &Store, id: &str, now: UnixTime) -> Result<(), Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(&pk(id), SK)))
+        .update_expression("SET last_used_at = :now")
+        .condition_expression("attribute_exists(pk) AND (attribute_not_exists(last_used_at) OR last_used_at <= :stale)")
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":stale", n(now - LAST_USED_RESOLUTION_SECONDS))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_condition_failure(&err) => Ok(()),
+        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
+    }
+}

@@ -34,6 +34,10 @@ build:
 deploy:
 	sam build && sam deploy --guided
 
+## bench: cold start, warm latency, memory vs a Node.js peer, micro-benchmarks, round trips; writes bench/results.md
+bench: $(STAMP)
+	@scripts/bench.sh
+
 clean:
 	cargo clean
 	rm -rf $(VENV) .local

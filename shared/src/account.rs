@@ -136,8 +136,9 @@ pub async fn redeem_code_for_session(
 /// Checks an email and password and starts a session. Unknown addresses cost the same argon2 run as known ones,
 /// and count failures the same way. In backoff (see [`crate::backoff`]) an early attempt is refused before any
 /// argon2 run, and a due one must first claim its slot, so parallel guesses gain nothing.
-/// Four round trips when the password is right (IP counter is the caller's: marker and failure record in one
-/// BatchGetItem, the user, the session); one more to clear earlier failures, or to upgrade an old hash.
+/// Four round trips when the password is right, in three round-trip times: the per-IP counter alongside one
+/// BatchGetItem of the marker and the failure record, then the user, then the session; one more to clear
+/// earlier failures, claim a backoff slot or upgrade an old hash.
 pub async fn login(
     state: &State,
     email: &str,
@@ -145,12 +146,24 @@ pub async fn login(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let Ok(email) = Email::parse(email) else {
+    // The per-IP counter and the account lookup are independent reads: one round-trip time for both.
+    let rule = state.config.rate_limits.verify_rule("login");
+    let email = Email::parse(email).ok();
+    let lookup = async {
+        match &email {
+            Some(email) => login_failures::account_and_failures(&state.store, email)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let (limited, lookup) = tokio::join!(rate_limit::check_client_ip(&state.store, &rule, client, now), lookup);
+    limited?;
+    let (Some(email), Some((user_id, failures))) = (email, lookup?) else {
         // No account can have this address; still spend the same argon2 run.
         passwords::verify(password, None).await?;
         return Err(Error::InvalidCredentials);
     };
-    let (user_id, failures) = login_failures::account_and_failures(&state.store, &email).await?;
     match backoff::gate(failures.as_ref(), now) {
         Gate::Open => {}
         Gate::Due => {

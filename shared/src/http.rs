@@ -29,6 +29,15 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
     })
 }
 
+/// Like [`json_body`], for endpoints whose body is optional: an empty body is `T::default()`.
+pub fn optional_json_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, Error> {
+    if req.body().as_ref().iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        json_body(req)
+    }
+}
+
 /// serde's messages can quote the offending value (a password, say), so only field-naming messages pass.
 fn describe_data_error(err: &serde_json::Error) -> String {
     let message = err.to_string();

@@ -143,6 +143,8 @@ pub struct KeySet {
     verifiers: Vec<(String, DecodingKey)>,
     jwks: Vec<Jwk>,
     loaded_at: UnixTime,
+    /// Whether every stage was read, or AWSCURRENT alone.
+    complete: bool,
 }
 
 impl KeySet {
@@ -173,6 +175,14 @@ impl KeySet {
             verifiers,
             jwks,
             loaded_at,
+            complete: true,
+        }
+    }
+
+    fn partial(self) -> Self {
+        Self {
+            complete: false,
+            ..self
         }
     }
 
@@ -216,46 +226,69 @@ impl KeyStore {
         }
     }
 
-    /// The cached key set, reloaded when older than the cache lifetime.
+    /// A key set that can sign. A cold process reads only AWSCURRENT: one Secrets Manager call, not three.
+    pub async fn signing(&self, now: UnixTime) -> Result<Arc<KeySet>, Error> {
+        self.fetch(now, Need::Signing).await
+    }
+
+    /// Every published key (AWSCURRENT, AWSPREVIOUS, AWSPENDING), for the JWKS.
     pub async fn get(&self, now: UnixTime) -> Result<Arc<KeySet>, Error> {
-        self.get_fresher_than(now, now - self.ttl).await
+        self.fetch(now, Need::All).await
     }
 
-    /// The key set, reloaded first when a token names a `kid` we do not know and the cache is not brand new:
-    /// after a rotation, another function may sign with a key this process has not seen yet.
+    /// A key set that can verify a token naming `kid`. Tokens signed by AWSCURRENT need only it; any other kid
+    /// loads every stage, and an unknown kid reloads them at most every 30 seconds, since after a rotation
+    /// another function may sign with a key this process has not seen yet.
     pub async fn get_for_kid(&self, kid: Option<&str>, now: UnixTime) -> Result<Arc<KeySet>, Error> {
-        let keys = self.get(now).await?;
         match kid {
-            Some(kid) if keys.verifier(kid).is_none() && now - keys.loaded_at >= UNKNOWN_KID_RELOAD_SECONDS => {
-                self.get_fresher_than(now, now - UNKNOWN_KID_RELOAD_SECONDS).await
-            }
-            _ => Ok(keys),
+            Some(kid) => self.fetch(now, Need::Kid(kid)).await,
+            None => self.fetch(now, Need::Signing).await,
         }
     }
 
-    async fn get_fresher_than(&self, now: UnixTime, oldest: UnixTime) -> Result<Arc<KeySet>, Error> {
+    async fn fetch(&self, now: UnixTime, need: Need<'_>) -> Result<Arc<KeySet>, Error> {
         let mut cache = self.cache.lock().await;
-        if let Some(keys) = cache.as_ref().filter(|k| k.loaded_at > oldest) {
-            return Ok(Arc::clone(keys));
-        }
-        match self.load(now).await {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
-                *cache = Some(Arc::clone(&keys));
-                Ok(keys)
-            }
-            // A stale key set beats an outage: keys rotate rarely and old ones keep verifying.
-            Err(err) => match cache.as_ref() {
-                Some(stale) => {
-                    tracing::warn!(error = ?err, "reloading signing keys failed; serving the cached set");
-                    Ok(Arc::clone(stale))
+        let cached = cache.as_ref().filter(|k| now - k.loaded_at < self.ttl).cloned();
+        if let Some(keys) = &cached {
+            let satisfied = match need {
+                Need::Signing => true,
+                Need::All => keys.complete,
+                Need::Kid(kid) => {
+                    keys.verifier(kid).is_some() || (keys.complete && now - keys.loaded_at < UNKNOWN_KID_RELOAD_SECONDS)
                 }
-                None => Err(err),
-            },
+            };
+            if satisfied {
+                return Ok(Arc::clone(keys));
+            }
+        }
+        // A cold process starts with AWSCURRENT alone unless it already knows it needs more.
+        let mut complete = cached.is_some() || matches!(need, Need::All);
+        loop {
+            let loaded = match self.load(now, complete).await {
+                Ok(keys) => Arc::new(keys),
+                // A stale key set beats an outage: keys rotate rarely and old ones keep verifying.
+                Err(err) => match cache.as_ref() {
+                    Some(stale) => {
+                        tracing::warn!(error = ?err, "reloading signing keys failed; serving the cached set");
+                        return Ok(Arc::clone(stale));
+                    }
+                    None => return Err(err),
+                },
+            };
+            *cache = Some(Arc::clone(&loaded));
+            let missing_kid = matches!(need, Need::Kid(kid) if loaded.verifier(kid).is_none());
+            if complete || !missing_kid {
+                return Ok(loaded);
+            }
+            complete = true;
         }
     }
 
-    async fn load(&self, now: UnixTime) -> Result<KeySet, Error> {
+    async fn load(&self, now: UnixTime, complete: bool) -> Result<KeySet, Error> {
+        if !complete {
+            let current = fetch_stage(&self.client, &self.secret_id, "AWSCURRENT", None).await?;
+            return Ok(KeySet::from_materials(current.as_ref(), &[], now).partial());
+        }
         let (current, previous, pending) = tokio::join!(
             fetch_stage(&self.client, &self.secret_id, "AWSCURRENT", None),
             fetch_stage(&self.client, &self.secret_id, "AWSPREVIOUS", None),
@@ -264,6 +297,14 @@ impl KeyStore {
         let others: Vec<KeyMaterial> = [previous?, pending?].into_iter().flatten().collect();
         Ok(KeySet::from_materials(current?.as_ref(), &others, now))
     }
+}
+
+/// What a caller needs from the key set.
+#[derive(Clone, Copy)]
+enum Need<'a> {
+    Signing,
+    All,
+    Kid(&'a str),
 }
 
 /// Reads one stage (and optionally one version) of the key secret. `None` when it does not exist or is not

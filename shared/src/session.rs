@@ -37,7 +37,7 @@ pub async fn token_response(
     refresh: &RefreshToken,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let keys = state.keys.get(now).await?;
+    let keys = state.keys.signing(now).await?;
     let ttl = state.config.access_token_ttl;
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),

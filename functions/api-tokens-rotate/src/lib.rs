@@ -21,12 +21,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn rotate(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
-    let has_body = !req.body().as_ref().iter().all(u8::is_ascii_whitespace);
-    let body: RotateRequest = if has_body {
-        http::json_body(req)?
-    } else {
-        RotateRequest::default()
-    };
+    let body: RotateRequest = http::optional_json_body(req)?;
     let id = req
         .path_parameters_ref()
         .and_then(|p| p.first("id"))

@@ -6,7 +6,7 @@ use keygate::{auth, http, rate_limit, session, Error, State};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct LogoutRequest {
     refresh_token: Option<String>,
 }
@@ -18,12 +18,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn logout(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
-    let has_body = !req.body().as_ref().iter().all(u8::is_ascii_whitespace);
-    let refresh_token = if has_body {
-        http::json_body::<LogoutRequest>(req)?.refresh_token
-    } else {
-        None
-    };
+    let refresh_token = http::optional_json_body::<LogoutRequest>(req)?.refresh_token;
     let rule = state.config.rate_limits.refresh_rule("logout");
     rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     match refresh_token {

@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, is_condition_failure, key, n, s, Store};
+use super::{conditional, decode, encode, is_condition_failure, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
 
@@ -135,32 +135,13 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<ApiToken>, Error> {
 
 /// The owner's unexpired tokens, newest first (GSI1; display only). One round trip per page.
 pub async fn list(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
-    let mut tokens = Vec::new();
-    let mut start_key = None;
-    for _ in 0..10 {
-        let output = store
-            .client()
-            .query()
-            .table_name(store.table())
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :owner")
-            .filter_expression("expires_at > :now")
-            .expression_attribute_values(":owner", s(format!("USER#{user_id}#PATS")))
-            .expression_attribute_values(":now", n(now))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|e| Error::dependency("dynamodb Query", e))?;
-        for item in output.items.unwrap_or_default() {
-            tokens.push(decode::<ApiToken>(item)?);
-        }
-        start_key = output.last_evaluated_key;
-        if start_key.is_none() {
-            break;
-        }
-    }
-    Ok(tokens)
+    store
+        .query_gsi1(
+            format!("USER#{user_id}#PATS"),
+            "expires_at > :now",
+            vec![(":now", n(now))],
+        )
+        .await
 }
 
 /// Replaces the secret hash, keeping the old one valid until `grace_until`; only if the secret is still the one
@@ -206,11 +187,7 @@ pub async fn delete(store: &Store, id: &str, user_id: &str) -> Result<bool, Erro
         .expression_attribute_values(":user", s(user_id))
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(err) if is_condition_failure(&err) => Ok(false),
-        Err(err) => Err(Error::dependency("dynamodb DeleteItem", err)),
-    }
+    conditional(result, "dynamodb DeleteItem")
 }
 
 /// Records a use, at most once per hour per token: the condition makes concurrent uses write once.
@@ -226,9 +203,5 @@ pub async fn touch(store: &Store, id: &str, now: UnixTime) -> Result<(), Error> 
         .expression_attribute_values(":stale", n(now - LAST_USED_RESOLUTION_SECONDS))
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) if is_condition_failure(&err) => Ok(()),
-        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
-    }
+    conditional(result, "dynamodb UpdateItem").map(|_| ())
 }

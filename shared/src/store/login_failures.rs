@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{built, decode, is_condition_failure, key, n, users, Store};
+use super::{built, conditional, decode, key, n, users, Store};
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::Error;
@@ -72,11 +72,7 @@ pub async fn record_failure(store: &Store, email: &str, ceiling: i64, now: UnixT
         .expression_attribute_values(":ceiling", n(ceiling))
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) if is_condition_failure(&err) => Ok(()),
-        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
-    }
+    conditional(result, "dynamodb UpdateItem").map(|_| ())
 }
 
 /// Claims the one attempt a backoff window allows: moves `last_failure_at` to now, only if nobody else has since
@@ -94,11 +90,7 @@ pub async fn claim_attempt(store: &Store, email: &str, seen: &LoginFailures, now
         .expression_attribute_values(":last", n(seen.last_failure_at))
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(true),
-        Err(err) if is_condition_failure(&err) => Ok(false),
-        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
-    }
+    conditional(result, "dynamodb UpdateItem")
 }
 
 /// Forgets an address's failures after a successful login. One round trip.

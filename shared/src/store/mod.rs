@@ -86,6 +86,43 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// Every item of one GSI1 partition that passes `filter`, newest first (GSI1 sorts by creation time). GSI
+    /// reads are eventually consistent: for listings, never for decisions. One round trip per page.
+    pub(crate) async fn query_gsi1<T: DeserializeOwned>(
+        &self,
+        partition: String,
+        filter: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Vec<T>, Error> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        // An owner has few items here; the bound only stops a pathological partition from looping.
+        for _ in 0..10 {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :partition")
+                .filter_expression(filter)
+                .expression_attribute_values(":partition", s(partition.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start_key);
+            for (name, value) in &values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            let output = query.send().await.map_err(|e| Error::dependency("dynamodb Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                found.push(decode(item)?);
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     /// An unconditional PutItem.
     pub(crate) async fn put<T: Serialize>(&self, value: &T) -> Result<(), Error> {
         self.client
@@ -160,6 +197,20 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The outcome of a conditional single-item write: `Ok(true)` when it happened, `Ok(false)` when its condition
+/// failed (a lost race or an absent item, which callers answer with a clean 4xx), an error otherwise.
+pub(crate) fn conditional<T, E, R>(result: Result<T, SdkError<E, R>>, what: &'static str) -> Result<bool, Error>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failure(&err) => Ok(false),
+        Err(err) => Err(Error::dependency(what, err)),
+    }
 }
 
 /// Builds one transaction element, mapping the builder's missing-field error.

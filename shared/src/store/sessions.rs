@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::{built, decode, encode, is_condition_failure, key, n, s, Store};
+use super::{built, conditional, decode, encode, is_condition_failure, key, n, s, Store};
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
 use crate::store::users::User;
@@ -212,34 +212,13 @@ pub async fn rotate(
 /// late) and pre-epoch sessions; for display only, nothing decides on security from it. One round trip per
 /// page of results.
 pub async fn list_active(store: &Store, user: &User, now: UnixTime) -> Result<Vec<Session>, Error> {
-    let mut sessions = Vec::new();
-    let mut start_key = None;
-    // A user has few sessions; the bound only stops a pathological account from looping.
-    for _ in 0..10 {
-        let output = store
-            .client()
-            .query()
-            .table_name(store.table())
-            .index_name("gsi1")
-            .key_condition_expression("gsi1pk = :owner")
-            .filter_expression("expires_at > :now AND attribute_not_exists(revoked_at) AND epoch >= :epoch")
-            .expression_attribute_values(":owner", s(format!("USER#{}#SESSIONS", user.id)))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":epoch", n(user.session_epoch))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|e| Error::dependency("dynamodb Query", e))?;
-        for item in output.items.unwrap_or_default() {
-            sessions.push(decode::<Session>(item)?);
-        }
-        start_key = output.last_evaluated_key;
-        if start_key.is_none() {
-            break;
-        }
-    }
-    Ok(sessions)
+    store
+        .query_gsi1(
+            format!("USER#{}#SESSIONS", user.id),
+            "expires_at > :now AND attribute_not_exists(revoked_at) AND epoch >= :epoch",
+            vec![(":now", n(now)), (":epoch", n(user.session_epoch))],
+        )
+        .await
 }
 
 /// Who may revoke a session.
@@ -268,11 +247,7 @@ pub async fn revoke(store: &Store, id: &str, proof: RevokeProof<'_>, now: UnixTi
             .condition_expression("attribute_exists(pk) AND user_id = :user")
             .expression_attribute_values(":user", s(user_id)),
     };
-    match request.send().await {
-        Ok(_) => Ok(true),
-        Err(err) if is_condition_failure(&err) => Ok(false),
-        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
-    }
+    conditional(request.send().await, "dynamodb UpdateItem")
 }
 
 #[cfg(test)]

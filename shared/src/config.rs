@@ -10,7 +10,12 @@ pub enum ConfigError {
     Missing(&'static str),
     /// A variable is set but its value is not acceptable.
     #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Everything a function needs to know about its deployment.

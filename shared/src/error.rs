@@ -96,7 +96,10 @@ pub enum Error {
     NotFound,
     /// Too many requests; retry after the given number of seconds.
     #[error("Too many requests. Try again later.")]
-    RateLimited { retry_after: i64 },
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after: i64,
+    },
     /// A dependency is unavailable. The cause is logged, never returned.
     #[error("The service is temporarily unavailable. Try again shortly.")]
     Unavailable(#[source] DependencyError),

@@ -1,4 +1,5 @@
 //! keygate's domain crate: everything the endpoint functions share, with no HTTP router in it.
+#![warn(missing_docs)]
 
 pub mod account;
 pub mod api_tokens;

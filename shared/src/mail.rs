@@ -10,15 +10,27 @@ use crate::Error;
 #[derive(Clone, Copy)]
 pub enum Mail<'a> {
     /// The code that completes a registration.
-    RegistrationCode { code: &'a str },
+    RegistrationCode {
+        /// The 6-digit code.
+        code: &'a str,
+    },
     /// Someone tried to register an address that already has an account.
     AlreadyRegistered,
     /// The code that resets a forgotten password.
-    PasswordResetCode { code: &'a str },
+    PasswordResetCode {
+        /// The 6-digit code.
+        code: &'a str,
+    },
     /// A code that logs in without a password.
-    LoginCode { code: &'a str },
+    LoginCode {
+        /// The 6-digit code.
+        code: &'a str,
+    },
     /// A link that logs in without a password.
-    MagicLink { url: &'a str },
+    MagicLink {
+        /// The sign-in URL.
+        url: &'a str,
+    },
     /// The password was changed from a signed-in session.
     PasswordChanged,
     /// The password was reset with an emailed code.

@@ -4,12 +4,7 @@
 # a number. Expect 15 to 25 minutes on 2 cores from cold (release builds with fat LTO dominate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MOTO_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-API_PORT=0
-source scripts/local-env.sh
-export KEYGATE_TABLE=keygate-bench KEYGATE_KEY_SECRET_ID=keygate-bench/signing-keys
-export KEYGATE_ISSUER=http://keygate.bench
-export RUST_LOG=${RUST_LOG:-warn}
+PRIVATE_STACK=keygate-bench source scripts/local-env.sh
 FUNCTIONS=(auth-login auth-refresh auth-me authorizer)
 
 echo "==> [1/5] release build of ${FUNCTIONS[*]} and the harness (fat LTO: this is the slow part)"

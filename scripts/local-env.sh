@@ -1,5 +1,14 @@
-# Environment shared by `make dev` and `make test`: dummy credentials and the local endpoint, so the SDK clients
+# Environment shared by `make dev`, `make test` and `make bench`: dummy credentials and the local endpoint, so the SDK clients
 # reach moto through AWS_ENDPOINT_URL with no code path that knows it is local.
+# With PRIVATE_STACK=<name> (test, bench): moto on a free port and tables and secrets of that name, so a run
+# never touches `make dev`'s data.
+if [ -n "${PRIVATE_STACK:-}" ]; then
+  MOTO_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  API_PORT=0
+  export KEYGATE_TABLE=$PRIVATE_STACK KEYGATE_KEY_SECRET_ID=$PRIVATE_STACK/signing-keys
+  export KEYGATE_ISSUER=http://$PRIVATE_STACK.local
+  export RUST_LOG=${RUST_LOG:-warn}
+fi
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
 export AWS_REGION=${AWS_REGION:-us-east-1}

@@ -2,12 +2,7 @@
 # `make test`: unit and end-to-end tests against a private moto on a free port, stopped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MOTO_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-API_PORT=0
-source scripts/local-env.sh
-export KEYGATE_TABLE=keygate-test KEYGATE_KEY_SECRET_ID=keygate-test/signing-keys
-export KEYGATE_ISSUER=http://keygate.test
-export RUST_LOG=${RUST_LOG:-warn}
+PRIVATE_STACK=keygate-test source scripts/local-env.sh
 
 echo "==> building"
 cargo test --workspace --no-run --quiet

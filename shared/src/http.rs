@@ -66,6 +66,13 @@ pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref().and_then(|q| q.first(name))
 }
 
+/// One path parameter (`{id}` in the route), or `""` when absent.
+pub fn path_param<'a>(req: &'a Request, name: &str) -> &'a str {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .unwrap_or_default()
+}
+
 /// What we record about the client of a request.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {

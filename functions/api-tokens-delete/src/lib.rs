@@ -5,7 +5,7 @@
 
 use keygate::auth::{self, Access};
 use keygate::{api_tokens, http, Error, State};
-use lambda_http::{Body, Request, RequestExt as _, Response};
+use lambda_http::{Body, Request, Response};
 
 /// Serves one request.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
@@ -14,11 +14,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn delete(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
-    let id = req
-        .path_parameters_ref()
-        .and_then(|p| p.first("id"))
-        .unwrap_or_default()
-        .to_owned();
+    let id = http::path_param(req, "id").to_owned();
     let owner = auth::authenticate(state, req, now, Access::Authenticated).await?;
     api_tokens::revoke(state, &owner, &id).await?;
     Ok(http::empty(204))

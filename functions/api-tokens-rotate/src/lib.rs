@@ -6,7 +6,7 @@
 
 use keygate::auth::{self, Access};
 use keygate::{api_tokens, http, Error, State};
-use lambda_http::{Body, Request, RequestExt as _, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -22,11 +22,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 async fn rotate(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let body: RotateRequest = http::optional_json_body(req)?;
-    let id = req
-        .path_parameters_ref()
-        .and_then(|p| p.first("id"))
-        .unwrap_or_default()
-        .to_owned();
+    let id = http::path_param(req, "id").to_owned();
     let owner = auth::authenticate(state, req, now, Access::Authenticated).await?;
     let (token, secret) = api_tokens::rotate(state, &owner, &id, body.grace_period_seconds, now).await?;
     let mut view = serde_json::to_value(token.view()).unwrap_or_default();

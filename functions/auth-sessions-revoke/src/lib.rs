@@ -5,7 +5,7 @@
 
 use keygate::auth::{self, Access};
 use keygate::{http, session, Error, State};
-use lambda_http::{Body, Request, RequestExt as _, Response};
+use lambda_http::{Body, Request, Response};
 
 /// Serves one request.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
@@ -14,11 +14,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn revoke(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
-    let session_id = req
-        .path_parameters_ref()
-        .and_then(|p| p.first("session_id"))
-        .unwrap_or_default()
-        .to_owned();
+    let session_id = http::path_param(req, "session_id").to_owned();
     let principal = auth::authenticate(state, req, now, Access::Interactive).await?;
     session::revoke_own(state, &principal.user, &session_id, now).await?;
     Ok(http::empty(204))

@@ -50,15 +50,8 @@ async fn jwts_are_allowed_offline_and_pats_with_one_read() {
 #[tokio::test]
 async fn forged_expired_revoked_and_garbage_are_denied() {
     let app = TestApp::spawn().await;
-    let (_, session) = app.signed_up_user().await;
+    let (session, pat) = app.user_with_pat(&["profile:read"]).await;
     let jwt = session.str("access_token");
-    let pat = app
-        .post_as(
-            &jwt,
-            "/v1/api-tokens",
-            json!({ "name": "x", "scopes": ["profile:read"] }),
-        )
-        .await;
     app.send("DELETE", &format!("/v1/api-tokens/{}", pat.str("id")), Some(&jwt), None)
         .await;
 
@@ -100,15 +93,8 @@ async fn forged_expired_revoked_and_garbage_are_denied() {
 #[tokio::test]
 async fn the_example_route_sits_behind_the_authorizer() {
     let app = TestApp::spawn().await;
-    let (_, session) = app.signed_up_user().await;
+    let (session, pat) = app.user_with_pat(&["profile:read"]).await;
     let jwt = session.str("access_token");
-    let pat = app
-        .post_as(
-            &jwt,
-            "/v1/api-tokens",
-            json!({ "name": "x", "scopes": ["profile:read"] }),
-        )
-        .await;
 
     let as_pat = app.get("/v1/example/whoami", Some(&pat.str("token"))).await;
     assert_eq!(as_pat.status, 200, "{:?}", as_pat.body);

@@ -47,15 +47,20 @@ async fn discovery_names_the_issuer_and_its_keys() {
     );
 }
 
-#[tokio::test]
-async fn tokens_signed_before_a_rotation_still_verify_after_it() {
-    // A secret of this test's own, so rotating it does not disturb the other tests.
+/// A key secret of the calling test's own, holding one key, so rotating it does not disturb the other tests.
+async fn own_key_secret() -> (aws_sdk_secretsmanager::Client, String) {
     let secret_id = format!("keygate-test/rotation-{}", keygate::secret::random_b64(6));
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
     keygate_local::setup::ensure_signing_key(&secrets, &secret_id)
         .await
         .unwrap();
+    (secrets, secret_id)
+}
+
+#[tokio::test]
+async fn tokens_signed_before_a_rotation_still_verify_after_it() {
+    let (secrets, secret_id) = own_key_secret().await;
 
     let before = TestApp::spawn_with(|c| c.key_secret_id = secret_id.clone()).await;
     let (email, tokens) = before.signed_up_user().await;
@@ -94,12 +99,7 @@ async fn tokens_signed_before_a_rotation_still_verify_after_it() {
 #[tokio::test]
 async fn rotation_steps_survive_being_delivered_twice() {
     use keygate::rotation::{run_step, Step};
-    let secret_id = format!("keygate-test/rotation-{}", keygate::secret::random_b64(6));
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    keygate_local::setup::ensure_signing_key(&secrets, &secret_id)
-        .await
-        .unwrap();
+    let (secrets, secret_id) = own_key_secret().await;
     let before = keygate::keys::fetch_stage(&secrets, &secret_id, "AWSCURRENT", None)
         .await
         .unwrap()

@@ -194,6 +194,20 @@ impl TestApp {
         (email, tokens)
     }
 
+    /// A signed-up user and a PAT of theirs with `scopes`: (the session's token response, the create response).
+    pub async fn user_with_pat(&self, scopes: &[&str]) -> (Answer, Answer) {
+        let (_, session) = self.signed_up_user().await;
+        let pat = self
+            .post_as(
+                &session.str("access_token"),
+                "/v1/api-tokens",
+                json!({ "name": "test", "scopes": scopes }),
+            )
+            .await;
+        assert_eq!(pat.status, 201, "{:?}", pat.body);
+        (session, pat)
+    }
+
     /// `POST /v1/auth/login`.
     pub async fn login(&self, email: &str, password: &str) -> Answer {
         self.post("/v1/auth/login", json!({ "email": email, "password": password }))

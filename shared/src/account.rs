@@ -239,14 +239,12 @@ pub async fn request_code(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<(), Error> {
-    let limits = &state.config.rate_limits;
-    let rule = limits.send_rule(match purpose {
+    let name = match purpose {
         Purpose::PasswordReset => "password-reset-request",
         Purpose::Login => "otp-send",
         Purpose::Register => "register",
-    });
-    rate_limit::check_client_ip(&state.store, &rule, client, now).await?;
-    rate_limit::check_mail_address(&state.store, limits, email, now).await?;
+    };
+    rate_limit::check_send(&state.store, &state.config.rate_limits, name, client, email, now).await?;
     send_code(state, email, purpose, now).await
 }
 

@@ -123,6 +123,20 @@ pub async fn check_client_ip(store: &Store, rule: &Rule, client: &ClientInfo, no
     check(store, rule, client.ip.as_deref().unwrap_or("unknown"), now).await
 }
 
+/// The limits of every endpoint that emails an address: the per-IP rule named `name`, then the two per-address
+/// rules. Three round trips.
+pub async fn check_send(
+    store: &Store,
+    limits: &RateLimits,
+    name: &'static str,
+    client: &ClientInfo,
+    email: &Email,
+    now: UnixTime,
+) -> Result<(), Error> {
+    check_client_ip(store, &limits.send_rule(name), client, now).await?;
+    check_mail_address(store, limits, email, now).await
+}
+
 /// Counts an email to `email` against both mail rules. Every request counts, whether or not the address has an
 /// account, so a 429 reveals nothing. Two counters, written concurrently (two round trips, one round-trip time).
 pub async fn check_mail_address(store: &Store, limits: &RateLimits, email: &Email, now: UnixTime) -> Result<(), Error> {

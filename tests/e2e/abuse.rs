@@ -106,15 +106,7 @@ async fn a_password_reset_unlocks_a_backed_off_account() {
         app.state.clock.advance(900);
         app.login(&email, WRONG).await;
     }
-    app.post("/v1/auth/password-reset-request", json!({ "email": email }))
-        .await;
-    let code = app.code_sent_to(&email, "reset code").await;
-    let reset = app
-        .post(
-            "/v1/auth/password-reset",
-            json!({ "email": email, "code": code, "new_password": "a brand new passphrase" }),
-        )
-        .await;
+    let reset = app.reset_password(&email, "a brand new passphrase").await;
     assert_eq!(reset.status, 204);
     assert_eq!(
         app.login(&email, "a brand new passphrase").await.status,

@@ -12,30 +12,12 @@ async fn change_password_revokes_other_sessions_and_notifies() {
     let other = app.login(&email, PASSWORD).await;
     let token = current.str("access_token");
 
-    let wrong = app
-        .post_as(
-            &token,
-            "/v1/auth/change-password",
-            json!({ "current_password": "not it at all", "new_password": NEW_PASSWORD }),
-        )
-        .await;
+    let wrong = app.change_password(&token, "not it at all", NEW_PASSWORD).await;
     assert_eq!((wrong.status, wrong.code()), (403, "invalid_current_password"));
-    let weak = app
-        .post_as(
-            &token,
-            "/v1/auth/change-password",
-            json!({ "current_password": PASSWORD, "new_password": "password1" }),
-        )
-        .await;
+    let weak = app.change_password(&token, PASSWORD, "password1").await;
     assert_eq!((weak.status, weak.code()), (422, "weak_password"));
 
-    let changed = app
-        .post_as(
-            &token,
-            "/v1/auth/change-password",
-            json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
-        )
-        .await;
+    let changed = app.change_password(&token, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(changed.status, 204);
 
     // This session lives on; the other one is gone.
@@ -58,13 +40,7 @@ async fn change_password_needs_a_live_session() {
     let (_, tokens) = app.signed_up_user().await;
     let token = tokens.str("access_token");
     app.post_as(&token, "/v1/auth/logout", json!({})).await;
-    let answer = app
-        .post_as(
-            &token,
-            "/v1/auth/change-password",
-            json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
-        )
-        .await;
+    let answer = app.change_password(&token, PASSWORD, NEW_PASSWORD).await;
     assert_eq!((answer.status, answer.code()), (401, "session_revoked"));
     let anonymous = app
         .post(
@@ -166,15 +142,7 @@ async fn resetting_verifies_a_pending_account() {
     let app = TestApp::spawn().await;
     let email = unique_email();
     app.register(&email, PASSWORD).await;
-    app.post("/v1/auth/password-reset-request", json!({ "email": email }))
-        .await;
-    let code = app.code_sent_to(&email, "reset code").await;
-    let reset = app
-        .post(
-            "/v1/auth/password-reset",
-            json!({ "email": email, "code": code, "new_password": NEW_PASSWORD }),
-        )
-        .await;
+    let reset = app.reset_password(&email, NEW_PASSWORD).await;
     assert_eq!(reset.status, 204);
     assert_eq!(app.login(&email, NEW_PASSWORD).await.status, 200);
 }

@@ -208,6 +208,28 @@ impl TestApp {
         (session, pat)
     }
 
+    /// `POST /v1/auth/change-password` with a bearer token.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Answer {
+        self.post_as(
+            token,
+            "/v1/auth/change-password",
+            json!({ "current_password": current, "new_password": new }),
+        )
+        .await
+    }
+
+    /// Asks for a reset code, reads it from the mail, and resets the password with it: the reset's answer.
+    pub async fn reset_password(&self, email: &str, new_password: &str) -> Answer {
+        self.post("/v1/auth/password-reset-request", json!({ "email": email }))
+            .await;
+        let code = self.code_sent_to(email, "reset code").await;
+        self.post(
+            "/v1/auth/password-reset",
+            json!({ "email": email, "code": code, "new_password": new_password }),
+        )
+        .await
+    }
+
     /// `POST /v1/auth/login`.
     pub async fn login(&self, email: &str, password: &str) -> Answer {
         self.post("/v1/auth/login", json!({ "email": email, "password": password }))

@@ -26,14 +26,15 @@ async fn send(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let email = Email::parse(&body.email)?;
     let redirect_uri = passwordless::check_redirect(state, body.redirect_uri.as_deref())?;
     let limits = &state.config.rate_limits;
-    rate_limit::check_client_ip(
+    rate_limit::check_send(
         &state.store,
-        &limits.send_rule("magic-link-send"),
+        limits,
+        "magic-link-send",
         &state.client_info(req),
+        &email,
         now,
     )
     .await?;
-    rate_limit::check_mail_address(&state.store, limits, &email, now).await?;
     passwordless::send_magic_link(state, &email, redirect_uri, now).await?;
     Ok(http::json(
         202,

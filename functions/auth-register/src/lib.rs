@@ -33,9 +33,16 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, Error>
         name: account::clean_name(body.name.as_deref(), "name")?,
         tenant_name: account::clean_name(body.tenant_name.as_deref(), "tenant_name")?,
     };
-    let rule = state.config.rate_limits.send_rule("register");
-    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
-    rate_limit::check_mail_address(&state.store, &state.config.rate_limits, &registration.email, now).await?;
+    let limits = &state.config.rate_limits;
+    rate_limit::check_send(
+        &state.store,
+        limits,
+        "register",
+        &state.client_info(req),
+        &registration.email,
+        now,
+    )
+    .await?;
     account::register(state, registration, now).await?;
     Ok(http::json(202, &serde_json::json!({ "status": "verification_sent" })))
 }

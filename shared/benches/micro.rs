@@ -47,6 +47,7 @@ fn jwts(c: &mut Criterion) {
         sid: "rMpP2Kjz5ViDw4R43iCICQ".into(),
         scope: "profile:read profile:write sessions:read sessions:write tokens:read tokens:write".into(),
         amr: vec!["pwd".into()],
+        auth_time: 1_700_000_000,
         tenant: None,
     };
     let jwt = tokens::sign_access_token(&keys, &claims).unwrap();

@@ -2,18 +2,19 @@
 
 use secrecy::SecretString;
 
-use crate::backoff::{self, Gate};
+use crate::backoff;
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
 use crate::passwords::{self, Verified};
+use crate::rate_limit::{self, MailKind};
 use crate::session::{self, TokenResponse};
 use crate::store::codes::{self, Purpose};
 use crate::store::login_failures;
-use crate::store::sessions::{self, Session};
-use crate::store::users::{self, User};
-use crate::{rate_limit, Error, State};
+use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::users::{self, MailboxProof, Revoke, User};
+use crate::{Error, State};
 
 /// Longest display or tenant name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -49,50 +50,90 @@ pub struct Registration {
 }
 
 /// Registers an address, or re-sends for a pending one, and emails a code. For an address with a verified
-/// account it emails a notice instead, so the answer never reveals which addresses have accounts.
-/// Two round trips for a new address (marker read, transaction); three for an existing one.
+/// account it emails a notice instead (from the smaller notice budget), so the answer never reveals which
+/// addresses have accounts. Every path runs argon2 once and makes the same calls: the marker, the user, the
+/// address's mail budget, one transaction, one message in the outbox. An exhausted budget sends nothing and still
+/// answers the same.
+///
+/// A pending address registered again with a different password is contested: nobody has proven the mailbox, so
+/// neither password is kept, nor the names, and whoever holds the next code verifies an account with no usable
+/// password (DESIGN §7). The same password twice (a double click) stays usable.
+/// Four round trips (marker, user, budget, transaction) and one SQS call.
 pub async fn register(state: &State, registration: Registration, now: UnixTime) -> Result<(), Error> {
-    // Hash first, whatever the path, so all paths cost the same argon2 run.
-    let password_hash = passwords::hash(&registration.password).await?;
-    let existing = users::find_by_email(&state.store, &registration.email).await?;
+    let store = &state.store;
+    let email = &registration.email;
+    let user_id = users::id_for_email(store, email).await?;
+    // An unknown address reads the user it would create (which is not there), so every path reads the same.
+    let new_id = users::new_user_id();
+    let existing = users::get(store, user_id.as_deref().unwrap_or(&new_id)).await?;
     let (pending, mut items) = match existing {
         Some(user) if user.email_verified => {
-            return state.mailer.send(&registration.email, Mail::AlreadyRegistered).await;
+            passwords::hash(&registration.password).await?;
+            let spent = rate_limit::spend_mail(store, &state.config.rate_limits, MailKind::Notice, email, now).await?;
+            let item = users::notice_item(store, email, now)?;
+            if !store.transact(vec![item]).await? {
+                tracing::info!("a notice record lost a race");
+            }
+            let mail = if spent.is_none() {
+                Mail::AlreadyRegistered
+            } else {
+                Mail::Decoy
+            };
+            return state.mailer.send(email, mail).await;
         }
-        Some(mut user) => {
-            user.password_hash = password_hash;
-            user.name = registration.name;
-            user.tenant_name = registration.tenant_name;
-            let items = vec![users::replace_pending_item(&state.store, &user, now)?];
+        Some(read) => {
+            let same_password = match &read.password_hash {
+                Some(hash) => passwords::verify(&registration.password, Some(hash)).await? != Verified::No,
+                // Contested before: stays without a password until someone proves the mailbox.
+                None => {
+                    passwords::verify(&registration.password, None).await?;
+                    false
+                }
+            };
+            let mut user = read.clone();
+            if same_password {
+                user.name = registration.name;
+                user.tenant_name = registration.tenant_name;
+            } else {
+                tracing::info!("a pending registration is contested; no password will survive it");
+                user.password_hash = None;
+                user.name = None;
+                user.tenant_name = None;
+            }
+            let items = vec![users::replace_pending_item(store, &read, &user, now)?];
             (user, items)
         }
         None => {
+            let password_hash = passwords::hash(&registration.password).await?;
             let user = User::new(
-                &registration.email,
+                new_id,
+                email,
                 registration.name,
                 registration.tenant_name,
-                password_hash,
+                Some(password_hash),
                 now,
             );
-            let items = users::create_items(&state.store, &user)?;
+            let items = users::create_items(store, &user)?;
             (user, items)
         }
     };
-    let (code, plaintext) = codes::issue(&registration.email, Purpose::Register, &pending.id, now);
-    items.push(codes::store_item(&state.store, &code)?);
-    if !state.store.transact(items).await? {
+    let spent = rate_limit::spend_mail(store, &state.config.rate_limits, MailKind::Code, email, now).await?;
+    let (code, plaintext) = codes::issue(email, Purpose::Register, &pending.id, now);
+    items.push(codes::store_item(store, &code)?);
+    if !store.transact(items).await? {
         // A concurrent registration or verification of the same address won; it sends its own email.
         tracing::info!("registration lost a race for the same address");
-        return Ok(());
+        return state.mailer.send(email, Mail::Decoy).await;
     }
-    state
-        .mailer
-        .send(&registration.email, Mail::RegistrationCode { code: &plaintext })
-        .await
+    let mail = match spent {
+        None => Mail::RegistrationCode { code: &plaintext },
+        Some(_) => Mail::Decoy,
+    };
+    state.mailer.send(email, mail).await
 }
 
 /// Redeems a registration code: the account becomes verified and a session starts.
-/// Three round trips: the code check, the user read, the transaction (consume code, verify, create session).
+/// Four round trips: the code check with the guess budget (concurrent), the user read, the transaction.
 pub async fn verify_registration(
     state: &State,
     email: &Email,
@@ -104,9 +145,11 @@ pub async fn verify_registration(
 }
 
 /// Redeems an emailed code of `purpose` (registration or login) and starts a session (amr `otp`). The code proves
-/// the address, so an unverified account becomes verified in the same transaction.
-/// Three round trips: the code check, the user read, the transaction (consume code, verify, create session,
-/// forget failed logins).
+/// the address, so an unverified account becomes verified in the same transaction: with the password its
+/// registration set when the code is that registration's own, and with no usable password when it is a sign-in
+/// code, which no password-setting request asked for (DESIGN §7). A first proof is welcomed by email.
+/// Four round trips in three round-trip times: the code attempt and the guess budget (concurrent), the user read,
+/// the transaction (consume the code and refund the guess, verify, create the session, forget failed logins).
 pub async fn redeem_code_for_session(
     state: &State,
     email: &Email,
@@ -115,30 +158,70 @@ pub async fn redeem_code_for_session(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let checked = codes::check(&state.store, email, purpose, code, now).await?;
-    let mut user = users::get(&state.store, &checked.user_id)
+    let guesses = state.config.rate_limits.code_guesses_per_day;
+    let checked = codes::check(&state.store, email, purpose, code, guesses, now).await?;
+    let user = users::get(&state.store, checked.user_id())
         .await?
         .ok_or(Error::InvalidCode)?;
-    user.email_verified = true;
-    let (session, refresh) = Session::start(&user, &["otp"], client, state.config.refresh_token_ttl, now);
-    let items = vec![
-        codes::consume_item(&state.store, &checked)?,
-        users::mark_verified_item(&state.store, &user.id, now)?,
-        sessions::create_item(&state.store, &session)?,
-        login_failures::clear_item(&state.store, email.as_str())?,
-    ];
+    let proof = match purpose {
+        Purpose::Register => MailboxProof::RegistrationCode,
+        Purpose::Login | Purpose::PasswordReset => MailboxProof::SignIn,
+    };
+    let mut items = Vec::from(codes::consume_items(&state.store, &checked, guesses)?);
+    items.push(login_failures::clear_item(&state.store, email.as_str())?);
+    sign_in_with_mailbox_proof(state, user, proof, &["otp"], items, client, now)
+        .await
+        .map_err(|err| match err {
+            Error::Conflict(_) => Error::InvalidCode,
+            other => other,
+        })
+}
+
+/// Starts a session for a user who just proved their mailbox, writing `items` in the same transaction; verifies a
+/// pending account (see [`users::verify_item`]) and welcomes it by email. A lost race is 409 `conflict`.
+/// One round trip, and one SQS call for a first proof.
+pub(crate) async fn sign_in_with_mailbox_proof(
+    state: &State,
+    mut user: User,
+    proof: MailboxProof,
+    amr: &[&str],
+    mut items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let first_proof = !user.email_verified;
+    items.extend(users::verify_item(&state.store, &user, proof, now)?);
+    if first_proof {
+        user.email_verified = true;
+        if proof == MailboxProof::SignIn {
+            user.password_hash = None;
+        }
+    }
+    let (session, refresh) = Session::start(&user, amr, client, Lifetime::from_config(&state.config), now);
+    items.push(sessions::create_item(&state.store, &session)?);
     if !state.store.transact(items).await? {
-        return Err(Error::InvalidCode);
+        return Err(Error::Conflict("The account changed during sign-in; try again."));
+    }
+    if first_proof {
+        let email = Email::parse(&user.email)?;
+        let welcome = Mail::Welcome {
+            has_password: user.password_hash.is_some(),
+        };
+        // The session exists: a mail that cannot be queued must not turn it into an error.
+        if let Err(err) = state.mailer.send(&email, welcome).await {
+            tracing::warn!(error = ?err, "queueing the welcome mail failed");
+        }
     }
     session::token_response(state, &user, &session, &refresh, now).await
 }
 
-/// Checks an email and password and starts a session. Unknown addresses cost the same argon2 run as known ones,
-/// and count failures the same way. In backoff (see [`crate::backoff`]) an early attempt is refused before any
-/// argon2 run, and a due one must first claim its slot, so parallel guesses gain nothing.
-/// Four round trips when the password is right, in three round-trip times: the per-IP counter alongside one
-/// BatchGetItem of the marker and the failure record, then the user, then the session; one more to clear
-/// earlier failures, claim a backoff slot or upgrade an old hash.
+/// Checks an email and password and starts a session. Every attempt first claims its slot in the account's
+/// backoff (see [`crate::backoff`]), concurrently with the per-IP counter and the marker read, so attempts sent at
+/// once get no more verdicts than the backoff allows. Unknown addresses cost the same argon2 run as known ones,
+/// and count failures the same way; an account without a usable password fails like a wrong password.
+/// Five round trips in three round-trip times when the password is right: (the per-IP counter, the claim, the
+/// marker), the user, one transaction (the session, clearing the failures); a failure past the free ones writes
+/// its wait instead; an old hash is upgraded concurrently with the transaction.
 pub async fn login(
     state: &State,
     email: &str,
@@ -146,92 +229,137 @@ pub async fn login(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    // The per-IP counter and the account lookup are independent reads: one round-trip time for both.
+    let store = &state.store;
     let rule = state.config.rate_limits.verify_rule("login");
-    let email = Email::parse(email).ok();
-    let lookup = async {
-        match &email {
-            Some(email) => login_failures::account_and_failures(&state.store, email)
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
-    };
-    let (limited, lookup) = tokio::join!(rate_limit::check_client_ip(&state.store, &rule, client, now), lookup);
-    limited?;
-    let (Some(email), Some((user_id, failures))) = (email, lookup?) else {
+    let limited = rate_limit::check_client_ip(store, &rule, client, now);
+    let Ok(email) = Email::parse(email) else {
+        limited.await?;
         // No account can have this address; still spend the same argon2 run.
         passwords::verify(password, None).await?;
         return Err(Error::InvalidCredentials);
     };
-    match backoff::gate(failures.as_ref(), now) {
-        Gate::Open => {}
-        Gate::Due => {
-            let seen = failures.clone().unwrap_or_default();
-            if !login_failures::claim_attempt(&state.store, email.as_str(), &seen, now).await? {
-                return Err(Error::RateLimited {
-                    retry_after: backoff::delay_after(seen.failures).max(1),
-                });
-            }
-        }
-        Gate::Wait(seconds) => return Err(Error::RateLimited { retry_after: seconds }),
-        Gate::Locked => return Err(Error::AccountLocked),
-    }
-    let user = match user_id {
-        Some(id) => users::get(&state.store, &id).await?,
+    let (limited, attempt, user_id) = tokio::join!(
+        limited,
+        backoff::claim(store, email.as_str(), now),
+        users::id_for_email(store, &email)
+    );
+    limited?;
+    let attempt = attempt?;
+    let user = match user_id? {
+        Some(id) => users::get(store, &id).await?,
         None => None,
     };
-    let verified = passwords::verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let verified = passwords::verify(password, hash).await?;
     let user = match (user, verified) {
-        (Some(user), Verified::Yes | Verified::YesRehash) => user,
+        (Some(user), Verified::Yes | Verified::YesRehash) if user.email_verified => user,
+        (Some(_), Verified::Yes | Verified::YesRehash) => {
+            attempt.failed(store, now).await?;
+            return Err(Error::EmailNotVerified);
+        }
         _ => {
-            login_failures::record_failure(&state.store, email.as_str(), backoff::CEILING, now).await?;
+            attempt.failed(store, now).await?;
             return Err(Error::InvalidCredentials);
         }
     };
-    if !user.email_verified {
-        return Err(Error::EmailNotVerified);
+    let (session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
+    let items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    let upgrade = async {
+        if verified == Verified::YesRehash {
+            let upgraded = passwords::hash(password).await?;
+            users::upgrade_password_hash(store, &user, &upgraded).await?;
+        }
+        Ok::<(), Error>(())
+    };
+    let (written, upgraded) = tokio::join!(store.transact(items), upgrade);
+    if let Err(err) = upgraded {
+        tracing::warn!(error = ?err, "upgrading a password hash failed; the login stands");
     }
-    if failures.is_some() {
-        login_failures::clear(&state.store, email.as_str()).await?;
+    if !written? {
+        return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
-    if verified == Verified::YesRehash {
-        let upgraded = passwords::hash(password).await?;
-        users::upgrade_password_hash(&state.store, &user, &upgraded).await?;
-    }
-    session::start(state, &user, &["pwd"], client, now).await
+    session::token_response(state, &user, &session, &refresh, now).await
 }
 
-/// Changes the password of a signed-in user and revokes every other session of theirs, in one transaction.
-/// One round trip (the transaction) after authentication, plus the notice email.
+/// How recent a sign-in must be to set a first password without the current one.
+pub const REAUTHENTICATION_WINDOW_SECONDS: i64 = 300;
+
+/// A password change, validated.
+pub struct PasswordChange {
+    /// The current password; absent when the account has none yet.
+    pub current: Option<SecretString>,
+    /// The new password.
+    pub new: SecretString,
+    /// Whether to revoke every personal access token too (a new token epoch).
+    pub revoke_api_tokens: bool,
+}
+
+/// Changes the password of a signed-in user and revokes every other session of theirs (and, when asked, every
+/// PAT), in one transaction. Guesses of the current password spend the login backoff of the account. An account
+/// without a usable password sets its first one without a current password, but only from a session whose
+/// sign-in is at most five minutes old, so a stolen access token cannot become a permanent password.
+/// One round trip (the transaction) after authentication, plus the backoff claim (and its wait after a wrong
+/// guess) when there is a current password; one SQS call for the notice.
 pub async fn change_password(
     state: &State,
     user: &User,
-    current_session_id: &str,
-    current: &SecretString,
-    new: &SecretString,
+    session: &Session,
+    change: PasswordChange,
     now: UnixTime,
 ) -> Result<(), Error> {
-    passwords::check_policy(new)?;
-    if passwords::verify(current, Some(&user.password_hash)).await? == Verified::No {
-        return Err(Error::WrongPassword);
-    }
-    let password_hash = passwords::hash(new).await?;
-    let new_epoch = user.session_epoch + 1;
-    let items = vec![
-        users::set_password_item(&state.store, user, &password_hash, new_epoch, false, now)?,
-        sessions::move_to_epoch_item(&state.store, current_session_id, new_epoch)?,
+    let store = &state.store;
+    passwords::check_policy(&change.new)?;
+    let attempt = match (&user.password_hash, &change.current) {
+        (Some(hash), Some(current)) => {
+            let attempt = backoff::claim(store, &user.email, now).await?;
+            if passwords::verify(current, Some(hash)).await? == Verified::No {
+                attempt.failed(store, now).await?;
+                return Err(Error::WrongPassword);
+            }
+            Some(attempt)
+        }
+        (Some(_), None) => {
+            return Err(Error::InvalidRequest(
+                "The request is invalid: missing field `current_password`.".to_owned(),
+            ))
+        }
+        (None, _) if now - session.created_at > REAUTHENTICATION_WINDOW_SECONDS => {
+            return Err(Error::ReauthenticationRequired)
+        }
+        (None, _) => None,
+    };
+    let password_hash = passwords::hash(&change.new).await?;
+    let revoke = if change.revoke_api_tokens {
+        Revoke::SessionsAndTokens
+    } else {
+        Revoke::Sessions
+    };
+    let mut items = vec![
+        users::set_password_item(store, user, &password_hash, revoke, false, now)?,
+        sessions::move_to_epoch_item(store, &session.id, user.session_epoch + 1)?,
     ];
-    if !state.store.transact(items).await? {
+    if let Some(attempt) = attempt {
+        items.push(attempt.succeeded_item(store)?);
+    }
+    if !store.transact(items).await? {
         return Err(Error::SessionRevoked);
     }
     let email = Email::parse(&user.email)?;
-    state.mailer.send(&email, Mail::PasswordChanged).await
+    state
+        .mailer
+        .send(
+            &email,
+            Mail::PasswordChanged {
+                tokens_revoked: change.revoke_api_tokens,
+            },
+        )
+        .await
 }
 
-/// The whole of an "email me a code" request, shared by `otp/send` and `password-reset-request`: the per-IP and
-/// per-address limits, then [`send_code`]. The answer is the same whether or not the address has an account.
-/// Round trips: one IP counter, two address counters, then [`send_code`]'s one or two.
+/// The whole of an "email me a code" request, shared by `otp/send` and `password-reset-request`: the per-IP limit
+/// and the address's code budget, then [`send_code`]. The answer is the same whether or not the address has an
+/// account.
+/// Round trips: the IP counter, the budget, then [`send_code`]'s two; one SQS call.
 pub async fn request_code(
     state: &State,
     email: &Email,
@@ -248,25 +376,26 @@ pub async fn request_code(
     send_code(state, email, purpose, now).await
 }
 
-/// Emails a code of `purpose` (password reset or login) when the address has an account; does nothing otherwise,
-/// so the caller's answer is the same either way. A new code replaces the previous one of the same purpose.
-/// One round trip for an unknown address (the marker), two for a known one (plus the code).
+/// Emails a code of `purpose` (password reset or login) when the address has an account. For an unknown address
+/// it stores a code for no account and queues a decoy, so the calls are the same either way. A new code replaces
+/// the previous one of the same purpose.
+/// Two round trips (the marker, the code) and one SQS call.
 pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: UnixTime) -> Result<(), Error> {
-    let Some(user_id) = users::id_for_email(&state.store, email).await? else {
-        return Ok(());
-    };
-    let (code, plaintext) = codes::issue(email, purpose, &user_id, now);
+    let user_id = users::id_for_email(&state.store, email).await?;
+    let (code, plaintext) = codes::issue(email, purpose, user_id.as_deref().unwrap_or_default(), now);
     codes::store(&state.store, &code).await?;
-    let mail = match purpose {
-        Purpose::PasswordReset => Mail::PasswordResetCode { code: &plaintext },
-        Purpose::Login => Mail::LoginCode { code: &plaintext },
-        Purpose::Register => Mail::RegistrationCode { code: &plaintext },
+    let mail = match (&user_id, purpose) {
+        (None, _) => Mail::Decoy,
+        (Some(_), Purpose::PasswordReset) => Mail::PasswordResetCode { code: &plaintext },
+        (Some(_), Purpose::Login) => Mail::LoginCode { code: &plaintext },
+        (Some(_), Purpose::Register) => Mail::RegistrationCode { code: &plaintext },
     };
     state.mailer.send(email, mail).await
 }
 
 /// Redeems a reset code: sets the new password, verifies the address (the code proved it) and revokes every
-/// session. Three round trips: the code check, the user read, the transaction.
+/// session and every personal access token (both epochs). Four round trips in three round-trip times: the code
+/// check with the guess budget, the user read, the transaction; one SQS call.
 pub async fn reset_password(
     state: &State,
     email: &Email,
@@ -275,16 +404,22 @@ pub async fn reset_password(
     now: UnixTime,
 ) -> Result<(), Error> {
     passwords::check_policy(new)?;
-    let checked = codes::check(&state.store, email, Purpose::PasswordReset, code, now).await?;
-    let user = users::get(&state.store, &checked.user_id)
+    let guesses = state.config.rate_limits.code_guesses_per_day;
+    let checked = codes::check(&state.store, email, Purpose::PasswordReset, code, guesses, now).await?;
+    let user = users::get(&state.store, checked.user_id())
         .await?
         .ok_or(Error::InvalidCode)?;
     let password_hash = passwords::hash(new).await?;
-    let items = vec![
-        codes::consume_item(&state.store, &checked)?,
-        users::set_password_item(&state.store, &user, &password_hash, user.session_epoch + 1, true, now)?,
-        login_failures::clear_item(&state.store, email.as_str())?,
-    ];
+    let mut items = Vec::from(codes::consume_items(&state.store, &checked, guesses)?);
+    items.push(users::set_password_item(
+        &state.store,
+        &user,
+        &password_hash,
+        Revoke::SessionsAndTokens,
+        true,
+        now,
+    )?);
+    items.push(login_failures::clear_item(&state.store, email.as_str())?);
     if !state.store.transact(items).await? {
         return Err(Error::InvalidCode);
     }

@@ -17,35 +17,52 @@ pub const MAX_GRACE_SECONDS: i64 = 30 * 86_400;
 
 const INVALID: Error = Error::InvalidToken("The access token is invalid or has expired.");
 
+/// Which secret of a token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatSecret {
+    /// The current one.
+    Current,
+    /// The one before the last rotation, inside its grace period. It is usually the one that leaked, so it may use
+    /// the token's scopes but never rotate or delete the token.
+    Previous,
+}
+
 /// Verifies a PAT: the format and checksum first (no read for a typo), then one strongly consistent read, the
 /// expiry (the item may outlive it: TTL deletes late) and a constant-time hash comparison with the current
-/// secret, or with the previous one during its grace period. A use is recorded at most once an hour.
-pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<ApiToken, Error> {
+/// secret, or with the previous one during its grace period. The owner's token epoch is checked by the caller
+/// ([`crate::auth::principal`]).
+pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<(ApiToken, PatSecret), Error> {
     let presented = Pat::parse(raw, &state.config.pat_prefix)?;
     let token = api_tokens::get(&state.store, &presented.id).await?.ok_or(INVALID)?;
     if token.expires_at <= now {
         return Err(INVALID);
     }
     let hash = presented.hash();
-    let current = secret::ct_eq(&token.secret_hash, &hash);
+    if secret::ct_eq(&token.secret_hash, &hash) {
+        return Ok((token, PatSecret::Current));
+    }
     let in_grace = token.previous_valid_until.is_some_and(|until| now < until)
         && token
             .previous_hash
             .as_deref()
             .is_some_and(|previous| secret::ct_eq(previous, &hash));
-    if !(current || in_grace) {
-        return Err(INVALID);
+    if in_grace {
+        Ok((token, PatSecret::Previous))
+    } else {
+        Err(INVALID)
     }
+}
+
+/// Records a use of a verified token, at most once an hour. Bookkeeping: a failure is logged, never returned.
+pub async fn record_use(state: &State, token: &ApiToken, now: UnixTime) {
     if token
         .last_used_at
         .is_none_or(|at| now - at >= LAST_USED_RESOLUTION_SECONDS)
     {
-        // Bookkeeping must not fail an otherwise valid request.
         if let Err(err) = api_tokens::touch(&state.store, &token.id, now).await {
             tracing::warn!(error = ?err, "recording a token's last use failed");
         }
     }
-    Ok(token)
 }
 
 /// What a new token should be.
@@ -84,6 +101,7 @@ pub async fn create(
     let token = ApiToken::new(
         &id,
         &owner.user.id,
+        owner.user.token_epoch,
         name,
         scopes,
         secret.hash(),
@@ -94,9 +112,11 @@ pub async fn create(
     Ok((token, secret.expose(&state.config.pat_prefix)))
 }
 
-/// The caller's tokens, newest first. One round trip.
+/// The caller's tokens, newest first, without those revoked by a token-epoch bump. One round trip.
 pub async fn list(state: &State, owner: &Principal, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
-    api_tokens::list(&state.store, &owner.user.id, now).await
+    let mut tokens = api_tokens::list(&state.store, &owner.user.id, now).await?;
+    tokens.retain(|token| token.epoch >= owner.user.token_epoch);
+    Ok(tokens)
 }
 
 /// One of the caller's tokens; someone else's (or an expired one) is 404. One round trip.
@@ -105,14 +125,26 @@ pub async fn get_own(state: &State, owner: &Principal, id: &str, now: UnixTime) 
         return Err(Error::NotFound);
     }
     match api_tokens::get(&state.store, id).await? {
-        Some(token) if token.user_id == owner.user.id && token.expires_at > now => Ok(token),
+        Some(token)
+            if token.user_id == owner.user.id && token.expires_at > now && token.epoch >= owner.user.token_epoch =>
+        {
+            Ok(token)
+        }
         _ => Err(Error::NotFound),
     }
 }
 
-/// Whether the caller may change token `id`: with `tokens:write`, or by being that token.
+/// Whether the caller may change token `id`: with `tokens:write`, or by being that token. A secret in its grace
+/// period never may change its own token: it is the one most likely to have leaked, and rotating or deleting
+/// would take the token from its owner.
 fn may_manage(owner: &Principal, id: &str) -> Result<(), Error> {
-    if owner.has_scope("tokens:write") || owner.token_id() == Some(id) {
+    let itself = owner.token_id() == Some(id);
+    if itself && owner.is_grace_secret() {
+        return Err(Error::InsufficientScope(
+            "A secret in its rotation grace period cannot rotate or delete its own token.",
+        ));
+    }
+    if owner.has_scope("tokens:write") || itself {
         Ok(())
     } else {
         Err(Error::InsufficientScope(

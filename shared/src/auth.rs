@@ -3,6 +3,7 @@
 
 use lambda_http::Request;
 
+use crate::api_tokens::PatSecret;
 use crate::clock::UnixTime;
 use crate::pat::Pat;
 use crate::store::api_tokens::ApiToken;
@@ -29,7 +30,12 @@ pub enum Credential {
     /// An access JWT and its active session.
     Session(Box<Session>),
     /// A personal access token.
-    Pat(Box<ApiToken>),
+    Pat {
+        /// The token.
+        token: Box<ApiToken>,
+        /// Which of its secrets was presented.
+        secret: PatSecret,
+    },
 }
 
 /// The authenticated caller.
@@ -41,6 +47,8 @@ pub struct Principal {
     pub credential: Credential,
     /// What the credential may do.
     pub scopes: Vec<String>,
+    /// The tenant a JWT is scoped to, if any.
+    pub tenant: Option<String>,
 }
 
 impl Principal {
@@ -50,19 +58,35 @@ impl Principal {
     }
 
     /// The caller's session, when it authenticated with one.
-    pub fn session_id(&self) -> Option<&str> {
+    pub fn session(&self) -> Option<&Session> {
         match &self.credential {
-            Credential::Session(session) => Some(&session.id),
-            Credential::Pat(_) => None,
+            Credential::Session(session) => Some(session),
+            Credential::Pat { .. } => None,
         }
+    }
+
+    /// The caller's session id, when it authenticated with a session.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session().map(|s| s.id.as_str())
     }
 
     /// The calling token's id, when it authenticated with a PAT.
     pub fn token_id(&self) -> Option<&str> {
         match &self.credential {
-            Credential::Pat(token) => Some(&token.id),
+            Credential::Pat { token, .. } => Some(&token.id),
             Credential::Session(_) => None,
         }
+    }
+
+    /// Whether the caller is a PAT's previous secret, still inside its rotation grace period.
+    pub fn is_grace_secret(&self) -> bool {
+        matches!(
+            self.credential,
+            Credential::Pat {
+                secret: PatSecret::Previous,
+                ..
+            }
+        )
     }
 
     /// The session of an [`Access::Interactive`] caller.
@@ -72,6 +96,7 @@ impl Principal {
 }
 
 const NEEDS_SESSION: Error = Error::InsufficientScope("This action needs an interactive session, not an API token.");
+const INVALID: Error = Error::InvalidToken("The access token is invalid or has expired.");
 
 /// Verifies an access JWT offline against the cached keys (no DynamoDB call).
 pub async fn verify_jwt(state: &State, token: &str, now: UnixTime) -> Result<AccessClaims, Error> {
@@ -87,39 +112,12 @@ pub async fn bearer_claims(state: &State, req: &Request, now: UnixTime) -> Resul
 }
 
 /// Authenticates the bearer and checks it against `access`.
-/// A JWT costs one strongly consistent BatchGetItem (session and user), so a revoked session is refused even
-/// while its JWT has not expired. A PAT costs two reads (token, user); a mistyped one none.
 pub async fn authenticate(state: &State, req: &Request, now: UnixTime, access: Access) -> Result<Principal, Error> {
     let token = http::bearer_token(req).ok_or(Error::InvalidToken("Authentication is required."))?;
-    let principal = if Pat::has_prefix(token, &state.config.pat_prefix) {
-        if access == Access::Interactive {
-            return Err(NEEDS_SESSION);
-        }
-        let api_token = api_tokens::verify(state, token, now).await?;
-        let user = users::get(&state.store, &api_token.user_id)
-            .await?
-            .ok_or(Error::InvalidToken("The access token is invalid or has expired."))?;
-        Principal {
-            user,
-            scopes: api_token.scopes.clone(),
-            credential: Credential::Pat(Box::new(api_token)),
-        }
-    } else {
-        let claims = verify_jwt(state, token, now).await?;
-        let (session, user) = session_and_user(state, &claims).await?;
-        session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
-        let scopes = claims
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Principal {
-            user,
-            scopes,
-            credential: Credential::Session(Box::new(session)),
-        }
-    };
+    if access == Access::Interactive && Pat::has_prefix(token, &state.config.pat_prefix) {
+        return Err(NEEDS_SESSION);
+    }
+    let principal = principal(state, token, now).await?;
     if let Access::Scope(scope) = access {
         if !principal.has_scope(scope) {
             return Err(Error::InsufficientScope(
@@ -130,6 +128,45 @@ pub async fn authenticate(state: &State, req: &Request, now: UnixTime, access: A
     Ok(principal)
 }
 
+/// Who a bearer token speaks for, checked the same way wherever a token is accepted (keygate's own endpoints and
+/// the Lambda authorizer), so that a revocation takes effect everywhere at once.
+/// A JWT costs one strongly consistent BatchGetItem (session and user): a revoked, expired or pre-epoch session is
+/// refused even while its JWT has not expired. A PAT costs two reads (token, then its owner's token epoch), plus
+/// at most hourly the `last_used_at` write; a mistyped one none.
+pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Principal, Error> {
+    if Pat::has_prefix(token, &state.config.pat_prefix) {
+        let (api_token, secret) = api_tokens::verify(state, token, now).await?;
+        let user = users::get(&state.store, &api_token.user_id)
+            .await?
+            .filter(|user| api_token.epoch >= user.token_epoch)
+            .ok_or(INVALID)?;
+        api_tokens::record_use(state, &api_token, now).await;
+        return Ok(Principal {
+            user,
+            scopes: api_token.scopes.clone(),
+            credential: Credential::Pat {
+                token: Box::new(api_token),
+                secret,
+            },
+            tenant: None,
+        });
+    }
+    let claims = verify_jwt(state, token, now).await?;
+    let (session, user) = session_and_user(state, &claims).await?;
+    session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
+    let scopes = claims
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(Principal {
+        user,
+        scopes,
+        credential: Credential::Session(Box::new(session)),
+        tenant: claims.tenant,
+    })
+}
 async fn session_and_user(state: &State, claims: &AccessClaims) -> Result<(Session, User), Error> {
     let items = state
         .store

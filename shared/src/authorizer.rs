@@ -1,12 +1,12 @@
 //! The decision of the API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses) that protects
-//! other teams' APIs with keygate credentials: an access JWT, verified offline against the cached keys, or a
-//! PAT, with one read. Bad input of any kind is a clean deny, never an error.
+//! other teams' APIs with keygate credentials: an access JWT whose session is still active, or a PAT that is still
+//! valid. Bad input of any kind is a clean deny, never an error.
 
 use serde_json::{json, Map, Value};
 
+use crate::auth::{self, Credential};
 use crate::clock::UnixTime;
-use crate::pat::Pat;
-use crate::{api_tokens, auth, http, State};
+use crate::{http, State};
 
 /// The authorizer's answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,36 +32,35 @@ impl Decision {
     }
 }
 
-/// Decides on an `Authorization` header value. JWTs cost no DynamoDB call; PATs one read (plus, at most once an
-/// hour per token, the `last_used_at` write).
+/// Decides on an `Authorization` header value with the same check as keygate's own endpoints
+/// ([`auth::principal`]): a JWT whose session was revoked (logout, reuse detection, a password reset) or a PAT
+/// revoked by a token-epoch bump is denied at once. JWTs cost one strongly consistent BatchGetItem (session and
+/// user); PATs two reads (plus, at most once an hour per token, the `last_used_at` write).
 pub async fn decide(state: &State, authorization: Option<&str>, now: UnixTime) -> Decision {
     let Some(token) = authorization.and_then(http::parse_bearer) else {
         return Decision::deny();
     };
+    // Boxed: the whole check is a deep future, and the runtime's own nesting on top of it exceeds the compiler's
+    // layout depth.
+    let principal = match Box::pin(auth::principal(state, token, now)).await {
+        Ok(principal) => principal,
+        Err(err) => return log_deny(&err),
+    };
     let mut context = Map::new();
-    if Pat::has_prefix(token, &state.config.pat_prefix) {
-        match api_tokens::verify(state, token, now).await {
-            Ok(pat) => {
-                context.insert("sub".into(), pat.user_id.into());
-                context.insert("scopes".into(), pat.scopes.join(" ").into());
-                context.insert("token_type".into(), "pat".into());
-                context.insert("token_id".into(), pat.id.into());
-            }
-            Err(err) => return log_deny(&err),
+    context.insert("sub".into(), principal.user.id.clone().into());
+    context.insert("scopes".into(), principal.scopes.join(" ").into());
+    match &principal.credential {
+        Credential::Session(session) => {
+            context.insert("token_type".into(), "jwt".into());
+            context.insert("sid".into(), session.id.clone().into());
         }
-    } else {
-        match auth::verify_jwt(state, token, now).await {
-            Ok(claims) => {
-                context.insert("sub".into(), claims.sub.into());
-                context.insert("scopes".into(), claims.scope.into());
-                context.insert("token_type".into(), "jwt".into());
-                context.insert("sid".into(), claims.sid.into());
-                if let Some(tenant) = claims.tenant {
-                    context.insert("tenant".into(), tenant.into());
-                }
-            }
-            Err(err) => return log_deny(&err),
+        Credential::Pat { token, .. } => {
+            context.insert("token_type".into(), "pat".into());
+            context.insert("token_id".into(), token.id.clone().into());
         }
+    }
+    if let Some(tenant) = principal.tenant {
+        context.insert("tenant".into(), tenant.into());
     }
     Decision {
         is_authorized: true,

@@ -1,10 +1,19 @@
-//! Login backoff per account, across all client IPs: after five consecutive failures each further attempt must
+//! Password backoff per account, across all client IPs: after five consecutive failures each further attempt must
 //! wait, doubling from one second up to fifteen minutes. The delays are bounded, so an attacker cannot lock a
 //! real user out for good; at NIST's ceiling of 100 consecutive failures password login stops until the owner
 //! proves the address (password reset, emailed code or magic link), which clears the count.
+//!
+//! Every attempt, in every state, first claims its slot with one conditional write that counts it as a failure
+//! ([`login_failures::claim`]); only then does argon2 run. A success clears the record in the transaction that
+//! acts on it, a failure sets the wait that follows it. So attempts sent at once from many addresses get no more
+//! verdicts than the backoff allows, and the ceiling cannot be reached in seconds.
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use crate::clock::UnixTime;
-use crate::store::login_failures::LoginFailures;
+use crate::store::login_failures::{self, Claim};
+use crate::store::Store;
+use crate::Error;
 
 /// Failures allowed before the backoff starts.
 pub const FREE_FAILURES: i64 = 5;
@@ -12,19 +21,6 @@ pub const FREE_FAILURES: i64 = 5;
 pub const MAX_DELAY_SECONDS: i64 = 900;
 /// NIST SP 800-63B's limit of consecutive failures.
 pub const CEILING: i64 = 100;
-
-/// What the failure record allows right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    /// Fewer than five failures: go ahead.
-    Open,
-    /// In backoff, and the wait is over: one attempt may go ahead.
-    Due,
-    /// In backoff: wait this many seconds.
-    Wait(i64),
-    /// At the ceiling: the owner must prove the address.
-    Locked,
-}
 
 /// The wait that follows `failures` consecutive failures.
 pub fn delay_after(failures: i64) -> i64 {
@@ -35,36 +31,51 @@ pub fn delay_after(failures: i64) -> i64 {
     2_i64.pow(exponent).min(MAX_DELAY_SECONDS)
 }
 
-/// Decides whether an attempt may run now.
-pub fn gate(record: Option<&LoginFailures>, now: UnixTime) -> Gate {
-    let Some(record) = record.filter(|r| r.expires_at > now) else {
-        return Gate::Open;
-    };
-    if record.failures >= CEILING {
-        return Gate::Locked;
+/// A claimed password attempt against one address, waiting for its verdict.
+#[derive(Debug)]
+#[must_use = "an attempt must be settled: `failed`, or `succeeded_item` in the transaction that acts on it"]
+pub struct Attempt {
+    email: String,
+    failures: i64,
+    claimed_at: UnixTime,
+}
+
+/// Claims an attempt for `email`: 429 with the wait while the backoff holds, 403 `account_locked` at the
+/// ceiling. One round trip, which can run concurrently with the request's other reads.
+pub async fn claim(store: &Store, email: &str, now: UnixTime) -> Result<Attempt, Error> {
+    match login_failures::claim(store, email, FREE_FAILURES, CEILING, now).await? {
+        Claim::Granted { failures } => Ok(Attempt {
+            email: email.to_owned(),
+            failures,
+            claimed_at: now,
+        }),
+        Claim::Refused(record) if record.failures >= CEILING => Err(Error::AccountLocked),
+        Claim::Refused(record) => Err(Error::RateLimited {
+            retry_after: (record.next_attempt_at - now).max(1),
+        }),
     }
-    if record.failures < FREE_FAILURES {
-        return Gate::Open;
+}
+
+impl Attempt {
+    /// The attempt failed at `now`: set the wait before the next one, counted from the verdict. One round trip,
+    /// none while failures are free.
+    pub async fn failed(self, store: &Store, now: UnixTime) -> Result<(), Error> {
+        let delay = delay_after(self.failures);
+        if delay == 0 {
+            return Ok(());
+        }
+        login_failures::hold_until(store, &self.email, self.failures, now.max(self.claimed_at) + delay).await
     }
-    let ready_at = record.last_failure_at + delay_after(record.failures);
-    if now >= ready_at {
-        Gate::Due
-    } else {
-        Gate::Wait(ready_at - now)
+
+    /// The attempt succeeded: a transaction item that clears the record, to write with the session.
+    pub fn succeeded_item(self, store: &Store) -> Result<TransactWriteItem, Error> {
+        login_failures::clear_item(store, &self.email)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(failures: i64, last_failure_at: UnixTime) -> LoginFailures {
-        LoginFailures {
-            failures,
-            last_failure_at,
-            expires_at: last_failure_at + 86_400,
-        }
-    }
 
     #[test]
     fn delays_double_from_one_second_to_fifteen_minutes() {
@@ -75,25 +86,5 @@ mod tests {
         );
         assert_eq!(delay_after(99), 900);
         assert_eq!(delay_after(i64::MAX), 900);
-    }
-
-    #[test]
-    fn the_gate_opens_when_the_wait_is_over() {
-        assert_eq!(gate(None, 100), Gate::Open);
-        assert_eq!(gate(Some(&record(4, 100)), 100), Gate::Open);
-        assert_eq!(gate(Some(&record(5, 100)), 100), Gate::Wait(1));
-        assert_eq!(gate(Some(&record(5, 100)), 101), Gate::Due);
-        assert_eq!(gate(Some(&record(8, 100)), 104), Gate::Wait(4));
-        assert_eq!(gate(Some(&record(8, 100)), 108), Gate::Due);
-    }
-
-    #[test]
-    fn the_ceiling_locks_and_a_quiet_day_forgets() {
-        assert_eq!(
-            gate(Some(&record(100, 100)), 100_000),
-            Gate::Open,
-            "expired records are absent"
-        );
-        assert_eq!(gate(Some(&record(100, 100)), 200), Gate::Locked);
     }
 }

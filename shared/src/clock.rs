@@ -6,10 +6,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Unix time in whole seconds.
 pub type UnixTime = i64;
 
-/// Wall clock with an adjustable offset, so end-to-end tests can move time forward.
-#[derive(Debug, Default)]
+/// Wall clock with an adjustable offset, so end-to-end tests can move time forward (and stop it, so that a test
+/// about one-second waits does not depend on where a second boundary falls).
+#[derive(Debug)]
 pub struct Clock {
     offset_seconds: AtomicI64,
+    frozen_at: AtomicI64,
+}
+
+const NOT_FROZEN: i64 = i64::MIN;
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            offset_seconds: AtomicI64::new(0),
+            frozen_at: AtomicI64::new(NOT_FROZEN),
+        }
+    }
 }
 
 impl Clock {
@@ -21,11 +34,22 @@ impl Clock {
     /// Seconds since the Unix epoch, plus any offset a test applied.
     #[allow(clippy::disallowed_methods)] // The one sanctioned read of the wall clock.
     pub fn now(&self) -> UnixTime {
-        let system = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let frozen = self.frozen_at.load(Ordering::Relaxed);
+        let system = if frozen != NOT_FROZEN {
+            frozen
+        } else {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0)
+        };
         system.saturating_add(self.offset_seconds.load(Ordering::Relaxed))
+    }
+
+    /// Stops the wall clock where it is; only [`Clock::advance`] moves it from then on (tests).
+    pub fn freeze(&self) {
+        let now = self.now() - self.offset_seconds.load(Ordering::Relaxed);
+        self.frozen_at.store(now, Ordering::Relaxed);
     }
 
     /// Moves this clock forward (tests only need forward).
@@ -52,6 +76,18 @@ mod tests {
         let before = clock.now();
         clock.advance(600);
         assert!(clock.now() >= before + 600);
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = Clock::system();
+        clock.advance(5);
+        clock.freeze();
+        let frozen = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        assert_eq!(clock.now(), frozen);
+        clock.advance(2);
+        assert_eq!(clock.now(), frozen + 2);
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Config {
     pub access_token_ttl: i64,
     /// Refresh-token lifetime in seconds, renewed on every rotation (`KEYGATE_REFRESH_TOKEN_TTL_SECONDS`, default 7 days).
     pub refresh_token_ttl: i64,
+    /// A session ends this long after it started, however often it is refreshed
+    /// (`KEYGATE_SESSION_MAX_LIFETIME_SECONDS`, default 30 days).
+    pub session_max_lifetime: i64,
     /// How long a just-rotated refresh token is answered with a conflict instead of revoking the
     /// session (`KEYGATE_REFRESH_REUSE_GRACE_SECONDS`, default 10).
     pub refresh_reuse_grace: i64,
@@ -78,12 +81,17 @@ pub struct RateLimits {
     pub lookup_per_minute: u32,
     /// Token refresh and logout (`KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE`, default 60).
     pub refresh_per_minute: u32,
-    /// At most one email per address per this many seconds (`KEYGATE_MAIL_INTERVAL_SECONDS`, default 30).
+    /// At least this many seconds between two emails of one kind to one address (`KEYGATE_MAIL_INTERVAL_SECONDS`,
+    /// default 30).
     pub mail_interval_seconds: u32,
-    /// Emails allowed per address per interval (`KEYGATE_MAIL_PER_INTERVAL`, default 1).
-    pub mail_per_interval: u32,
-    /// At most this many emails per address per hour (`KEYGATE_MAIL_PER_HOUR`, default 5).
+    /// Emails that carry a code or a link, per address per hour (`KEYGATE_MAIL_PER_HOUR`, default 5).
     pub mail_per_hour: u32,
+    /// Notices that carry no code ("you already have an account"), per address per hour: a budget of their own,
+    /// so they cannot starve the owner's reset mail (`KEYGATE_NOTICES_PER_HOUR`, default 2).
+    pub notices_per_hour: u32,
+    /// Wrong code guesses per address and purpose per 24 hours, across re-sent codes
+    /// (`KEYGATE_CODE_GUESSES_PER_DAY`, default 10).
+    pub code_guesses_per_day: u32,
 }
 
 impl Config {
@@ -166,6 +174,7 @@ impl Config {
             access_token_ttl: number("KEYGATE_ACCESS_TOKEN_TTL_SECONDS", 900, 60, 86_400)?,
             refresh_token_ttl: number("KEYGATE_REFRESH_TOKEN_TTL_SECONDS", 7 * 86_400, 300, 90 * 86_400)?,
             refresh_reuse_grace: number("KEYGATE_REFRESH_REUSE_GRACE_SECONDS", 10, 0, 60)?,
+            session_max_lifetime: number("KEYGATE_SESSION_MAX_LIFETIME_SECONDS", 30 * 86_400, 300, 365 * 86_400)?,
             mail_from: required("KEYGATE_MAIL_FROM")?,
             app_url: get("KEYGATE_APP_URL")
                 .unwrap_or("http://localhost:5173")
@@ -179,8 +188,9 @@ impl Config {
                 lookup_per_minute: per_minute("KEYGATE_RATE_LIMIT_LOOKUP_PER_MINUTE", 3)?,
                 refresh_per_minute: per_minute("KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE", 60)?,
                 mail_interval_seconds: per_minute("KEYGATE_MAIL_INTERVAL_SECONDS", 30)?,
-                mail_per_interval: per_minute("KEYGATE_MAIL_PER_INTERVAL", 1)?,
                 mail_per_hour: per_minute("KEYGATE_MAIL_PER_HOUR", 5)?,
+                notices_per_hour: per_minute("KEYGATE_NOTICES_PER_HOUR", 2)?,
+                code_guesses_per_day: per_minute("KEYGATE_CODE_GUESSES_PER_DAY", 10)?,
             },
             trusted_proxy: match (get("KEYGATE_CLIENT_IP_HEADER"), get("KEYGATE_ORIGIN_VERIFY_SECRET")) {
                 (None, _) => None,
@@ -235,6 +245,9 @@ mod tests {
         let config = Config::from_vars(&base()).unwrap();
         assert_eq!(config.access_token_ttl, 900);
         assert_eq!(config.refresh_token_ttl, 604_800);
+        assert_eq!(config.session_max_lifetime, 30 * 86_400);
+        assert_eq!(config.rate_limits.code_guesses_per_day, 10);
+        assert!(config.rate_limits.notices_per_hour < config.rate_limits.mail_per_hour);
         assert_eq!(config.issuer, "https://auth.example.com");
         assert!(config.check_registration_enabled);
     }

@@ -76,6 +76,9 @@ pub enum Error {
     /// Password login is locked after too many consecutive failures, until the owner proves the address.
     #[error("Too many failed sign-in attempts. Reset your password, or sign in with an emailed code or link.")]
     AccountLocked,
+    /// Setting a first password needs a sign-in at most five minutes old.
+    #[error("Sign in again (with an emailed code or link) to set a password; this session is too old.")]
+    ReauthenticationRequired,
     /// The emailed code is wrong, expired or used up.
     #[error("The code is invalid or has expired.")]
     InvalidCode,
@@ -121,6 +124,7 @@ impl Error {
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotVerified => "email_not_verified",
             Self::AccountLocked => "account_locked",
+            Self::ReauthenticationRequired => "reauthentication_required",
             Self::InvalidCode => "invalid_code",
             Self::InvalidToken(_) => "invalid_token",
             Self::SessionRevoked => "session_revoked",
@@ -137,7 +141,11 @@ impl Error {
         match self {
             Self::MalformedJson | Self::InvalidRequest(_) | Self::InvalidCode => 400,
             Self::InvalidCredentials | Self::InvalidToken(_) | Self::SessionRevoked => 401,
-            Self::EmailNotVerified | Self::WrongPassword | Self::AccountLocked | Self::InsufficientScope(_) => 403,
+            Self::EmailNotVerified
+            | Self::WrongPassword
+            | Self::AccountLocked
+            | Self::InsufficientScope(_)
+            | Self::ReauthenticationRequired => 403,
             Self::NotFound => 404,
             Self::RefreshConflict | Self::Conflict(_) => 409,
             Self::PayloadTooLarge(_) => 413,

@@ -31,10 +31,21 @@ pub enum Mail<'a> {
         /// The sign-in URL.
         url: &'a str,
     },
-    /// The password was changed from a signed-in session.
-    PasswordChanged,
+    /// The address was proven and the account is ready.
+    Welcome {
+        /// Whether the account has a usable password; without one the mail says how to set one.
+        has_password: bool,
+    },
+    /// The password was changed (or first set) from a signed-in session.
+    PasswordChanged {
+        /// Whether the change also revoked every personal access token.
+        tokens_revoked: bool,
+    },
     /// The password was reset with an emailed code.
     PasswordWasReset,
+    /// Nothing: what a request puts in the outbox for an address it must not mail, so that it makes the same
+    /// calls as for one it mails. The mailer drops it.
+    Decoy,
 }
 
 /// A rendered email.
@@ -91,20 +102,48 @@ impl Mail<'_> {
                     "If you did not try to sign in, ignore this email.".into(),
                 ],
             ),
-            Self::PasswordChanged => (
+            Self::Welcome { has_password: true } => (
+                "Welcome to your new account",
+                vec![
+                    "Your email address is verified and your account is ready.".into(),
+                    format!("Sign in at {app_url} with your email address and password."),
+                ],
+            ),
+            Self::Welcome { has_password: false } => (
+                "Welcome to your new account",
+                vec![
+                    "Your email address is verified and your account is ready.".into(),
+                    "Your account has no password yet. Someone else also tried to register this address, or you \
+                     signed in with an emailed code or link first, so no password chosen before that is kept."
+                        .into(),
+                    "To choose a password, open your account settings within 5 minutes of signing in. Until then \
+                     you can sign in with an emailed code or link."
+                        .into(),
+                ],
+            ),
+            Self::PasswordChanged { tokens_revoked } => (
                 "Your password was changed",
                 vec![
-                    "The password of your account was just changed, and your other sessions were signed out.".into(),
+                    if *tokens_revoked {
+                        "The password of your account was just changed. Your other sessions were signed out and \
+                         every API token was revoked."
+                            .into()
+                    } else {
+                        "The password of your account was just changed, and your other sessions were signed out.".into()
+                    },
                     "If this was not you, reset your password now and review your account.".into(),
                 ],
             ),
             Self::PasswordWasReset => (
                 "Your password was reset",
                 vec![
-                    "The password of your account was just reset, and every session was signed out.".into(),
+                    "The password of your account was just reset. Every session was signed out and every API \
+                     token was revoked."
+                        .into(),
                     "If this was not you, reset your password again and review your account.".into(),
                 ],
             ),
+            Self::Decoy => ("", Vec::new()),
         };
         let text = lines.join("\n\n") + "\n";
         let paragraphs: String = lines
@@ -151,6 +190,9 @@ impl Mailer {
 
     /// Sends one email with a text and an HTML part.
     pub async fn send(&self, to: &Email, mail: Mail<'_>) -> Result<(), Error> {
+        if matches!(mail, Mail::Decoy) {
+            return Ok(());
+        }
         let rendered = mail.render(&self.app_url);
         let content = |data: String| Content::builder().data(data).charset("UTF-8").build();
         let message = Message::builder()
@@ -189,7 +231,10 @@ mod tests {
             Mail::MagicLink {
                 url: "https://app.example.com/magic-link?token=abc",
             },
-            Mail::PasswordChanged,
+            Mail::Welcome { has_password: true },
+            Mail::Welcome { has_password: false },
+            Mail::PasswordChanged { tokens_revoked: false },
+            Mail::PasswordChanged { tokens_revoked: true },
             Mail::PasswordWasReset,
         ] {
             let rendered = mail.render("https://app.example.com");

@@ -5,11 +5,10 @@ use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
-use crate::session::{self, TokenResponse};
-use crate::store::sessions::{self, Session};
-use crate::store::users;
+use crate::session::TokenResponse;
+use crate::store::users::{self, MailboxProof};
 use crate::store::{login_failures, magic_links};
-use crate::{Error, State};
+use crate::{account, Error, State};
 
 /// Longest accepted `redirect_uri`.
 const MAX_REDIRECT_URI_BYTES: usize = 2_048;
@@ -27,21 +26,24 @@ pub fn check_redirect(state: &State, redirect_uri: Option<&str>) -> Result<Optio
     }
 }
 
-/// Emails a sign-in link when the address has an account; does nothing otherwise.
-/// One round trip for an unknown address (the marker), two for a known one (plus the link).
+/// Emails a sign-in link when the address has an account. For an unknown address it stores a link for no
+/// account and queues a decoy, so the calls are the same either way.
+/// Two round trips (the marker, the link) and one SQS call.
 pub async fn send_magic_link(
     state: &State,
     email: &Email,
     redirect_uri: Option<String>,
     now: UnixTime,
 ) -> Result<(), Error> {
-    let Some(user_id) = users::id_for_email(&state.store, email).await? else {
-        return Ok(());
-    };
-    let (link, token) = magic_links::issue(&user_id, redirect_uri, now);
+    let user_id = users::id_for_email(&state.store, email).await?;
+    let (link, token) = magic_links::issue(user_id.as_deref().unwrap_or_default(), redirect_uri, now);
     magic_links::store(&state.store, &link).await?;
     let url = format!("{}/magic-link?token={token}", state.config.app_url);
-    state.mailer.send(email, Mail::MagicLink { url: &url }).await
+    let mail = match user_id {
+        Some(_) => Mail::MagicLink { url: &url },
+        None => Mail::Decoy,
+    };
+    state.mailer.send(email, mail).await
 }
 
 /// What a redeemed link yields: tokens, and where the application should go next.
@@ -55,31 +57,27 @@ pub struct MagicLinkLogin {
     pub redirect_uri: Option<String>,
 }
 
-/// Redeems a link (single use) and starts a session (amr `email_link`); the link proves the address.
-/// Three round trips: the conditional delete, the user read, one transaction (verify the address, create the
-/// session, forget failed password logins).
+/// Redeems a link (single use) and starts a session (amr `email_link`). The link proves the address: a pending
+/// account becomes verified with no usable password (DESIGN §7), and failed password logins are forgotten.
+/// Three round trips: the conditional delete, the user read, one transaction (verify, create the session, forget
+/// failed logins); one SQS call for a first proof.
 pub async fn login_with_magic_link(
     state: &State,
     token: &str,
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<MagicLinkLogin, Error> {
+    const INVALID: Error = Error::InvalidToken("The link is invalid, used or expired.");
     let link = magic_links::redeem(&state.store, token, now).await?;
-    let mut user = users::get(&state.store, &link.user_id)
-        .await?
-        .ok_or(Error::InvalidToken("The link is invalid, used or expired."))?;
-    let (session, refresh) = Session::start(&user, &["email_link"], client, state.config.refresh_token_ttl, now);
-    // The link proves the address: verify it and forget failed password logins, with the session, in one write.
-    user.email_verified = true;
-    let items = vec![
-        users::mark_verified_item(&state.store, &user.id, now)?,
-        sessions::create_item(&state.store, &session)?,
-        login_failures::clear_item(&state.store, &user.email)?,
-    ];
-    if !state.store.transact(items).await? {
-        return Err(Error::InvalidToken("The link is invalid, used or expired."));
-    }
-    let tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+    let user = users::get(&state.store, &link.user_id).await?.ok_or(INVALID)?;
+    let items = vec![login_failures::clear_item(&state.store, &user.email)?];
+    let tokens =
+        account::sign_in_with_mailbox_proof(state, user, MailboxProof::SignIn, &["email_link"], items, client, now)
+            .await
+            .map_err(|err| match err {
+                Error::Conflict(_) => INVALID,
+                other => other,
+            })?;
     Ok(MagicLinkLogin {
         tokens,
         redirect_uri: link.redirect_uri,

@@ -8,7 +8,8 @@ use crate::clock::UnixTime;
 use crate::config::RateLimits;
 use crate::email::Email;
 use crate::http::ClientInfo;
-use crate::store::{rate_limits, Store};
+use crate::store::rate_limits::{self, Budget};
+use crate::store::Store;
 use crate::Error;
 
 /// What to do when the counter cannot be written.
@@ -75,23 +76,32 @@ impl RateLimits {
     }
 }
 
+/// Which per-address mail budget an email spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// A code or a link: what the owner needs to sign in or recover.
+    Code,
+    /// A notice that carries nothing to redeem; a smaller budget of its own, so a flood of notices cannot use up
+    /// the budget of the mail the owner needs.
+    Notice,
+}
+
 impl RateLimits {
-    /// The two limits on email sent to one address, against inbox flooding: a short interval and an hourly cap.
-    pub fn mail_rules(&self) -> [Rule; 2] {
-        [
-            Rule {
-                name: "mail-interval",
-                limit: self.mail_per_interval,
-                window: i64::from(self.mail_interval_seconds),
-                on_store_failure: OnStoreFailure::FailClosed,
-            },
-            Rule {
-                name: "mail-hour",
-                limit: self.mail_per_hour,
-                window: 3_600,
-                on_store_failure: OnStoreFailure::FailClosed,
-            },
-        ]
+    /// The hourly budget of `kind` for one address, with the minimum spacing between two emails.
+    fn mail_budget<'a>(&self, kind: MailKind, email: &'a Email, now: UnixTime) -> Budget<'a> {
+        let (window_start, window_end) = window_bounds(now, 3_600);
+        let (rule, limit) = match kind {
+            MailKind::Code => ("mail-code", self.mail_per_hour),
+            MailKind::Notice => ("mail-notice", self.notices_per_hour),
+        };
+        Budget {
+            rule,
+            subject: email.as_str(),
+            window_start,
+            window_end,
+            limit,
+            min_interval: i64::from(self.mail_interval_seconds),
+        }
     }
 }
 
@@ -118,13 +128,30 @@ pub async fn check(store: &Store, rule: &Rule, subject: &str, now: UnixTime) -> 
     }
 }
 
-/// Counts this request against `rule` for the client's IP (API Gateway's `sourceIp`).
+/// Counts this request against `rule` for the client's IP (API Gateway's `sourceIp`). IPv6 clients are counted
+/// per /64, the smallest block a subscriber is usually given: one host can use every address in it.
 pub async fn check_client_ip(store: &Store, rule: &Rule, client: &ClientInfo, now: UnixTime) -> Result<(), Error> {
-    check(store, rule, client.ip.as_deref().unwrap_or("unknown"), now).await
+    let subject = client.ip.as_deref().map_or_else(|| "unknown".to_owned(), ip_subject);
+    check(store, rule, &subject, now).await
 }
 
-/// The limits of every endpoint that emails an address: the per-IP rule named `name`, then the two per-address
-/// rules. Three round trips.
+/// The rate-limit subject of a client address: the address itself for IPv4, its /64 for IPv6.
+pub fn ip_subject(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        _ => ip.to_owned(),
+    }
+}
+
+/// The limits of the endpoints that email a code or a link to an address the caller names: the per-IP rule named
+/// `name`, then the address's code budget. The budget is spent for every address, with or without an account,
+/// so a 429 reveals nothing; a refused request spends nothing. Two round trips.
 pub async fn check_send(
     store: &Store,
     limits: &RateLimits,
@@ -134,29 +161,37 @@ pub async fn check_send(
     now: UnixTime,
 ) -> Result<(), Error> {
     check_client_ip(store, &limits.send_rule(name), client, now).await?;
-    check_mail_address(store, limits, email, now).await
+    match spend_mail(store, limits, MailKind::Code, email, now).await? {
+        None => Ok(()),
+        Some(retry_after) => Err(Error::RateLimited { retry_after }),
+    }
 }
 
-/// Counts an email to `email` against both mail rules. Every request counts, whether or not the address has an
-/// account, so a 429 reveals nothing. Two counters, written concurrently (two round trips, one round-trip time).
-pub async fn check_mail_address(store: &Store, limits: &RateLimits, email: &Email, now: UnixTime) -> Result<(), Error> {
-    let [interval, hourly] = limits.mail_rules();
-    let (a, b) = tokio::join!(
-        check(store, &interval, email.as_str(), now),
-        check(store, &hourly, email.as_str(), now)
-    );
-    match (a, b) {
-        (Err(Error::RateLimited { retry_after: x }), Err(Error::RateLimited { retry_after: y })) => {
-            Err(Error::RateLimited { retry_after: x.max(y) })
-        }
-        (Err(err), _) | (_, Err(err)) => Err(err),
-        (Ok(()), Ok(())) => Ok(()),
-    }
+/// Spends one email of `kind` to `email` from its hourly budget: `None` when spent, `Some(seconds)` to wait when
+/// refused (and nothing spent). One round trip.
+pub async fn spend_mail(
+    store: &Store,
+    limits: &RateLimits,
+    kind: MailKind,
+    email: &Email,
+    now: UnixTime,
+) -> Result<Option<i64>, Error> {
+    rate_limits::spend(store, &limits.mail_budget(kind, email, now), now).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        assert_eq!(ip_subject("203.0.113.7"), "203.0.113.7");
+        assert_eq!(ip_subject("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(ip_subject("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(ip_subject("2001:db8:1:3::1"), ip_subject("2001:db8:1:2::1"));
+        assert_eq!(ip_subject("::ffff:198.51.100.1"), "198.51.100.1");
+        assert_eq!(ip_subject("not an ip"), "not an ip");
+    }
 
     #[test]
     fn windows_align_to_multiples() {

@@ -94,6 +94,7 @@ async fn test_secret(client: &SecretsClient, secret_id: &str, token: &str) -> Re
         sid: "rotation-test".to_owned(),
         scope: String::new(),
         amr: Vec::new(),
+        auth_time: 0,
         tenant: None,
     };
     let jwt = tokens::sign_access_token(&keys, &claims)?;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
 use crate::store::sessions::list_active;
-use crate::store::sessions::{self, Inactive, RevokeProof, Rotation, Session};
+use crate::store::sessions::{self, Inactive, Lifetime, RevokeProof, Rotation, Session};
 use crate::store::users::{self, User, UserView};
 use crate::tokens::{self, AccessClaims, RefreshToken};
 use crate::{secret, Error, State};
@@ -49,6 +49,7 @@ pub async fn token_response(
         sid: session.id.clone(),
         scope: crate::scopes::session_scope(&state.config),
         amr: session.amr.clone(),
+        auth_time: session.created_at,
         tenant: None,
     };
     Ok(TokenResponse {
@@ -70,14 +71,16 @@ pub async fn start(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let (session, refresh) = Session::start(user, amr, client, state.config.refresh_token_ttl, now);
+    let (session, refresh) = Session::start(user, amr, client, Lifetime::from_config(&state.config), now);
     sessions::create(&state.store, &session).await?;
     token_response(state, user, &session, &refresh, now).await
 }
 
-/// Exchanges a refresh token for new tokens, rotating it. Replaying a rotated-out token revokes the session,
-/// except within the grace window right after a rotation, where two tabs may race (409 instead).
-/// Three round trips: the session, the user, the conditional rotation.
+/// Exchanges a refresh token for new tokens, rotating it. Replaying any token the session rotated out revokes the
+/// session, except the last one within the grace window right after a rotation, where two tabs may race (409
+/// instead). No rotation takes the session past its absolute end.
+/// Three round trips: the session, the user, the rotation (one transaction); one more to look up an older
+/// rotated-out token.
 pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenResponse, Error> {
     const UNKNOWN: Error = Error::InvalidToken("The refresh token is invalid or has expired.");
     let presented = RefreshToken::parse(raw)?;
@@ -101,7 +104,7 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
         &state.store,
         &session,
         &next.hash(),
-        state.config.refresh_token_ttl,
+        Lifetime::from_config(&state.config),
         now,
     )
     .await?
@@ -115,8 +118,8 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
     }
 }
 
-/// The presented token is not the session's current one. A rotated-out token is a replay: within the grace
-/// window it is a racing tab (409), after it a theft signal that revokes the session. Any other secret proves
+/// The presented token is not the session's current one. A rotated-out token is a replay: the last one within the
+/// grace window is a racing tab (409), any other a theft signal that revokes the session. Any other secret proves
 /// nothing, so it must not let a stranger who knows a session id end that session.
 async fn reused_or_unknown(
     state: &State,
@@ -124,31 +127,41 @@ async fn reused_or_unknown(
     presented_hash: &str,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let position = session
-        .previous_hashes
-        .iter()
-        .position(|h| secret::ct_eq(h, presented_hash));
-    match position {
-        Some(0) if now - session.rotated_at <= state.config.refresh_reuse_grace => Err(Error::RefreshConflict),
-        Some(_) => {
-            tracing::warn!(session = %session.id, "refresh token reuse detected; revoking the session");
-            sessions::revoke(&state.store, &session.id, RevokeProof::RefreshHash(presented_hash), now).await?;
-            Err(Error::SessionRevoked)
-        }
-        None => Err(Error::InvalidToken("The refresh token is invalid or has expired.")),
+    let just_rotated = session
+        .previous_hash
+        .as_deref()
+        .is_some_and(|h| secret::ct_eq(h, presented_hash));
+    if just_rotated && now - session.rotated_at <= state.config.refresh_reuse_grace {
+        return Err(Error::RefreshConflict);
     }
+    if sessions::had_refresh_hash(&state.store, session, presented_hash, now).await? {
+        tracing::warn!(session = %session.id, "refresh token reuse detected; revoking the session");
+        sessions::revoke(&state.store, &session.id, RevokeProof::Owner(&session.user_id), now).await?;
+        return Err(Error::SessionRevoked);
+    }
+    Err(Error::InvalidToken("The refresh token is invalid or has expired."))
 }
 
-/// Logs out the session a refresh token belongs to. Idempotent, and silent about unknown sessions. One round trip.
+/// Logs out the session a refresh token belongs to, current or rotated out. Idempotent, and silent about unknown
+/// sessions. One round trip; two more for a token the session rotated out before the last rotation.
 pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) -> Result<(), Error> {
     let presented = RefreshToken::parse(raw)?;
-    sessions::revoke(
+    let hash = presented.hash();
+    let revoked = sessions::revoke(
         &state.store,
         &presented.session_id,
-        RevokeProof::RefreshHash(&presented.hash()),
+        RevokeProof::RefreshHash(&hash),
         now,
     )
     .await?;
+    if revoked {
+        return Ok(());
+    }
+    if let Some(session) = sessions::get(&state.store, &presented.session_id).await? {
+        if sessions::had_refresh_hash(&state.store, &session, &hash, now).await? {
+            sessions::revoke(&state.store, &session.id, RevokeProof::Owner(&session.user_id), now).await?;
+        }
+    }
     Ok(())
 }
 

@@ -37,6 +37,9 @@ pub struct AccessClaims {
     pub scope: String,
     /// How the user authenticated (RFC 8176 values).
     pub amr: Vec<String>,
+    /// When the user authenticated (the session's start), Unix seconds.
+    #[serde(default)]
+    pub auth_time: i64,
     /// Tenant, where the token is tenant-scoped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,

@@ -15,6 +15,7 @@ fn retry_after(answer: &Answer) -> i64 {
 #[tokio::test]
 async fn backoff_grows_and_resets_on_success() {
     let app = TestApp::spawn().await;
+    app.state.clock.freeze();
     let (email, _) = app.signed_up_user().await;
     for _ in 0..5 {
         assert_eq!(app.login(&email, WRONG).await.code(), "invalid_credentials");
@@ -49,6 +50,7 @@ async fn backoff_grows_and_resets_on_success() {
 #[tokio::test]
 async fn spraying_from_many_ips_hits_the_per_account_backoff() {
     let app = TestApp::spawn().await;
+    app.state.clock.freeze();
     let (email, _) = app.signed_up_user().await;
     for _ in 0..5 {
         let sprayer = app.from_ip(random_loopback());
@@ -62,6 +64,7 @@ async fn spraying_from_many_ips_hits_the_per_account_backoff() {
 #[tokio::test]
 async fn parallel_guesses_in_backoff_get_one_try() {
     let app = TestApp::spawn().await;
+    app.state.clock.freeze();
     let (email, _) = app.signed_up_user().await;
     for _ in 0..5 {
         app.login(&email, WRONG).await;

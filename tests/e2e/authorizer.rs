@@ -17,7 +17,7 @@ async fn decide(app: &TestApp, event: Value) -> Value {
 }
 
 #[tokio::test]
-async fn jwts_are_allowed_offline_and_pats_with_one_read() {
+async fn jwts_are_allowed_with_one_batch_read_and_pats_with_two() {
     let app = TestApp::spawn().await;
     let (_, session) = app.signed_up_user().await;
     let jwt = session.str("access_token");
@@ -28,7 +28,11 @@ async fn jwts_are_allowed_offline_and_pats_with_one_read() {
     assert_eq!(allowed["context"]["token_type"], "jwt");
     assert_eq!(allowed["context"]["sid"], session.body["session_id"]);
     assert!(allowed["context"]["scopes"].as_str().unwrap().contains("profile:read"));
-    assert_eq!(app.dynamo_calls.total(), 0, "JWTs are verified offline");
+    // The session and the user, in one strongly consistent BatchGetItem, so a revoked session is denied at once.
+    assert_eq!(
+        app.dynamo_calls.snapshot(),
+        [("BatchGetItem".to_owned(), 1)].into_iter().collect()
+    );
 
     let pat = app
         .post_as(
@@ -44,7 +48,11 @@ async fn jwts_are_allowed_offline_and_pats_with_one_read() {
     assert_eq!(allowed["context"]["token_type"], "pat");
     assert_eq!(allowed["context"]["token_id"], pat.body["id"]);
     assert_eq!(allowed["context"]["scopes"], "profile:read");
-    assert_eq!(app.dynamo_calls.total(), 1, "{:?}", app.dynamo_calls.snapshot());
+    // The token, then its owner's token epoch.
+    assert_eq!(
+        app.dynamo_calls.snapshot(),
+        [("GetItem".to_owned(), 2)].into_iter().collect()
+    );
 }
 
 #[tokio::test]

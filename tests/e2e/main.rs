@@ -6,6 +6,7 @@ mod api_tokens;
 mod authorizer;
 mod bad_input;
 mod handlers;
+mod hardening;
 mod keys;
 mod password;
 mod passwordless;

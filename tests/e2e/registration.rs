@@ -67,7 +67,9 @@ async fn registering_a_verified_address_answers_the_same_and_sends_a_notice() {
 }
 
 #[tokio::test]
-async fn re_registering_a_pending_address_replaces_it() {
+async fn re_registering_a_pending_address_with_another_password_contests_it() {
+    // Once asserted that the second password replaced the first: the pre-hijacking of issue 9, item 1. Now neither
+    // password survives; whoever holds the newest code signs in to an account with no usable password.
     let app = TestApp::spawn().await;
     let email = unique_email();
     app.register(&email, "first password here").await;
@@ -80,12 +82,26 @@ async fn re_registering_a_pending_address_replaces_it() {
     if first != second {
         assert_eq!(app.verify(&email, &first).await.code(), "invalid_code");
     }
-    assert_eq!(app.verify(&email, &second).await.status, 200);
-    assert_eq!(app.login(&email, "second password here").await.status, 200);
+    let verified = app.verify(&email, &second).await;
+    assert_eq!(verified.status, 200);
+    assert_eq!(verified.body["user"]["has_password"], false);
+    assert_eq!(app.login(&email, "second password here").await.status, 401);
     assert_eq!(app.login(&email, "first password here").await.status, 401);
     // Still one account for the address.
     let markers = app.items(&format!("EMAIL#{email}")).await;
     assert_eq!(markers.iter().filter(|i| i["sk"].as_s().unwrap() == "USER").count(), 1);
+}
+
+#[tokio::test]
+async fn registering_twice_with_the_same_password_keeps_it() {
+    let app = TestApp::spawn().await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    app.register(&email, PASSWORD).await;
+    let code = app.code_sent_to(&email, "verification code").await;
+    let verified = app.verify(&email, &code).await;
+    assert_eq!(verified.body["user"]["has_password"], true);
+    assert_eq!(app.login(&email, PASSWORD).await.status, 200);
 }
 
 #[tokio::test]

@@ -58,10 +58,20 @@ async fn concurrent_refreshes_rotate_exactly_once() {
         .filter(|a| a.status != 200)
         .all(|a| a.code() == "refresh_conflict"));
 
-    // Not forked: the session has exactly one current token, the winner's.
+    // Not forked: the session has exactly one current token, the winner's, and one rotation in its history.
     let winner = winners[0].str("refresh_token");
-    let session = app.items(&format!("SESSION#{}", tokens.str("session_id"))).await;
-    assert_eq!(session.len(), 1);
+    let items = app.items(&format!("SESSION#{}", tokens.str("session_id"))).await;
+    let sort_keys: Vec<&str> = items.iter().map(|i| i["sk"].as_s().unwrap().as_str()).collect();
+    assert_eq!(
+        sort_keys.iter().filter(|sk| **sk == "SESSION").count(),
+        1,
+        "{sort_keys:?}"
+    );
+    assert_eq!(
+        sort_keys.iter().filter(|sk| sk.starts_with("PREV#")).count(),
+        1,
+        "{sort_keys:?}"
+    );
     assert_eq!(app.refresh(&winner).await.status, 200);
 }
 

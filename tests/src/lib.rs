@@ -76,8 +76,10 @@ pub fn test_config() -> Config {
     config.rate_limits.verify_per_minute = 1_000;
     config.rate_limits.send_per_minute = 1_000;
     config.rate_limits.lookup_per_minute = 1_000;
-    config.rate_limits.mail_per_interval = 1_000;
+    config.rate_limits.mail_interval_seconds = 0;
     config.rate_limits.mail_per_hour = 1_000;
+    config.rate_limits.notices_per_hour = 1_000;
+    config.rate_limits.code_guesses_per_day = 1_000;
     config.redirect_allowlist = vec!["https://app.example.com/welcome".to_owned()];
     config
 }

@@ -1,19 +1,25 @@
-//! `POST /v1/auth/change-password`: `{current_password, new_password}` → 204. Revokes every other session of the
-//! user and emails a notice.
+//! `POST /v1/auth/change-password`: `{current_password?, new_password, revoke_api_tokens?}` → 204. Revokes every
+//! other session of the user (and, with `revoke_api_tokens: true`, every personal access token) and emails a
+//! notice. An account without a password sets its first one by leaving out `current_password`, from a sign-in at
+//! most five minutes old (403 `reauthentication_required` otherwise).
 //!
-//! DynamoDB round trips: 2 (the authenticating BatchGetItem, then one transaction: the password and the new
-//! session epoch, with the caller's session moved to it).
+//! DynamoDB round trips: 3 (the authenticating BatchGetItem, the backoff claim, then one transaction: the password
+//! and the new epochs, with the caller's session moved to it, and the cleared failures); a wrong current password
+//! writes its backoff wait instead of the transaction; no claim when setting a first password. One SQS call.
 
+use keygate::account::{self, PasswordChange};
 use keygate::auth::{self, Access};
-use keygate::{account, http, Error, State};
+use keygate::{http, Error, State};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct ChangePasswordRequest {
-    current_password: SecretString,
+    current_password: Option<SecretString>,
     new_password: SecretString,
+    #[serde(default)]
+    revoke_api_tokens: bool,
 }
 
 /// Serves one request.
@@ -25,14 +31,12 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
     let now = state.clock.now();
     let body: ChangePasswordRequest = http::json_body(req)?;
     let principal = auth::authenticate(state, req, now, Access::Interactive).await?;
-    account::change_password(
-        state,
-        &principal.user,
-        principal.interactive_session_id()?,
-        &body.current_password,
-        &body.new_password,
-        now,
-    )
-    .await?;
+    let session = principal.session().ok_or(Error::SessionRevoked)?;
+    let change = PasswordChange {
+        current: body.current_password,
+        new: body.new_password,
+        revoke_api_tokens: body.revoke_api_tokens,
+    };
+    account::change_password(state, &principal.user, session, change, now).await?;
     Ok(http::empty(204))
 }

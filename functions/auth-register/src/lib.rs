@@ -1,7 +1,7 @@
 //! `POST /v1/auth/register`: `{email, password, name?, tenant_name?}` → 202, and an emailed code.
 //!
-//! DynamoDB round trips: 5 for a new or an already verified address (IP counter, two address counters, email
-//! marker, then the transaction or the user read), 6 for a pending one (marker, user, transaction).
+//! DynamoDB round trips: 5 for every address, new, pending or verified (IP counter, email marker, user, the
+//! address's mail budget, one transaction), and one SQS call: the same calls whoever owns the address.
 
 use keygate::account::{self, Registration};
 use keygate::email::Email;
@@ -33,16 +33,8 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, Error>
         name: account::clean_name(body.name.as_deref(), "name")?,
         tenant_name: account::clean_name(body.tenant_name.as_deref(), "tenant_name")?,
     };
-    let limits = &state.config.rate_limits;
-    rate_limit::check_send(
-        &state.store,
-        limits,
-        "register",
-        &state.client_info(req),
-        &registration.email,
-        now,
-    )
-    .await?;
+    let rule = state.config.rate_limits.send_rule("register");
+    rate_limit::check_client_ip(&state.store, &rule, &state.client_info(req), now).await?;
     account::register(state, registration, now).await?;
     Ok(http::json(202, &serde_json::json!({ "status": "verification_sent" })))
 }

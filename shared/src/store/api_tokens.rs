@@ -3,12 +3,14 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
-use super::{conditional, decode, encode, is_condition_failure, key, n, s, Store};
+use super::{conditional, decode, encode, expiry_bucket, is_condition_failure, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
 
 /// `last_used_at` is written at most this often per token, so verification stays one read.
 pub const LAST_USED_RESOLUTION_SECONDS: i64 = 3_600;
+/// How long an expired token stays listed as expired before the scheduled cleanup may delete it.
+pub const KEPT_AFTER_EXPIRY_SECONDS: i64 = 30 * 86_400;
 
 /// A stored token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +37,13 @@ pub struct ApiToken {
     pub created_at: UnixTime,
     /// Unix seconds; also the TTL attribute (TTL deletes late, so reads check it).
     pub expires_at: UnixTime,
+    /// Expiry bucket (DESIGN §6): the hour the scheduled cleanup may delete the token, a while after it expires so
+    /// its owner can still see it as expired.
+    #[serde(default)]
+    pub expiry_bucket: i64,
+    /// The owner's token epoch when the token was made; a token under an older epoch is revoked (DESIGN §5).
+    #[serde(default)]
+    pub epoch: i64,
     /// When the token was last used, to the hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<UnixTime>,
@@ -72,9 +81,11 @@ fn pk(id: &str) -> String {
 
 impl ApiToken {
     /// A new token record.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: &str,
         user_id: &str,
+        epoch: i64,
         name: String,
         scopes: Vec<String>,
         secret_hash: String,
@@ -93,6 +104,8 @@ impl ApiToken {
             previous_valid_until: None,
             created_at: now,
             expires_at,
+            expiry_bucket: expiry_bucket(expires_at + KEPT_AFTER_EXPIRY_SECONDS),
+            epoch,
             last_used_at: None,
             rotated_at: None,
             gsi1pk: format!("USER#{user_id}#PATS"),

@@ -3,8 +3,9 @@
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
+use super::rate_limits::{self, Budget};
 use super::users::email_pk;
-use super::{built, decode, encode, is_condition_failure, key, n, s, Store};
+use super::{built, decode, encode, expiry_bucket, is_condition_failure, key, n, s, Store};
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::{secret, Error};
@@ -13,6 +14,8 @@ use crate::{secret, Error};
 pub const CODE_TTL_SECONDS: i64 = 600;
 /// Wrong tries after which a code is dead.
 pub const MAX_ATTEMPTS: i64 = 5;
+/// The window of the per-address cap on wrong guesses, across re-sent codes.
+pub const GUESS_WINDOW_SECONDS: i64 = 86_400;
 
 /// What a code is for. A code only redeems for its own purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub struct Code {
     pub created_at: UnixTime,
     /// Unix seconds; also the TTL attribute.
     pub expires_at: UnixTime,
+    /// Expiry bucket (DESIGN §6).
+    #[serde(default)]
+    pub expiry_bucket: i64,
 }
 
 fn code_sk(purpose: Purpose) -> String {
@@ -79,6 +85,7 @@ pub fn issue(email: &Email, purpose: Purpose, user_id: &str, now: UnixTime) -> (
         attempts: 0,
         created_at: now,
         expires_at: now + CODE_TTL_SECONDS,
+        expiry_bucket: expiry_bucket(now + CODE_TTL_SECONDS),
     };
     (code, plaintext)
 }
@@ -99,21 +106,58 @@ pub fn is_well_formed(code: &str) -> bool {
     code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Checks a presented code. Every try, right or wrong, first spends one attempt in a conditional write, so no
-/// more than five guesses are ever compared, however many arrive at once. One round trip.
-///
-/// The returned code must still be consumed with [`consume_item`] in the transaction that acts on it.
+/// A code that matched, with the guess it spent, to settle in the transaction that acts on it.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The stored code.
+    pub code: Code,
+    email: String,
+    purpose: Purpose,
+    guess_window: UnixTime,
+}
+
+impl Checked {
+    /// The account the code acts on.
+    pub fn user_id(&self) -> &str {
+        &self.code.user_id
+    }
+}
+
+fn guess_budget<'a>(email: &'a str, purpose: Purpose, window_start: UnixTime, cap: u32) -> Budget<'a> {
+    Budget {
+        rule: match purpose {
+            Purpose::Register => "code-guess-register",
+            Purpose::PasswordReset => "code-guess-reset",
+            Purpose::Login => "code-guess-login",
+        },
+        subject: email,
+        window_start,
+        window_end: window_start + GUESS_WINDOW_SECONDS,
+        limit: cap,
+        min_interval: 0,
+    }
+}
+
+/// Checks a presented code. Every try, right or wrong, first spends one attempt of the code and one guess of the
+/// address's daily budget for this purpose (`guesses_per_day`, across re-sent codes), each with a conditional
+/// write, so no more guesses are ever compared than both allow, however many arrive at once. A right code gives
+/// its guess back when it is consumed ([`consume_items`]). Past the daily budget the answer is 429 for this
+/// address and purpose, right code or not; the other purposes still work. One round-trip time (two concurrent
+/// writes).
 pub async fn check(
     store: &Store,
     email: &Email,
     purpose: Purpose,
     presented: &str,
+    guesses_per_day: u32,
     now: UnixTime,
-) -> Result<Code, Error> {
+) -> Result<Checked, Error> {
     if !is_well_formed(presented) {
         return Err(Error::InvalidCode);
     }
-    let result = store
+    let (window_start, _) = crate::rate_limit::window_bounds(now, GUESS_WINDOW_SECONDS);
+    let budget = guess_budget(email.as_str(), purpose, window_start, guesses_per_day);
+    let attempt = store
         .client()
         .update_item()
         .table_name(store.table())
@@ -124,29 +168,45 @@ pub async fn check(
         .expression_attribute_values(":max", n(MAX_ATTEMPTS))
         .expression_attribute_values(":now", n(now))
         .return_values(ReturnValue::AllNew)
-        .send()
-        .await;
-    let item = match result {
+        .send();
+    let (spent, attempt) = tokio::join!(rate_limits::spend(store, &budget, now), attempt);
+    if let Some(retry_after) = spent? {
+        return Err(Error::RateLimited { retry_after });
+    }
+    let item = match attempt {
         Ok(output) => output.attributes.unwrap_or_default(),
         Err(err) if is_condition_failure(&err) => return Err(Error::InvalidCode),
         Err(err) => return Err(Error::dependency("dynamodb UpdateItem", err)),
     };
     let code: Code = decode(item)?;
     if secret::ct_eq(&code.code_hash, &hash(purpose, email, &code.salt, presented)) {
-        Ok(code)
+        Ok(Checked {
+            code,
+            email: email.as_str().to_owned(),
+            purpose,
+            guess_window: window_start,
+        })
     } else {
         Err(Error::InvalidCode)
     }
 }
 
-/// A transaction item that deletes a checked code, so it can be used once only.
-pub(crate) fn consume_item(store: &Store, code: &Code) -> Result<TransactWriteItem, Error> {
+/// Transaction items that delete a checked code, so it can be used once only, and give back the guess it spent.
+pub(crate) fn consume_items(
+    store: &Store,
+    checked: &Checked,
+    guesses_per_day: u32,
+) -> Result<[TransactWriteItem; 2], Error> {
     let delete = Delete::builder()
         .table_name(store.table())
-        .set_key(Some(key(&code.pk, &code.sk)))
+        .set_key(Some(key(&checked.code.pk, &checked.code.sk)))
         .condition_expression("code_hash = :hash")
-        .expression_attribute_values(":hash", s(&code.code_hash));
-    Ok(TransactWriteItem::builder().delete(built(delete.build())?).build())
+        .expression_attribute_values(":hash", s(&checked.code.code_hash));
+    let budget = guess_budget(&checked.email, checked.purpose, checked.guess_window, guesses_per_day);
+    Ok([
+        TransactWriteItem::builder().delete(built(delete.build())?).build(),
+        rate_limits::refund_item(store, &budget)?,
+    ])
 }
 
 #[cfg(test)]

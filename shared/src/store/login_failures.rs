@@ -1,29 +1,39 @@
-//! Consecutive failed logins per account (`LOGINFAIL#<email>` / `LOGINFAIL`), for the login backoff. Kept for
-//! every address tried, with or without an account, so the backoff itself reveals nothing.
+//! Consecutive failed password attempts per account (`LOGINFAIL#<email>` / `LOGINFAIL`), for the login backoff.
+//! Kept for every address tried, with or without an account, so the backoff itself reveals nothing.
 
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{built, conditional, decode, key, n, users, Store};
+use super::{built, conditional, decode, encode, expiry_bucket, is_condition_failure, key, n, Store};
 use crate::clock::UnixTime;
-use crate::email::Email;
 use crate::Error;
 
 /// A day without failures forgets them.
 pub const FORGET_AFTER_SECONDS: i64 = 86_400;
 
+/// A claim holds the next attempt back this long, until its verdict sets the real wait.
+pub const CLAIM_HOLD_SECONDS: i64 = 1;
+
 /// The failure record of one address.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoginFailures {
-    /// Consecutive failures.
+    pk: String,
+    sk: String,
+    /// Attempts claimed and not followed by a success.
     #[serde(default)]
     pub failures: i64,
-    /// When the last failure (or the last admitted attempt in backoff) happened.
+    /// When the last attempt was claimed.
     #[serde(default)]
     pub last_failure_at: UnixTime,
+    /// No attempt past the free ones may be claimed before this.
+    #[serde(default)]
+    pub next_attempt_at: UnixTime,
     /// TTL.
     #[serde(default)]
     pub expires_at: UnixTime,
+    /// Expiry bucket (DESIGN §6).
+    #[serde(default)]
+    pub expiry_bucket: i64,
 }
 
 fn pk(email: &str) -> String {
@@ -37,76 +47,116 @@ pub(crate) fn failures_key(email: &str) -> super::Item {
     key(&pk(email), SK)
 }
 
-/// Reads, in one strongly consistent BatchGetItem, the id of the account that owns an address and the address's
-/// failure record. One round trip.
-pub async fn account_and_failures(
-    store: &Store,
-    email: &Email,
-) -> Result<(Option<String>, Option<LoginFailures>), Error> {
-    let items = store
-        .batch_get(vec![users::marker_key(email), failures_key(email.as_str())])
-        .await?;
-    let (mut user_id, mut failures) = (None, None);
-    for item in items {
-        match item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) {
-            Some(SK) => failures = Some(decode::<LoginFailures>(item)?),
-            Some(_) => user_id = Some(users::marker_user_id(item)?),
-            None => {}
-        }
-    }
-    Ok((user_id, failures))
+/// What a claim found.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// The attempt may go ahead; it is already counted as failure number `failures`.
+    Granted {
+        /// The count including this attempt.
+        failures: i64,
+    },
+    /// The record refused it as it stood.
+    Refused(Box<LoginFailures>),
 }
 
-/// Counts one more failure, never past `ceiling`. One round trip.
-pub async fn record_failure(store: &Store, email: &str, ceiling: i64, now: UnixTime) -> Result<(), Error> {
+/// Counts an attempt as a failure before it is judged, if the record allows one now: fewer than `free` failures,
+/// or fewer than `ceiling` and past `next_attempt_at`. A success deletes the record afterwards. The condition
+/// makes parallel attempts serialise, so a burst gets no more verdicts than the backoff allows. One round trip
+/// (two when it replaces a record that has outlived its expiry).
+pub async fn claim(store: &Store, email: &str, free: i64, ceiling: i64, now: UnixTime) -> Result<Claim, Error> {
+    let forget = now + FORGET_AFTER_SECONDS;
     let result = store
         .client()
         .update_item()
         .table_name(store.table())
         .set_key(Some(failures_key(email)))
-        .update_expression("ADD failures :one SET last_failure_at = :now, expires_at = :forget")
-        .condition_expression("attribute_not_exists(failures) OR failures < :ceiling")
+        .update_expression(
+            "ADD failures :one SET last_failure_at = :now, next_attempt_at = :hold, expires_at = :forget, \
+             expiry_bucket = :bucket",
+        )
+        .condition_expression(
+            "attribute_not_exists(failures) OR (expires_at > :now AND (failures < :free OR \
+             (failures < :ceiling AND next_attempt_at <= :now)))",
+        )
         .expression_attribute_values(":one", n(1))
         .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":forget", n(now + FORGET_AFTER_SECONDS))
+        .expression_attribute_values(":hold", n(now + CLAIM_HOLD_SECONDS))
+        .expression_attribute_values(":forget", n(forget))
+        .expression_attribute_values(":bucket", n(expiry_bucket(forget)))
+        .expression_attribute_values(":free", n(free))
         .expression_attribute_values(":ceiling", n(ceiling))
+        .return_values(ReturnValue::UpdatedNew)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    let old = match result {
+        Ok(output) => {
+            let failures = output
+                .attributes
+                .and_then(|a| {
+                    a.get("failures")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                })
+                .unwrap_or(1);
+            return Ok(Claim::Granted { failures });
+        }
+        Err(err) if is_condition_failure(&err) => match err.into_service_error() {
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
+                e.item.map(decode::<LoginFailures>).transpose()?.unwrap_or_default()
+            }
+            _ => LoginFailures::default(),
+        },
+        Err(err) => return Err(Error::dependency("dynamodb UpdateItem", err)),
+    };
+    if old.expires_at > now {
+        return Ok(Claim::Refused(Box::new(old)));
+    }
+    // TTL deletes late: a record past its expiry counts as absent, so start it again at one.
+    let fresh = LoginFailures {
+        pk: pk(email),
+        sk: SK.to_owned(),
+        failures: 1,
+        last_failure_at: now,
+        next_attempt_at: now + CLAIM_HOLD_SECONDS,
+        expires_at: forget,
+        expiry_bucket: expiry_bucket(forget),
+    };
+    let replaced = store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(encode(&fresh)?))
+        .condition_expression("expires_at <= :now")
+        .expression_attribute_values(":now", n(now))
+        .send()
+        .await;
+    if conditional(replaced, "dynamodb PutItem")? {
+        Ok(Claim::Granted { failures: 1 })
+    } else {
+        // A concurrent attempt replaced it first and holds the slot.
+        Ok(Claim::Refused(Box::new(fresh)))
+    }
+}
+
+/// Sets the wait that follows the failure a claim counted, unless another attempt has been claimed since (it sets
+/// its own). One round trip.
+pub async fn hold_until(store: &Store, email: &str, failures: i64, until: UnixTime) -> Result<(), Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(failures_key(email)))
+        .update_expression("SET next_attempt_at = :until")
+        .condition_expression("failures = :failures")
+        .expression_attribute_values(":until", n(until))
+        .expression_attribute_values(":failures", n(failures))
         .send()
         .await;
     conditional(result, "dynamodb UpdateItem").map(|_| ())
 }
 
-/// Claims the one attempt a backoff window allows: moves `last_failure_at` to now, only if nobody else has since
-/// `seen` was read. `false` when a concurrent attempt got there first. One round trip.
-pub async fn claim_attempt(store: &Store, email: &str, seen: &LoginFailures, now: UnixTime) -> Result<bool, Error> {
-    let result = store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .set_key(Some(failures_key(email)))
-        .update_expression("SET last_failure_at = :now")
-        .condition_expression("failures = :failures AND last_failure_at = :last")
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":failures", n(seen.failures))
-        .expression_attribute_values(":last", n(seen.last_failure_at))
-        .send()
-        .await;
-    conditional(result, "dynamodb UpdateItem")
-}
-
-/// Forgets an address's failures after a successful login. One round trip.
-pub async fn clear(store: &Store, email: &str) -> Result<(), Error> {
-    store
-        .client()
-        .delete_item()
-        .table_name(store.table())
-        .set_key(Some(failures_key(email)))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::dependency("dynamodb DeleteItem", e))
-}
-
-/// A transaction item that forgets an address's failures: a reset or an emailed code proves the owner.
+/// A transaction item that forgets an address's failures: a success, a reset or an emailed code.
 pub(crate) fn clear_item(store: &Store, email: &str) -> Result<TransactWriteItem, Error> {
     let delete = Delete::builder()
         .table_name(store.table())

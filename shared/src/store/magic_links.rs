@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, is_condition_failure, key, n, Store};
+use super::{decode, expiry_bucket, is_condition_failure, key, n, Store};
 use crate::clock::UnixTime;
 use crate::{secret, Error};
 
@@ -26,6 +26,9 @@ pub struct MagicLink {
     pub created_at: UnixTime,
     /// Unix seconds; also the TTL attribute.
     pub expires_at: UnixTime,
+    /// Expiry bucket (DESIGN §6).
+    #[serde(default)]
+    pub expiry_bucket: i64,
 }
 
 const SK: &str = "MAGIC";
@@ -44,6 +47,7 @@ pub fn issue(user_id: &str, redirect_uri: Option<String>, now: UnixTime) -> (Mag
         redirect_uri,
         created_at: now,
         expires_at: now + LINK_TTL_SECONDS,
+        expiry_bucket: expiry_bucket(now + LINK_TTL_SECONDS),
     };
     (link, token)
 }

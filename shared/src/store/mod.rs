@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::Client;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::clock::UnixTime;
 use crate::Error;
 
 /// A DynamoDB item.
@@ -164,6 +165,16 @@ impl Store {
             }
         }
     }
+}
+
+/// Seconds in one expiry bucket.
+pub const EXPIRY_BUCKET_SECONDS: i64 = 3_600;
+
+/// The expiry bucket of an item that expires at `expires_at` (DESIGN §6): the start of the hour it expires in.
+/// Every item that expires carries it, indexed by the `expiry` GSI, so the scheduled cleanup queries the buckets
+/// up to now instead of scanning the table.
+pub fn expiry_bucket(expires_at: UnixTime) -> i64 {
+    expires_at - expires_at.rem_euclid(EXPIRY_BUCKET_SECONDS)
 }
 
 /// The primary key of an item.

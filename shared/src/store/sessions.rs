@@ -1,17 +1,19 @@
 //! Sessions (`SESSION#<id>` / `SESSION`): what a refresh token belongs to.
 
-use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::{built, conditional, decode, encode, is_condition_failure, key, n, s, Store};
+use super::{built, conditional, decode, encode, expiry_bucket, key, n, s, Store};
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
 use crate::store::users::User;
 use crate::tokens::{new_session_id, RefreshToken};
-use crate::Error;
+use crate::{secret, Error};
 
-/// Rotated-out refresh-token hashes kept per session, to recognise a replayed token (reuse detection).
-const KEPT_PREVIOUS_HASHES: usize = 8;
+/// The sort key prefix of a session's rotated-out refresh-token hashes: one small item per rotation, kept until
+/// the session's absolute end, so a replay of any token it ever had is recognised (reuse detection) without the
+/// session item itself growing.
+const PREVIOUS_SK_PREFIX: &str = "PREV#";
 
 /// A login session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,8 +26,11 @@ pub struct Session {
     pub user_id: String,
     /// SHA-256 of the current refresh token.
     pub secret_hash: String,
-    /// Hashes of rotated-out refresh tokens, newest first.
-    #[serde(default)]
+    /// SHA-256 of the refresh token rotated out last, for the grace window after a rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_hash: Option<String>,
+    /// Rotated-out hashes of sessions made before the history moved to `PREV#` items; read, never written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_hashes: Vec<String>,
     /// When the current refresh token was issued.
     pub rotated_at: UnixTime,
@@ -35,8 +40,14 @@ pub struct Session {
     pub created_at: UnixTime,
     /// Updated on every refresh.
     pub last_seen_at: UnixTime,
-    /// The refresh token's expiry; also the TTL attribute.
+    /// The refresh token's expiry, never past `ends_at`; also the TTL attribute.
     pub expires_at: UnixTime,
+    /// The absolute end of the session, however often it is refreshed.
+    #[serde(default = "far_future")]
+    pub ends_at: UnixTime,
+    /// Expiry bucket (DESIGN §6), moved with `expires_at`.
+    #[serde(default)]
+    pub expiry_bucket: i64,
     /// Set when the session is revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<UnixTime>,
@@ -63,6 +74,11 @@ pub enum Inactive {
     Expired,
 }
 
+/// Sessions made before `ends_at` existed end when their refresh token does.
+fn far_future() -> UnixTime {
+    UnixTime::MAX
+}
+
 fn session_pk(id: &str) -> String {
     format!("SESSION#{id}")
 }
@@ -80,22 +96,27 @@ impl Session {
         user: &User,
         amr: &[&str],
         client: &ClientInfo,
-        refresh_ttl: i64,
+        lifetime: Lifetime,
         now: UnixTime,
     ) -> (Self, RefreshToken) {
         let id = new_session_id();
         let refresh = RefreshToken::generate(&id);
+        let ends_at = now + lifetime.max;
+        let expires_at = lifetime.refresh_expiry(ends_at, now);
         let session = Self {
             pk: session_pk(&id),
             sk: SESSION_SK.to_owned(),
             user_id: user.id.clone(),
             secret_hash: refresh.hash(),
+            previous_hash: None,
             previous_hashes: Vec::new(),
             rotated_at: now,
             epoch: user.session_epoch,
             created_at: now,
             last_seen_at: now,
-            expires_at: now + refresh_ttl,
+            expires_at,
+            ends_at,
+            expiry_bucket: expiry_bucket(expires_at),
             revoked_at: None,
             amr: amr.iter().map(|m| (*m).to_owned()).collect(),
             ip: client.ip.clone(),
@@ -111,11 +132,35 @@ impl Session {
     pub fn check_active(&self, user: &User, now: UnixTime) -> Result<(), Inactive> {
         if self.revoked_at.is_some() || self.epoch < user.session_epoch || self.user_id != user.id {
             Err(Inactive::Revoked)
-        } else if self.expires_at <= now {
+        } else if self.expires_at <= now || self.ends_at <= now {
             Err(Inactive::Expired)
         } else {
             Ok(())
         }
+    }
+}
+
+/// How long sessions and their refresh tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetime {
+    /// A refresh token's lifetime, renewed by each rotation.
+    pub refresh_ttl: i64,
+    /// The session's absolute lifetime from its start.
+    pub max: i64,
+}
+
+impl Lifetime {
+    /// The deployment's lifetimes.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            refresh_ttl: config.refresh_token_ttl,
+            max: config.session_max_lifetime,
+        }
+    }
+
+    /// When a refresh token issued now expires: its own lifetime, cut at the session's end.
+    fn refresh_expiry(self, ends_at: UnixTime, now: UnixTime) -> UnixTime {
+        now.saturating_add(self.refresh_ttl).min(ends_at)
     }
 }
 
@@ -158,54 +203,103 @@ pub enum Rotation {
     Lost(Option<Box<Session>>),
 }
 
-/// Replaces the refresh-token hash, only if it is still `presented_hash` and the session is not revoked.
+/// Replaces the refresh-token hash, only if it is still the one read and the session is not revoked, and records
+/// the old hash in the session's history, in one transaction. The new expiry never passes the session's end.
+/// One round trip.
 pub async fn rotate(
     store: &Store,
     session: &Session,
     new_hash: &str,
-    refresh_ttl: i64,
+    lifetime: Lifetime,
     now: UnixTime,
 ) -> Result<Rotation, Error> {
-    let mut previous = Vec::with_capacity(KEPT_PREVIOUS_HASHES);
-    previous.push(s(&session.secret_hash));
-    previous.extend(session.previous_hashes.iter().take(KEPT_PREVIOUS_HASHES - 1).map(s));
-    let result = store
-        .client()
-        .update_item()
+    // A session made before `ends_at` existed gets one from its start.
+    let ends_at = session.ends_at.min(session.created_at.saturating_add(lifetime.max));
+    let expires_at = lifetime.refresh_expiry(ends_at, now);
+    let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(session_key(&session.id)))
         .update_expression(
-            "SET secret_hash = :new, previous_hashes = :previous, rotated_at = :now, last_seen_at = :now, \
-             expires_at = :expires",
+            "SET secret_hash = :new, previous_hash = :presented, rotated_at = :now, last_seen_at = :now, \
+             expires_at = :expires, expiry_bucket = :bucket, ends_at = :ends",
         )
         .condition_expression("secret_hash = :presented AND attribute_not_exists(revoked_at)")
         .expression_attribute_values(":new", s(new_hash))
         .expression_attribute_values(":presented", s(&session.secret_hash))
-        .expression_attribute_values(":previous", aws_sdk_dynamodb::types::AttributeValue::L(previous))
         .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":expires", n(now + refresh_ttl))
-        .return_values(ReturnValue::AllNew)
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .expression_attribute_values(":expires", n(expires_at))
+        .expression_attribute_values(":bucket", n(expiry_bucket(expires_at)))
+        .expression_attribute_values(":ends", n(ends_at))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    let history_ends = ends_at;
+    let history = Put::builder().table_name(store.table()).set_item(Some(
+        [
+            ("pk", s(session_pk(&session.id))),
+            ("sk", s(format!("{PREVIOUS_SK_PREFIX}{}", session.secret_hash))),
+            ("expires_at", n(history_ends)),
+            ("expiry_bucket", n(expiry_bucket(history_ends))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    ));
+    let result = store
+        .client()
+        .transact_write_items()
+        .transact_items(TransactWriteItem::builder().update(built(update.build())?).build())
+        .transact_items(TransactWriteItem::builder().put(built(history.build())?).build())
         .send()
         .await;
     match result {
-        Ok(output) => {
-            let item = output.attributes.ok_or_else(|| {
-                Error::dependency("dynamodb UpdateItem", std::io::Error::other("no attributes returned"))
-            })?;
-            Ok(Rotation::Rotated(Box::new(decode(item)?)))
+        Ok(_) => {
+            let mut rotated = session.clone();
+            rotated.previous_hash = Some(std::mem::replace(&mut rotated.secret_hash, new_hash.to_owned()));
+            rotated.rotated_at = now;
+            rotated.last_seen_at = now;
+            rotated.expires_at = expires_at;
+            rotated.expiry_bucket = expiry_bucket(expires_at);
+            rotated.ends_at = ends_at;
+            Ok(Rotation::Rotated(Box::new(rotated)))
         }
-        Err(err) if is_condition_failure(&err) => {
-            let current = match err.into_service_error() {
-                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
-                    e.item.map(decode::<Session>).transpose()?.map(Box::new)
+        Err(err) => {
+            use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+            match err.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled)
+                    if cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    let current = cancelled
+                        .cancellation_reasons()
+                        .first()
+                        .and_then(|r| r.item())
+                        .map(|item| decode::<Session>(item.clone()))
+                        .transpose()?
+                        .map(Box::new);
+                    Ok(Rotation::Lost(current))
                 }
-                _ => None,
-            };
-            Ok(Rotation::Lost(current))
+                other => Err(Error::dependency("dynamodb TransactWriteItems", other)),
+            }
         }
-        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
     }
+}
+
+/// Whether `hash` is a refresh token this session rotated out at any time in its life. One round trip, none
+/// when the session item itself names it.
+pub async fn had_refresh_hash(store: &Store, session: &Session, hash: &str, now: UnixTime) -> Result<bool, Error> {
+    let named = session.previous_hash.iter().chain(&session.previous_hashes);
+    if named.into_iter().any(|h| secret::ct_eq(h, hash)) {
+        return Ok(true);
+    }
+    #[derive(Deserialize)]
+    struct Previous {
+        expires_at: UnixTime,
+    }
+    let item: Option<Previous> = store
+        .get(&session_pk(&session.id), &format!("{PREVIOUS_SK_PREFIX}{hash}"))
+        .await?;
+    Ok(item.is_some_and(|p| p.expires_at > now))
 }
 
 /// The owner's sessions that still count, newest first. Reads GSI1, filtering revoked, expired (TTL deletes
@@ -241,7 +335,10 @@ pub async fn revoke(store: &Store, id: &str, proof: RevokeProof<'_>, now: UnixTi
         .expression_attribute_values(":now", n(now));
     let request = match proof {
         RevokeProof::RefreshHash(hash) => request
-            .condition_expression("attribute_exists(pk) AND (secret_hash = :hash OR contains(previous_hashes, :hash))")
+            .condition_expression(
+                "attribute_exists(pk) AND (secret_hash = :hash OR previous_hash = :hash OR \
+                 contains(previous_hashes, :hash))",
+            )
             .expression_attribute_values(":hash", s(hash)),
         RevokeProof::Owner(user_id) => request
             .condition_expression("attribute_exists(pk) AND user_id = :user")
@@ -256,13 +353,37 @@ mod tests {
     use crate::email::Email;
 
     fn user() -> User {
-        User::new(&Email::parse("a@example.com").unwrap(), None, None, "h".into(), 0)
+        User::new(
+            crate::store::users::new_user_id(),
+            &Email::parse("a@example.com").unwrap(),
+            None,
+            None,
+            Some("h".into()),
+            0,
+        )
+    }
+
+    fn lifetime(refresh_ttl: i64) -> Lifetime {
+        Lifetime {
+            refresh_ttl,
+            max: 1_000,
+        }
+    }
+
+    #[test]
+    fn a_session_never_outlives_its_absolute_end() {
+        let (session, _) = Session::start(&user(), &["pwd"], &ClientInfo::default(), lifetime(600), 0);
+        assert_eq!((session.expires_at, session.ends_at), (600, 1_000));
+        assert_eq!(lifetime(600).refresh_expiry(session.ends_at, 900), 1_000);
+        assert_eq!(lifetime(50).refresh_expiry(session.ends_at, 900), 950);
+        let (short, _) = Session::start(&user(), &["pwd"], &ClientInfo::default(), lifetime(5_000), 0);
+        assert_eq!(short.expires_at, 1_000);
     }
 
     #[test]
     fn a_new_session_is_active_until_it_expires() {
         let user = user();
-        let (session, refresh) = Session::start(&user, &["pwd"], &ClientInfo::default(), 100, 1_000);
+        let (session, refresh) = Session::start(&user, &["pwd"], &ClientInfo::default(), lifetime(100), 1_000);
         assert_eq!(session.secret_hash, refresh.hash());
         assert_eq!(session.check_active(&user, 1_099), Ok(()));
         assert_eq!(session.check_active(&user, 1_100), Err(Inactive::Expired));
@@ -271,7 +392,7 @@ mod tests {
     #[test]
     fn an_epoch_bump_revokes_older_sessions() {
         let mut user = user();
-        let (session, _) = Session::start(&user, &["pwd"], &ClientInfo::default(), 100, 0);
+        let (session, _) = Session::start(&user, &["pwd"], &ClientInfo::default(), lifetime(100), 0);
         user.session_epoch += 1;
         assert_eq!(session.check_active(&user, 1), Err(Inactive::Revoked));
     }
@@ -279,7 +400,7 @@ mod tests {
     #[test]
     fn revoked_and_foreign_sessions_are_inactive() {
         let user = user();
-        let (mut session, _) = Session::start(&user, &["pwd"], &ClientInfo::default(), 100, 0);
+        let (mut session, _) = Session::start(&user, &["pwd"], &ClientInfo::default(), lifetime(100), 0);
         session.user_id = "someone-else".into();
         assert_eq!(session.check_active(&user, 1), Err(Inactive::Revoked));
         session.user_id = user.id.clone();

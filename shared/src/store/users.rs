@@ -1,6 +1,6 @@
 //! Users (`USER#<id>` / `PROFILE`) and the email marker that makes an address unique (`EMAIL#<email>` / `USER`).
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{built, encode, key, n, s, Store};
@@ -23,8 +23,10 @@ pub struct User {
     /// Tenant named at registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_name: Option<String>,
-    /// argon2id PHC string.
-    pub password_hash: String,
+    /// argon2id PHC string; `None` when the account has no usable password (DESIGN §7: a pending account whose
+    /// mailbox was first proven by a code or a link, or whose registration was contested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
     /// Whether the address was proven by a code.
     pub email_verified: bool,
     /// Unix seconds.
@@ -33,6 +35,9 @@ pub struct User {
     pub updated_at: UnixTime,
     /// Sessions started under an older epoch are revoked: bumping it ends every session in one write.
     pub session_epoch: i64,
+    /// Personal access tokens created under an older epoch are revoked: bumping it ends every one in one write.
+    #[serde(default)]
+    pub token_epoch: i64,
 }
 
 /// The public view of a user, as `/v1/auth/me` and token responses show it.
@@ -46,6 +51,9 @@ pub struct UserView {
     pub name: Option<String>,
     /// Whether the address is verified.
     pub email_verified: bool,
+    /// Whether the account has a usable password; without one it signs in with emailed codes or links, and can
+    /// set a password from a fresh session.
+    pub has_password: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -71,15 +79,15 @@ pub(crate) fn email_pk(email: &Email) -> String {
 const MARKER_SK: &str = "USER";
 
 impl User {
-    /// A new, unverified user.
+    /// A new, unverified user with the id `id` (see [`new_user_id`]).
     pub fn new(
+        id: String,
         email: &Email,
         name: Option<String>,
         tenant_name: Option<String>,
-        password_hash: String,
+        password_hash: Option<String>,
         now: UnixTime,
     ) -> Self {
-        let id = new_user_id();
         Self {
             pk: user_pk(&id),
             sk: USER_SK.to_owned(),
@@ -92,6 +100,7 @@ impl User {
             created_at: now,
             updated_at: now,
             session_epoch: 0,
+            token_epoch: 0,
         }
     }
 
@@ -102,12 +111,14 @@ impl User {
             email: self.email.clone(),
             name: self.name.clone(),
             email_verified: self.email_verified,
+            has_password: self.password_hash.is_some(),
             created_at: rfc3339(self.created_at),
         }
     }
 }
 
-fn new_user_id() -> String {
+/// A new random user id (UUID v4 text).
+pub fn new_user_id() -> String {
     use rand::RngCore as _;
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -143,22 +154,31 @@ pub async fn id_for_email(store: &Store, email: &Email) -> Result<Option<String>
         .map(|m| m.user_id))
 }
 
-/// The key of an address's marker.
-pub(crate) fn marker_key(email: &Email) -> super::Item {
-    key(&email_pk(email), MARKER_SK)
-}
-
-/// The user id a marker item points to.
-pub(crate) fn marker_user_id(item: super::Item) -> Result<String, Error> {
-    Ok(super::decode::<EmailMarker>(item)?.user_id)
-}
-
 /// Reads the account that owns an address: the marker, then the user (two round trips).
 pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>, Error> {
     match id_for_email(store, email).await? {
         Some(id) => get(store, &id).await,
         None => Ok(None),
     }
+}
+
+/// A transaction item that records the latest "you already have an account" notice for an address. It exists so
+/// that registering a verified address makes the same calls as registering a new one (DESIGN §6: a request does
+/// the same writes for a known and an unknown address); it expires with the hour.
+pub(crate) fn notice_item(store: &Store, email: &Email, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let expires_at = now + 3_600;
+    let item = [
+        ("pk", s(email_pk(email))),
+        ("sk", s("NOTICE")),
+        ("noticed_at", n(now)),
+        ("expires_at", n(expires_at)),
+        ("expiry_bucket", n(super::expiry_bucket(expires_at))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let put = built(Put::builder().table_name(store.table()).set_item(Some(item)).build())?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// Transaction items that create a user and claim its address; the claim fails if the address is taken.
@@ -182,20 +202,48 @@ pub(crate) fn create_items(store: &Store, user: &User) -> Result<Vec<TransactWri
     Ok(vec![put(encode(&marker)?)?, put(encode(user)?)?])
 }
 
-/// A transaction item that replaces the password and name of a still-unverified user.
-pub(crate) fn replace_pending_item(store: &Store, user: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
-    let mut update = Update::builder()
+/// The condition that a user's password is still the one `user` was read with, so that a write decided on that
+/// read cannot overwrite a concurrent change (a contested registration, a reset).
+fn same_password(update: UpdateBuilder, user: &User) -> (UpdateBuilder, &'static str) {
+    match &user.password_hash {
+        Some(hash) => (
+            update.expression_attribute_values(":read_hash", s(hash)),
+            "password_hash = :read_hash",
+        ),
+        None => (update, "attribute_not_exists(password_hash)"),
+    }
+}
+
+type UpdateBuilder = aws_sdk_dynamodb::types::builders::UpdateBuilder;
+
+fn transact_update(update: UpdateBuilder) -> Result<TransactWriteItem, Error> {
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+}
+
+/// A transaction item that rewrites a still-unverified user as `user` says (password, name, tenant name), only if
+/// it is still unverified with the password `read` had.
+pub(crate) fn replace_pending_item(
+    store: &Store,
+    read: &User,
+    user: &User,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(user_key(&user.id)))
-        .condition_expression("attribute_exists(pk) AND email_verified = :false")
-        .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
-        .expression_attribute_values(":hash", s(&user.password_hash))
+        .expression_attribute_values(":false", AttributeValue::Bool(false))
         .expression_attribute_values(":now", n(now));
-    let mut set = "SET password_hash = :hash, updated_at = :now".to_owned();
+    let (mut update, guard) = same_password(update, read);
+    update = update.condition_expression(format!("attribute_exists(pk) AND email_verified = :false AND {guard}"));
+    let mut set = "SET updated_at = :now".to_owned();
     let mut remove = Vec::new();
-    for (field, value) in [("name", &user.name), ("tenant_name", &user.tenant_name)] {
+    // `name` is a DynamoDB reserved word, so every field goes through a placeholder.
+    for (field, value) in [
+        ("password_hash", &user.password_hash),
+        ("name", &user.name),
+        ("tenant_name", &user.tenant_name),
+    ] {
         match value {
-            // `name` is a DynamoDB reserved word, so every field goes through a placeholder.
             Some(value) => {
                 set.push_str(&format!(", #{field} = :{field}"));
                 update = update.expression_attribute_values(format!(":{field}"), s(value));
@@ -209,50 +257,88 @@ pub(crate) fn replace_pending_item(store: &Store, user: &User, now: UnixTime) ->
     } else {
         format!("{set} REMOVE {}", remove.join(", "))
     };
-    Ok(TransactWriteItem::builder()
-        .update(built(update.update_expression(expression).build())?)
-        .build())
+    transact_update(update.update_expression(expression))
 }
 
-/// A transaction item that marks a user verified.
-pub(crate) fn mark_verified_item(store: &Store, user_id: &str, now: UnixTime) -> Result<TransactWriteItem, Error> {
+/// What proved the mailbox of an account being verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxProof {
+    /// The code sent in answer to the registration that set the pending password.
+    RegistrationCode,
+    /// A sign-in code or a magic link, which no registration asked for: the pending password was set by a request
+    /// that proved nothing, so it must not survive (DESIGN §7, no pre-hijacking).
+    SignIn,
+}
+
+/// A transaction item that marks an unverified user verified, keeping its pending password only for the
+/// registration code; `None` when the user is already verified and nothing needs writing. Conditional on the
+/// password read, so a registration contested meanwhile fails the transaction instead of surviving it.
+pub(crate) fn verify_item(
+    store: &Store,
+    user: &User,
+    proof: MailboxProof,
+    now: UnixTime,
+) -> Result<Option<TransactWriteItem>, Error> {
+    if user.email_verified {
+        return Ok(None);
+    }
     let update = Update::builder()
         .table_name(store.table())
-        .set_key(Some(user_key(user_id)))
-        .update_expression("SET email_verified = :true, updated_at = :now")
-        .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+        .set_key(Some(user_key(&user.id)))
+        .expression_attribute_values(":true", AttributeValue::Bool(true))
+        .expression_attribute_values(":false", AttributeValue::Bool(false))
         .expression_attribute_values(":now", n(now));
-    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    let (update, guard) = same_password(update, user);
+    let expression = match proof {
+        MailboxProof::RegistrationCode => "SET email_verified = :true, updated_at = :now",
+        MailboxProof::SignIn => "SET email_verified = :true, updated_at = :now REMOVE password_hash",
+    };
+    transact_update(
+        update
+            .update_expression(expression)
+            .condition_expression(format!("attribute_exists(pk) AND email_verified = :false AND {guard}")),
+    )
+    .map(Some)
 }
 
-/// A transaction item that sets a new password and moves to a new session epoch, which revokes every session
-/// started before it. The condition on the old epoch makes two concurrent changes serialise.
+/// Which epochs a password write moves to (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// Sessions only (a password change).
+    Sessions,
+    /// Sessions and personal access tokens (a reset, or a change that asks for it).
+    SessionsAndTokens,
+}
+
+/// A transaction item that sets a new password and moves to a new session epoch (and token epoch), which revokes
+/// every session (and PAT) made before it. The condition on the old epoch makes two concurrent changes serialise.
 pub(crate) fn set_password_item(
     store: &Store,
     user: &User,
     password_hash: &str,
-    new_epoch: i64,
+    revoke: Revoke,
     verify_email: bool,
     now: UnixTime,
 ) -> Result<TransactWriteItem, Error> {
+    let token_epoch = match revoke {
+        Revoke::Sessions => user.token_epoch,
+        Revoke::SessionsAndTokens => user.token_epoch + 1,
+    };
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(user_key(&user.id)))
         .update_expression(
-            "SET password_hash = :hash, session_epoch = :new_epoch, updated_at = :now, \
-             email_verified = :verified",
+            "SET password_hash = :hash, session_epoch = :new_epoch, token_epoch = :token_epoch, \
+             updated_at = :now, email_verified = :verified",
         )
         .condition_expression("session_epoch = :old_epoch")
         .expression_attribute_values(":hash", s(password_hash))
-        .expression_attribute_values(":new_epoch", n(new_epoch))
+        .expression_attribute_values(":new_epoch", n(user.session_epoch + 1))
         .expression_attribute_values(":old_epoch", n(user.session_epoch))
+        .expression_attribute_values(":token_epoch", n(token_epoch))
         .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(
-            ":verified",
-            aws_sdk_dynamodb::types::AttributeValue::Bool(verify_email || user.email_verified),
-        );
-    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+        .expression_attribute_values(":verified", AttributeValue::Bool(verify_email || user.email_verified));
+    transact_update(update)
 }
 
 /// A transaction item that moves a user to a new session epoch, revoking every session started before it.
@@ -270,11 +356,14 @@ pub(crate) fn bump_epoch_item(
         .expression_attribute_values(":new_epoch", n(new_epoch))
         .expression_attribute_values(":old_epoch", n(user.session_epoch))
         .expression_attribute_values(":now", n(now));
-    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+    transact_update(update)
 }
 
 /// Stores a re-hash made with current parameters; best effort, the login already succeeded.
 pub async fn upgrade_password_hash(store: &Store, user: &User, password_hash: &str) -> Result<(), Error> {
+    let Some(old) = &user.password_hash else {
+        return Ok(());
+    };
     store
         .client()
         .update_item()
@@ -283,7 +372,7 @@ pub async fn upgrade_password_hash(store: &Store, user: &User, password_hash: &s
         .update_expression("SET password_hash = :new")
         .condition_expression("password_hash = :old")
         .expression_attribute_values(":new", s(password_hash))
-        .expression_attribute_values(":old", s(&user.password_hash))
+        .expression_attribute_values(":old", s(old))
         .send()
         .await
         .map(|_| ())
@@ -312,7 +401,14 @@ mod tests {
     #[test]
     fn users_round_trip_through_serde_dynamo() {
         let email = Email::parse("a@example.com").unwrap();
-        let user = User::new(&email, Some("A".into()), None, "$argon2id$x".into(), 10);
+        let user = User::new(
+            new_user_id(),
+            &email,
+            Some("A".into()),
+            None,
+            Some("$argon2id$x".into()),
+            10,
+        );
         let item = encode(&user).unwrap();
         assert_eq!(item["pk"].as_s().unwrap(), &format!("USER#{}", user.id));
         assert!(!item.contains_key("tenant_name"));

@@ -1,8 +1,10 @@
 //! `POST /v1/auth/login`: `{email, password}` → 200 token response.
 //!
-//! DynamoDB round trips: 4, the first two concurrent (IP counter, one BatchGetItem of the email marker and the failure record, the user,
-//! then the new session or the failure count); one more to clear earlier failures, to claim a backoff slot, or
-//! to upgrade a hash made with old parameters. An attempt refused by the backoff stops after 2, with no argon2.
+//! DynamoDB round trips: 5 in 3 round-trip times when the password is right: the IP counter, the backoff claim
+//! (a conditional write that counts the attempt before argon2 runs) and the email marker, concurrently; the
+//! user; one transaction (the session, clearing the failures). A wrong password past the five free failures
+//! writes its wait (one more); an old hash is upgraded concurrently with the transaction. An attempt refused by
+//! the backoff stops after the first three, with no argon2.
 
 use keygate::{account, http, Error, State};
 use lambda_http::{Body, Request, Response};

@@ -1,6 +1,7 @@
 //! `POST /v1/auth/logout`: `{refresh_token}` in the body, or the bearer's session → 204. Idempotent.
 //!
-//! DynamoDB round trips: 2 (rate-limit counter, conditional revoke). The bearer form verifies the JWT offline.
+//! DynamoDB round trips: 2 (rate-limit counter, conditional revoke); a refresh token rotated out before the last
+//! rotation adds two (the session, its history item) and the revoke. The bearer form verifies the JWT offline.
 
 use keygate::{auth, http, rate_limit, session, Error, State};
 use lambda_http::{Body, Request, Response};

@@ -1,7 +1,8 @@
 //! `POST /v1/auth/magic-link/login`: `{token}` → 200 token response (amr `email_link`), plus the link's
 //! `redirect_uri` when it had one. A second use of a link is 401; the tokens of the first use stay valid.
 //!
-//! DynamoDB round trips: 4 (IP counter, conditional delete of the link, user read, session write).
+//! DynamoDB round trips: 4 (IP counter, conditional delete of the link, user read, one transaction: verify a
+//! pending account, session, forget failed logins). One SQS call (the welcome mail) when it first verifies.
 
 use keygate::{http, passwordless, rate_limit, Error, State};
 use lambda_http::{Body, Request, Response};

@@ -1,8 +1,9 @@
 //! `POST /v1/auth/magic-link/send`: `{email, redirect_uri?}` → 202 whether or not the address has an account;
 //! emails `<APP_URL>/magic-link?token=...`. A `redirect_uri` must be on the allow-list (422 otherwise).
 //!
-//! DynamoDB round trips: 4 for an unknown address (IP counter, two address counters, email marker), 5 for a
-//! known one (plus the link).
+//! DynamoDB round trips: 4 for every address, known or unknown (IP counter, the address's code budget, email
+//! marker, the link: for an unknown address one that belongs to no account), and one SQS call (a decoy for
+//! an unknown address): the same calls either way.
 
 use keygate::email::Email;
 use keygate::{http, passwordless, rate_limit, Error, State};

@@ -1,7 +1,9 @@
 //! `POST /v1/auth/otp/login`: `{email, code}` → 200 token response (amr `otp`). A login code only; an unverified
 //! account becomes verified, since the code proves the address.
 //!
-//! DynamoDB round trips: 4 (IP counter, code check, user read, transaction).
+//! DynamoDB round trips: 5 in 4 round-trip times (IP counter; the code attempt and the address's daily guess
+//! budget, concurrently; the user; one transaction: consume the code and refund the guess, verify, session,
+//! forget failed logins). One SQS call (the welcome mail) when it first verifies the account.
 
 use keygate::email::Email;
 use keygate::store::codes::Purpose;

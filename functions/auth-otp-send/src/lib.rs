@@ -1,8 +1,9 @@
 //! `POST /v1/auth/otp/send`: `{email, purpose: "login" | "reset"}` → 202 whether or not the address has an
 //! account; emails a 6-digit code bound to that purpose. `reset` is the password-reset-request flow.
 //!
-//! DynamoDB round trips: 4 for an unknown address (IP counter, two address counters, email marker), 5 for a
-//! known one (plus the code).
+//! DynamoDB round trips: 4 for every address, known or unknown (IP counter, the address's code budget, email
+//! marker, the code: for an unknown address one that belongs to no account), and one SQS call (a decoy for
+//! an unknown address): the same calls either way.
 
 use keygate::email::Email;
 use keygate::store::codes::Purpose;

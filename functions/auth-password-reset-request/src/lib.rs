@@ -1,8 +1,9 @@
 //! `POST /v1/auth/password-reset-request`: `{email}` → 202 whether or not the address has an account; emails a
 //! code when it does. The same flow as `POST /v1/auth/otp/send` with `purpose: reset`.
 //!
-//! DynamoDB round trips: 4 for an unknown address (IP counter, two address counters, email marker), 5 for a
-//! known one (plus the code).
+//! DynamoDB round trips: 4 for every address, known or unknown (IP counter, the address's code budget, email
+//! marker, the code: for an unknown address one that belongs to no account), and one SQS call (a decoy for
+//! an unknown address): the same calls either way.
 
 use keygate::email::Email;
 use keygate::store::codes::Purpose;

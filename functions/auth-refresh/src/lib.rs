@@ -1,7 +1,8 @@
 //! `POST /v1/auth/refresh`: `{refresh_token}` → 200 token response with the refresh token rotated.
 //!
-//! DynamoDB round trips: 4 (rate-limit counter, session, user, conditional rotation); a replay adds one to
-//! revoke the session.
+//! DynamoDB round trips: 4 (rate-limit counter, session, user, the rotation: one transaction that also records
+//! the old hash in the session's history); a replay of the last token adds one to revoke the session, of an
+//! older one two (its history item, the revocation).
 
 use keygate::{http, rate_limit, session, Error, State};
 use lambda_http::{Body, Request, Response};

@@ -1,6 +1,8 @@
 //! `POST /v1/auth/register/verify`: `{email, code}` → 200 token response; the account is verified.
 //!
-//! DynamoDB round trips: 4 (rate-limit counter, code check, user read, transaction).
+//! DynamoDB round trips: 5 in 4 round-trip times (IP counter; the code attempt and the address's daily guess
+//! budget, concurrently; the user; one transaction: consume the code and refund the guess, verify, session,
+//! forget failed logins). One SQS call (the welcome mail) when it first verifies the account.
 
 use keygate::email::Email;
 use keygate::{account, http, rate_limit, Error, State};

@@ -1,8 +1,9 @@
 //! The API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses). It takes the event as raw JSON,
 //! so no event shape can make it fail: anything it cannot read is a deny.
 //!
-//! DynamoDB round trips: 0 for a JWT (verified offline against the cached keys), 1 for a PAT (plus a
-//! `last_used_at` write at most once an hour per token); 0 for a PAT whose checksum fails.
+//! DynamoDB round trips: 1 for a JWT (verified against the cached keys, then its session and user in one strongly
+//! consistent BatchGetItem, so a revoked session is denied at once), 2 for a PAT (the token, its owner's token
+//! epoch; plus a `last_used_at` write at most once an hour per token); 0 for a PAT whose checksum fails.
 
 use keygate::{authorizer, State};
 use serde_json::Value;

@@ -303,6 +303,19 @@ mod tests {
         assert!(checker.client.get().is_none());
     }
 
+    /// The HTTPS client loads the system's trusted roots (as on Lambda's provided.al2023) with aws-lc-rs, and a
+    /// failed TLS connection is an `Unknown`, not a pass.
+    #[tokio::test]
+    async fn https_client_uses_the_system_roots() {
+        assert!(build_client("https://api.pwnedpasswords.com/range/").is_some());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/range/", listener.local_addr().unwrap());
+        drop(listener);
+        let checker = BreachChecker::new(&config(BreachedPasswordCheck::Hibp, &url));
+        assert_eq!(checker.check(&SecretString::from("password")).await, Breach::Unknown);
+        assert!(matches!(checker.client.get(), Some(Some(_))));
+    }
+
     /// A log line of a failed check: counted, and nothing of the password or its hash in it.
     #[test]
     fn a_failed_check_logs_the_metric_and_nothing_of_the_password() {

@@ -57,6 +57,24 @@ pub struct Config {
     pub pat_prefix: String,
     /// Exact URLs a magic link may name as `redirect_uri` (`KEYGATE_REDIRECT_ALLOWLIST`, comma-separated).
     pub redirect_allowlist: Vec<String>,
+    /// Whether new passwords are checked against a breach corpus (`KEYGATE_BREACHED_PASSWORD_CHECK`, `off` or
+    /// `hibp`, default `off`).
+    pub breached_password_check: BreachedPasswordCheck,
+    /// Base URL of a Pwned Passwords range API, ending in `/`: the 5-character hash prefix is appended to it
+    /// (`KEYGATE_HIBP_URL`, default [`DEFAULT_HIBP_URL`]). HTTPS, or plain HTTP to a loopback host only.
+    pub hibp_url: String,
+}
+
+/// The public Pwned Passwords range endpoint.
+pub const DEFAULT_HIBP_URL: &str = "https://api.pwnedpasswords.com/range/";
+
+/// Which breach corpus new passwords are checked against, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreachedPasswordCheck {
+    /// No check (the default): nothing leaves the function.
+    Off,
+    /// The Pwned Passwords k-anonymity range API at [`Config::hibp_url`].
+    Hibp,
 }
 
 /// A proxy (CloudFront with the WAF) that tells the client's address in a header. Its word counts only on
@@ -164,9 +182,26 @@ impl Config {
                 reason: "1 to 10 of a-z0-9".into(),
             });
         }
+        let breached_password_check = match get("KEYGATE_BREACHED_PASSWORD_CHECK") {
+            None | Some("off") => BreachedPasswordCheck::Off,
+            Some("hibp") => BreachedPasswordCheck::Hibp,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "KEYGATE_BREACHED_PASSWORD_CHECK",
+                    reason: format!("{other:?} is not off or hibp"),
+                })
+            }
+        };
+        let hibp_url =
+            hibp_url(get("KEYGATE_HIBP_URL").unwrap_or(DEFAULT_HIBP_URL)).map_err(|reason| ConfigError::Invalid {
+                name: "KEYGATE_HIBP_URL",
+                reason: reason.into(),
+            })?;
         Ok(Self {
             custom_scopes,
             pat_prefix,
+            breached_password_check,
+            hibp_url,
             table_name: required("KEYGATE_TABLE")?,
             key_secret_id: required("KEYGATE_KEY_SECRET_ID")?,
             issuer: issuer.trim_end_matches('/').to_owned(),
@@ -213,6 +248,27 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
         })
+    }
+}
+
+/// A range API base URL, normalised to end in `/`. Plain HTTP only to a loopback host: on the open network a
+/// tampered answer could pass breached passwords or fail every new one.
+fn hibp_url(raw: &str) -> Result<String, &'static str> {
+    let url = if raw.ends_with('/') {
+        raw.to_owned()
+    } else {
+        format!("{raw}/")
+    };
+    let uri: hyper::Uri = url.parse().map_err(|_| "not a URL")?;
+    if uri.query().is_some() || url.contains('#') {
+        return Err("must not have a query or a fragment");
+    }
+    let host = uri.host().ok_or("must name a host")?;
+    match uri.scheme_str() {
+        Some("https") => Ok(url),
+        Some("http") if matches!(host, "127.0.0.1" | "localhost" | "[::1]") => Ok(url),
+        Some("http") => Err("plain http is allowed to a loopback host only; use https"),
+        _ => Err("must be an https URL"),
     }
 }
 
@@ -287,6 +343,78 @@ mod tests {
         assert!(!Config::from_vars(&base())
             .unwrap()
             .redirect_allowed("https://app.example.com/home"));
+    }
+
+    #[test]
+    fn breached_password_check_is_off_by_default_and_points_at_pwned_passwords() {
+        let config = Config::from_vars(&base()).unwrap();
+        assert_eq!(config.breached_password_check, BreachedPasswordCheck::Off);
+        assert_eq!(config.hibp_url, "https://api.pwnedpasswords.com/range/");
+        let mut vars = base();
+        vars.insert("KEYGATE_BREACHED_PASSWORD_CHECK".into(), "hibp".into());
+        vars.insert(
+            "KEYGATE_HIBP_URL".into(),
+            "https://hibp.internal.example.com/range".into(),
+        );
+        let config = Config::from_vars(&vars).unwrap();
+        assert_eq!(config.breached_password_check, BreachedPasswordCheck::Hibp);
+        assert_eq!(config.hibp_url, "https://hibp.internal.example.com/range/");
+        vars.insert("KEYGATE_BREACHED_PASSWORD_CHECK".into(), "off".into());
+        assert_eq!(
+            Config::from_vars(&vars).unwrap().breached_password_check,
+            BreachedPasswordCheck::Off
+        );
+    }
+
+    #[test]
+    fn breached_password_check_rejects_unknown_modes_and_unsafe_urls() {
+        for mode in ["on", "true", "HIBP", "pwned"] {
+            let mut vars = base();
+            vars.insert("KEYGATE_BREACHED_PASSWORD_CHECK".into(), mode.into());
+            assert!(
+                matches!(
+                    Config::from_vars(&vars),
+                    Err(ConfigError::Invalid {
+                        name: "KEYGATE_BREACHED_PASSWORD_CHECK",
+                        ..
+                    })
+                ),
+                "{mode}"
+            );
+        }
+        for url in [
+            "http://api.pwnedpasswords.com/range/",
+            "http://10.0.0.1/range/",
+            "http://localhost.evil.test/range/",
+            "ftp://api.pwnedpasswords.com/range/",
+            "api.pwnedpasswords.com/range/",
+            "https://api.pwnedpasswords.com/range/?x=1",
+            "https://api.pwnedpasswords.com/range/#x",
+            "https:///range/",
+            "not a url",
+        ] {
+            let mut vars = base();
+            vars.insert("KEYGATE_HIBP_URL".into(), url.into());
+            assert!(
+                matches!(
+                    Config::from_vars(&vars),
+                    Err(ConfigError::Invalid {
+                        name: "KEYGATE_HIBP_URL",
+                        ..
+                    })
+                ),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:8080/range/",
+            "http://localhost:8080/range",
+            "http://[::1]:1/r/",
+        ] {
+            let mut vars = base();
+            vars.insert("KEYGATE_HIBP_URL".into(), url.into());
+            assert!(Config::from_vars(&vars).unwrap().hibp_url.ends_with('/'), "{url}");
+        }
     }
 
     #[test]

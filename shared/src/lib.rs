@@ -6,6 +6,7 @@ pub mod api_tokens;
 pub mod auth;
 pub mod authorizer;
 pub mod backoff;
+pub mod breach;
 pub mod clock;
 pub mod config;
 pub mod email;

@@ -1,5 +1,6 @@
 //! [`State`]: what a function builds once at cold start and hands to every request.
 
+use crate::breach::BreachChecker;
 use crate::config::{Config, ConfigError};
 use crate::keys::KeyStore;
 use crate::mail::Mailer;
@@ -19,6 +20,8 @@ pub struct State {
     pub mailer: Mailer,
     /// Signing keys from Secrets Manager.
     pub keys: KeyStore,
+    /// The breached-password check (off unless configured).
+    pub breach: BreachChecker,
 }
 
 impl State {
@@ -52,6 +55,7 @@ impl State {
             config.key_cache_ttl,
         );
         Self {
+            breach: BreachChecker::new(&config),
             config,
             clock: Clock::system(),
             store,

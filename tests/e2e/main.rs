@@ -5,6 +5,7 @@ mod abuse;
 mod api_tokens;
 mod authorizer;
 mod bad_input;
+mod breach;
 mod handlers;
 mod hardening;
 mod keys;

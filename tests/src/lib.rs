@@ -347,3 +347,161 @@ async fn read(request: reqwest::RequestBuilder) -> Answer {
 fn client_from(ip: IpAddr) -> reqwest::Client {
     reqwest::Client::builder().local_address(ip).no_proxy().build().unwrap()
 }
+
+/// What the stand-in for the Pwned Passwords range API answers to `GET /range/{prefix}`.
+#[derive(Debug, Clone)]
+pub enum RangeAnswer {
+    /// What the real API answers: the suffixes of these passwords' SHA-1 under the asked prefix, each with a
+    /// count above 0, and, when asked with `Add-Padding: true`, padding lines with a count of 0.
+    Honest(Vec<String>),
+    /// This status and a short text body.
+    Status(u16),
+    /// 200 with this body.
+    Body(String),
+    /// Accepts the connection and never answers.
+    Hang,
+}
+
+/// One request the range server received, whole.
+#[derive(Debug, Clone)]
+pub struct RangeRequest {
+    /// The method.
+    pub method: String,
+    /// Path and query, as sent.
+    pub target: String,
+    /// Every header, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl RangeRequest {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A local stand-in for the Pwned Passwords range API (the external service, not keygate), which records what it
+/// is sent.
+pub struct RangeServer {
+    /// The base URL to configure as `KEYGATE_HIBP_URL`, ending in `/range/`.
+    pub url: String,
+    requests: Arc<std::sync::Mutex<Vec<RangeRequest>>>,
+}
+
+impl RangeServer {
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RangeRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// SHA-1 of `password`, 40 uppercase hex characters.
+pub fn sha1_hex(password: &str) -> String {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+/// A range server on 127.0.0.1 that knows `breached` as breached passwords.
+pub async fn spawn_range_server(breached: &[&str]) -> RangeServer {
+    spawn_range_server_answering(RangeAnswer::Honest(breached.iter().map(|p| (*p).to_owned()).collect())).await
+}
+
+/// A range server on 127.0.0.1 that answers every request with `answer`.
+pub async fn spawn_range_server_answering(answer: RangeAnswer) -> RangeServer {
+    use http_body_util::BodyExt as _;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/range/", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&requests);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (seen, answer) = (Arc::clone(&seen), answer.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (seen, answer) = (Arc::clone(&seen), answer.clone());
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                        let request = RangeRequest {
+                            method: parts.method.to_string(),
+                            target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                            headers: parts
+                                .headers
+                                .iter()
+                                .map(|(n, v)| {
+                                    (
+                                        n.as_str().to_owned(),
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect(),
+                            body,
+                        };
+                        seen.lock().unwrap().push(request.clone());
+                        let (status, text) = range_answer(&answer, &request).await;
+                        let mut response =
+                            hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(text)));
+                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    RangeServer { url, requests }
+}
+
+async fn range_answer(answer: &RangeAnswer, request: &RangeRequest) -> (u16, String) {
+    match answer {
+        RangeAnswer::Hang => std::future::pending().await,
+        RangeAnswer::Status(status) => (*status, "error".to_owned()),
+        RangeAnswer::Body(body) => (200, body.clone()),
+        RangeAnswer::Honest(breached) => {
+            let Some(prefix) = request.target.strip_prefix("/range/") else {
+                return (404, "Not found".to_owned());
+            };
+            let prefix = prefix.to_ascii_uppercase();
+            if prefix.len() != 5 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return (400, "The hash prefix was not in a valid format".to_owned());
+            }
+            let mut lines: Vec<String> = breached
+                .iter()
+                .map(|password| sha1_hex(password))
+                .zip(1u64..)
+                .filter(|(hash, _)| hash.starts_with(&prefix))
+                .map(|(hash, n)| format!("{}:{}", &hash[5..], n * 1_000))
+                .collect();
+            if request.header("add-padding") == Some("true") {
+                lines.extend((0..800).map(|i| format!("{}:0", &sha1_hex(&format!("padding {prefix} {i}"))[5..])));
+            }
+            (200, lines.join("\r\n"))
+        }
+    }
+}
+
+/// A base URL on 127.0.0.1 where nothing listens: connections are refused at once.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/range/", listener.local_addr().unwrap())
+}
+
+/// A [`State`] over the local AWS services with an adjusted test configuration, for tests that call the domain
+/// directly rather than over HTTP.
+pub async fn state_with(adjust: impl FnOnce(&mut Config)) -> State {
+    let mut config = test_config();
+    adjust(&mut config);
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    State::new(config, &aws)
+}

@@ -3,6 +3,7 @@
 use secrecy::SecretString;
 
 use crate::backoff;
+use crate::breach::Breach;
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::http::ClientInfo;
@@ -49,6 +50,16 @@ pub struct Registration {
     pub tenant_name: Option<String>,
 }
 
+/// Checks a new password: the policy, then the optional breach check (which fails open). No DynamoDB call; one
+/// HTTPS request when the breach check is on.
+pub async fn check_new_password(state: &State, password: &SecretString) -> Result<(), Error> {
+    passwords::check_policy(password)?;
+    match state.breach.check(password).await {
+        Breach::Found(_) => Err(Error::BreachedPassword),
+        Breach::NotFound | Breach::Unknown => Ok(()),
+    }
+}
+
 /// Registers an address, or re-sends for a pending one, and emails a code. For an address with a verified
 /// account it emails a notice instead (from the smaller notice budget), so the answer never reveals which
 /// addresses have accounts. Every path runs argon2 once and makes the same calls: the marker, the user, the
@@ -60,6 +71,7 @@ pub struct Registration {
 /// password (DESIGN §7). The same password twice (a double click) stays usable.
 /// Four round trips (marker, user, budget, transaction) and one SQS call.
 pub async fn register(state: &State, registration: Registration, now: UnixTime) -> Result<(), Error> {
+    check_new_password(state, &registration.password).await?;
     let store = &state.store;
     let email = &registration.email;
     let user_id = users::id_for_email(store, email).await?;
@@ -271,14 +283,17 @@ pub async fn login(
         }
         Ok::<(), Error>(())
     };
-    let (written, upgraded) = tokio::join!(store.transact(items), upgrade);
+    // The breach check (when on) runs beside the write: the password is right, so it may be told about.
+    let (written, upgraded, breach) = tokio::join!(store.transact(items), upgrade, state.breach.check(password));
     if let Err(err) = upgraded {
         tracing::warn!(error = ?err, "upgrading a password hash failed; the login stands");
     }
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
-    session::token_response(state, &user, &session, &refresh, now).await
+    let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+    tokens.password_breached = matches!(breach, Breach::Found(_));
+    Ok(tokens)
 }
 
 /// How recent a sign-in must be to set a first password without the current one.
@@ -308,7 +323,7 @@ pub async fn change_password(
     now: UnixTime,
 ) -> Result<(), Error> {
     let store = &state.store;
-    passwords::check_policy(&change.new)?;
+    check_new_password(state, &change.new).await?;
     let attempt = match (&user.password_hash, &change.current) {
         (Some(hash), Some(current)) => {
             let attempt = backoff::claim(store, &user.email, now).await?;
@@ -403,7 +418,7 @@ pub async fn reset_password(
     new: &SecretString,
     now: UnixTime,
 ) -> Result<(), Error> {
-    passwords::check_policy(new)?;
+    check_new_password(state, new).await?;
     let guesses = state.config.rate_limits.code_guesses_per_day;
     let checked = codes::check(&state.store, email, Purpose::PasswordReset, code, guesses, now).await?;
     let user = users::get(&state.store, checked.user_id())

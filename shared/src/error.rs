@@ -64,6 +64,9 @@ pub enum Error {
     /// The new password does not meet the policy.
     #[error("{0}")]
     WeakPassword(&'static str),
+    /// The new password appears in a known data breach (the optional check).
+    #[error("This password appears in a known data breach. Choose another one.")]
+    BreachedPassword,
     /// Wrong email or password.
     #[error("The email or password is incorrect.")]
     InvalidCredentials,
@@ -121,6 +124,7 @@ impl Error {
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::WrongPassword => "invalid_current_password",
             Self::WeakPassword(_) => "weak_password",
+            Self::BreachedPassword => "breached_password",
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotVerified => "email_not_verified",
             Self::AccountLocked => "account_locked",
@@ -149,7 +153,11 @@ impl Error {
             Self::NotFound => 404,
             Self::RefreshConflict | Self::Conflict(_) => 409,
             Self::PayloadTooLarge(_) => 413,
-            Self::InvalidEmail | Self::InvalidField(_) | Self::InvalidScope(_) | Self::WeakPassword(_) => 422,
+            Self::InvalidEmail
+            | Self::InvalidField(_)
+            | Self::InvalidScope(_)
+            | Self::WeakPassword(_)
+            | Self::BreachedPassword => 422,
             Self::RateLimited { .. } => 429,
             Self::Unavailable(_) => 503,
         }

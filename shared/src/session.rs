@@ -27,6 +27,10 @@ pub struct TokenResponse {
     pub session_id: String,
     /// The user.
     pub user: UserView,
+    /// Set at a password login when the optional breach check finds the password in a known breach: it still
+    /// signs in, and the application should ask for a new one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub password_breached: bool,
 }
 
 /// Signs an access token for `session` and assembles the token response.
@@ -60,6 +64,7 @@ pub async fn token_response(
         refresh_expires_in: session.expires_at - now,
         session_id: session.id.clone(),
         user: user.view(),
+        password_breached: false,
     })
 }
 

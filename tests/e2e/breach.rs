@@ -169,3 +169,78 @@ async fn one_client_serves_many_checks() {
     }
     assert_eq!(server.requests().len(), 20);
 }
+
+// The check in the flows: new passwords are refused, a login is told.
+
+async fn app_checking_against(url: &str) -> keygate_e2e::TestApp {
+    let url = url.to_owned();
+    keygate_e2e::TestApp::spawn_with(|config| {
+        config.breached_password_check = BreachedPasswordCheck::Hibp;
+        config.hibp_url = url;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn registration_reset_and_change_refuse_a_breached_password() {
+    let server = spawn_range_server(&[BREACHED]).await;
+    let app = app_checking_against(&server.url).await;
+    let email = keygate_e2e::unique_email();
+    let refused = app.register(&email, BREACHED).await;
+    assert_eq!((refused.status, refused.code()), (422, "breached_password"));
+    assert!(app.items(&format!("EMAIL#{email}")).await.is_empty(), "nothing written");
+
+    let (email, tokens) = app.signed_up_user().await;
+    let change = app
+        .change_password(&tokens.str("access_token"), PASSWORD, BREACHED)
+        .await;
+    assert_eq!((change.status, change.code()), (422, "breached_password"));
+
+    app.post("/v1/auth/password-reset-request", serde_json::json!({ "email": email }))
+        .await;
+    let code = app.code_sent_to(&email, "reset code").await;
+    let body = |password: &str| serde_json::json!({ "email": email, "code": code, "new_password": password });
+    let reset = app.post("/v1/auth/password-reset", body(BREACHED)).await;
+    assert_eq!((reset.status, reset.code()), (422, "breached_password"));
+    // The refusal spent nothing: the same code still resets to a good password.
+    assert_eq!(
+        app.post("/v1/auth/password-reset", body("a fresh unbreached passphrase"))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(app.login(&email, BREACHED).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_login_with_a_breached_password_succeeds_and_says_so() {
+    let server = spawn_range_server(&[PASSWORD]).await;
+    // Registered while the check was off.
+    let unchecked = keygate_e2e::TestApp::spawn().await;
+    let (email, _) = unchecked.signed_up_user().await;
+    assert!(unchecked
+        .login(&email, PASSWORD)
+        .await
+        .body
+        .get("password_breached")
+        .is_none());
+
+    let app = app_checking_against(&server.url).await;
+    let login = app.login(&email, PASSWORD).await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    assert_eq!(login.body["password_breached"], true);
+    // A wrong password is never checked: the range API learns nothing from failed guesses.
+    let before = server.requests().len();
+    assert_eq!(app.login(&email, "not the password at all").await.status, 401);
+    assert_eq!(server.requests().len(), before);
+}
+
+#[tokio::test]
+async fn a_dead_range_api_lets_registration_and_login_through() {
+    let app = app_checking_against(&closed_port_url()).await;
+    let (email, verified) = app.signed_up_user().await;
+    assert_eq!(verified.status, 200);
+    let login = app.login(&email, PASSWORD).await;
+    assert_eq!(login.status, 200);
+    assert!(login.body.get("password_breached").is_none());
+}

@@ -94,6 +94,7 @@ fn every_error_code_is_documented() {
         keygate::Error::InvalidEmail,
         keygate::Error::InvalidField(String::new()),
         keygate::Error::WeakPassword(""),
+        keygate::Error::BreachedPassword,
         keygate::Error::WrongPassword,
         keygate::Error::InvalidCredentials,
         keygate::Error::EmailNotVerified,

@@ -50,7 +50,7 @@ pub struct Registration {
 
 /// Registers an address, or re-sends for a pending one, and emails a code. For an address with a verified
 /// account it emails a notice instead, so the answer never reveals which addresses have accounts.
-/// Two round trips for a new address (marker read, transaction); three for an existing one.
+/// Two round trips for a new address (marker read, transaction); three for an existing one. One SQS SendMessage.
 pub async fn register(state: &State, registration: Registration, now: UnixTime) -> Result<(), Error> {
     // Hash first, whatever the path, so all paths cost the same argon2 run.
     let password_hash = passwords::hash(&registration.password).await?;
@@ -81,9 +81,10 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
     let (code, plaintext) = codes::issue(&registration.email, Purpose::Register, &pending.id, now);
     items.push(codes::store_item(&state.store, &code)?);
     if !state.store.transact(items).await? {
-        // A concurrent registration or verification of the same address won; it sends its own email.
+        // A concurrent registration or verification of the same address won; it sends its own email. A decoy
+        // keeps this answer's calls the same as every other path's.
         tracing::info!("registration lost a race for the same address");
-        return Ok(());
+        return state.mailer.send(&registration.email, Mail::Decoy).await;
     }
     state
         .mailer
@@ -203,7 +204,7 @@ pub async fn login(
 }
 
 /// Changes the password of a signed-in user and revokes every other session of theirs, in one transaction.
-/// One round trip (the transaction) after authentication, plus the notice email.
+/// One round trip (the transaction) after authentication, plus one SQS SendMessage (the notice).
 pub async fn change_password(
     state: &State,
     user: &User,
@@ -248,12 +249,13 @@ pub async fn request_code(
     send_code(state, email, purpose, now).await
 }
 
-/// Emails a code of `purpose` (password reset or login) when the address has an account; does nothing otherwise,
-/// so the caller's answer is the same either way. A new code replaces the previous one of the same purpose.
-/// One round trip for an unknown address (the marker), two for a known one (plus the code).
+/// Emails a code of `purpose` (password reset or login) when the address has an account; queues a decoy
+/// otherwise, so the caller's answer and its SQS call are the same either way. A new code replaces the previous
+/// one of the same purpose.
+/// One round trip for an unknown address (the marker), two for a known one (plus the code); one SQS SendMessage.
 pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: UnixTime) -> Result<(), Error> {
     let Some(user_id) = users::id_for_email(&state.store, email).await? else {
-        return Ok(());
+        return state.mailer.send(email, Mail::Decoy).await;
     };
     let (code, plaintext) = codes::issue(email, purpose, &user_id, now);
     codes::store(&state.store, &code).await?;
@@ -266,7 +268,7 @@ pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: Unix
 }
 
 /// Redeems a reset code: sets the new password, verifies the address (the code proved it) and revokes every
-/// session. Three round trips: the code check, the user read, the transaction.
+/// session. Three round trips: the code check, the user read, the transaction; one SQS SendMessage (the notice).
 pub async fn reset_password(
     state: &State,
     email: &Email,

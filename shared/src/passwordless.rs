@@ -27,8 +27,8 @@ pub fn check_redirect(state: &State, redirect_uri: Option<&str>) -> Result<Optio
     }
 }
 
-/// Emails a sign-in link when the address has an account; does nothing otherwise.
-/// One round trip for an unknown address (the marker), two for a known one (plus the link).
+/// Emails a sign-in link when the address has an account; queues a decoy otherwise, so the SQS call is the same.
+/// One round trip for an unknown address (the marker), two for a known one (plus the link); one SQS SendMessage.
 pub async fn send_magic_link(
     state: &State,
     email: &Email,
@@ -36,7 +36,7 @@ pub async fn send_magic_link(
     now: UnixTime,
 ) -> Result<(), Error> {
     let Some(user_id) = users::id_for_email(&state.store, email).await? else {
-        return Ok(());
+        return state.mailer.send(email, Mail::Decoy).await;
     };
     let (link, token) = magic_links::issue(&user_id, redirect_uri, now);
     magic_links::store(&state.store, &link).await?;

@@ -3,6 +3,8 @@
 //!
 //! DynamoDB round trips: 2 (the authenticating BatchGetItem, then one transaction: the password and the new
 //! session epoch, with the caller's session moved to it).
+//!
+//! SQS: one SendMessage to the mail outbox (the notice).
 
 use keygate::auth::{self, Access};
 use keygate::{account, http, Error, State};

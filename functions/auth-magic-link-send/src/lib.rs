@@ -3,6 +3,8 @@
 //!
 //! DynamoDB round trips: 4 for an unknown address (IP counter, two address counters, email marker), 5 for a
 //! known one (plus the link).
+//!
+//! SQS: one SendMessage to the mail outbox (the link, or a decoy for an unknown address).
 
 use keygate::email::Email;
 use keygate::{http, passwordless, rate_limit, Error, State};

@@ -3,6 +3,8 @@
 //!
 //! DynamoDB round trips: 4 for an unknown address (IP counter, two address counters, email marker), 5 for a
 //! known one (plus the code).
+//!
+//! SQS: one SendMessage to the mail outbox (the code, or a decoy for an unknown address).
 
 use keygate::email::Email;
 use keygate::store::codes::Purpose;

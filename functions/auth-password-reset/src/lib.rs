@@ -2,6 +2,8 @@
 //! emails a notice.
 //!
 //! DynamoDB round trips: 4 (rate-limit counter, code check, user read, transaction).
+//!
+//! SQS: one SendMessage to the mail outbox (the notice).
 
 use keygate::email::Email;
 use keygate::{account, http, rate_limit, Error, State};

@@ -2,6 +2,8 @@
 //!
 //! DynamoDB round trips: 5 for a new or an already verified address (IP counter, two address counters, email
 //! marker, then the transaction or the user read), 6 for a pending one (marker, user, transaction).
+//!
+//! SQS: one SendMessage to the mail outbox (the code, the already-registered notice, or a decoy after a lost race).
 
 use keygate::account::{self, Registration};
 use keygate::email::Email;

@@ -7,6 +7,7 @@ mod authorizer;
 mod bad_input;
 mod handlers;
 mod keys;
+mod mail;
 mod password;
 mod passwordless;
 mod rate_limits;

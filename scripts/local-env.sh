@@ -19,6 +19,8 @@ export KEYGATE_KEY_SECRET_ID=${KEYGATE_KEY_SECRET_ID:-keygate/signing-keys}
 export KEYGATE_ISSUER=${KEYGATE_ISSUER:-http://127.0.0.1:${API_PORT}}
 export KEYGATE_MAIL_FROM=${KEYGATE_MAIL_FROM:-no-reply@keygate.example.com}
 export KEYGATE_APP_URL=${KEYGATE_APP_URL:-http://localhost:5173}
+# The mail outbox. moto names a queue <endpoint>/<account>/<name>; `keygate-local setup` creates it and checks.
+export KEYGATE_MAIL_QUEUE_URL="$AWS_ENDPOINT_URL/123456789012/${KEYGATE_TABLE}-mail"
 
 # Starts moto on MOTO_PORT (single-threaded, see local/moto/server.py) and waits until it answers.
 start_moto() {

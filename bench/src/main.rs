@@ -337,7 +337,7 @@ fn binary_sizes() -> Vec<(String, u64)> {
     rows
 }
 
-/// Creates the table, the signing key and the sender identity, as `keygate-local setup` does.
+/// Creates the table, the signing key, the sender identity and the mail queue, as `keygate-local setup` does.
 async fn setup() {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let config = keygate_e2e::defaults();
@@ -349,6 +349,9 @@ async fn setup() {
         .await
         .unwrap();
     keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &config.mail_from)
+        .await
+        .unwrap();
+    keygate_local::setup::create_mail_queue(&aws_sdk_sqs::Client::new(&aws), &config.mail_queue_url)
         .await
         .unwrap();
 }

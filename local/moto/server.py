@@ -1,4 +1,4 @@
-"""moto's server for DynamoDB, SES and Secrets Manager on one port, printing every email it is asked to send.
+"""moto's server for DynamoDB, SES, SQS and Secrets Manager on one port, printing every email it is asked to send.
 
 Runs single-threaded (werkzeug's run_simple with threaded=False): moto's threaded server has no lock around
 DynamoDB's condition checks, and race tests need them to be atomic (DESIGN §3).
@@ -12,7 +12,7 @@ import sys
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.ses import models as ses_models
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 
 def print_sent_email() -> None:
@@ -58,6 +58,15 @@ def with_sent_email_view(app):  # type: ignore[no-untyped-def]
     return view
 
 
+class QuietPollHandler(WSGIRequestHandler):
+    """Leaves the local mailer's polls out of the request log: it asks SQS several times a second."""
+
+    def log_request(self, code="-", size="-"):  # type: ignore[no-untyped-def]
+        if self.headers.get("X-Amz-Target") in ("AmazonSQS.ReceiveMessage", "AmazonSQS.GetQueueAttributes"):
+            return
+        super().log_request(code, size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -67,7 +76,7 @@ def main() -> None:
     if not args.quiet:
         print_sent_email()
     app = with_sent_email_view(DomainDispatcherApplication(create_backend_app))
-    run_simple(args.host, args.port, app, threaded=False, use_reloader=False)
+    run_simple(args.host, args.port, app, threaded=False, use_reloader=False, request_handler=QuietPollHandler)
 
 
 if __name__ == "__main__":

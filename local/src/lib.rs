@@ -1,6 +1,7 @@
 //! The whole keygate API on one port. Each HTTP request becomes a real API Gateway HTTP API (payload 2.0) event,
 //! goes through lambda_http's own event conversion, and reaches the same `handle` that Lambda calls.
 
+pub mod mailer;
 pub mod routes;
 pub mod setup;
 

@@ -25,12 +25,19 @@ async fn main() -> Result<(), BoxError> {
             )
             .await?;
             keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &env("KEYGATE_MAIL_FROM")?).await?;
+            keygate_local::setup::create_mail_queue(&aws_sdk_sqs::Client::new(&aws), &env("KEYGATE_MAIL_QUEUE_URL")?)
+                .await?;
             Ok(())
         }
         "serve" => {
             tracing_init();
             let address = env("KEYGATE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
-            let state = Arc::new(keygate::State::new(keygate::Config::from_env()?, &aws));
+            let config = keygate::Config::from_env()?;
+            // The mailer function's delivery code, fed from the local queue as Lambda would feed it.
+            let mailer = keygate_local::mailer::LocalMailer::from_config(&config, &aws);
+            let state = Arc::new(keygate::State::new(config, &aws));
+            let clock = Arc::clone(&state);
+            tokio::spawn(async move { mailer.run(&clock.clock).await });
             let listener = TcpListener::bind(&address).await?;
             println!("keygate API listening on http://{address}");
             keygate_local::serve(listener, state).await?;

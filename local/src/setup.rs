@@ -1,5 +1,5 @@
 //! Prepares the local AWS services: the table from template.yaml's own definition, the signing key through the
-//! rotation code, and the SES sender identity. Safe to run again.
+//! rotation code, the SES sender identity and the mail outbox queue. Safe to run again.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -163,6 +163,41 @@ pub async fn verify_sender(client: &aws_sdk_sesv2::Client, from: &str) -> Result
         Err(err) => return Err(err.into()),
     }
     Ok(())
+}
+
+/// Creates the mail outbox queue `queue_url` names (its last path segment), with a dead-letter queue after 5
+/// receives as in template.yaml, and checks that the local service gives the queue exactly that URL.
+pub async fn create_mail_queue(client: &aws_sdk_sqs::Client, queue_url: &str) -> Result<(), BoxError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let name = queue_url
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or("KEYGATE_MAIL_QUEUE_URL names no queue")?;
+    let dead_letters = client.create_queue().queue_name(format!("{name}-dlq")).send().await?;
+    let arn = client
+        .get_queue_attributes()
+        .set_queue_url(dead_letters.queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or("the dead-letter queue has no ARN")?;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": 5 }).to_string();
+    let created = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await?;
+    match created.queue_url() {
+        Some(url) if url == queue_url => {
+            println!("mail queue {url}");
+            Ok(())
+        }
+        other => Err(format!("the mail queue's URL is {other:?}, but KEYGATE_MAIL_QUEUE_URL is {queue_url}").into()),
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub struct Config {
     pub refresh_reuse_grace: i64,
     /// Sender address of every email, an SES verified identity (`KEYGATE_MAIL_FROM`).
     pub mail_from: String,
+    /// The outbox: the SQS queue every email goes through to the mailer function (`KEYGATE_MAIL_QUEUE_URL`).
+    pub mail_queue_url: String,
     /// Public URL of the application that uses keygate, used in emails (`KEYGATE_APP_URL`).
     pub app_url: String,
     /// Whether `GET /v1/auth/check-registration` answers at all (`KEYGATE_CHECK_REGISTRATION`, default `true`).
@@ -211,6 +213,7 @@ impl Config {
             refresh_reuse_grace: number("KEYGATE_REFRESH_REUSE_GRACE_SECONDS", 10, 0, 60)?,
             session_max_lifetime: number("KEYGATE_SESSION_MAX_LIFETIME_SECONDS", 30 * 86_400, 300, 365 * 86_400)?,
             mail_from: required("KEYGATE_MAIL_FROM")?,
+            mail_queue_url: required("KEYGATE_MAIL_QUEUE_URL")?,
             app_url: get("KEYGATE_APP_URL")
                 .unwrap_or("http://localhost:5173")
                 .trim_end_matches('/')
@@ -290,6 +293,10 @@ mod tests {
             ("KEYGATE_KEY_SECRET_ID", "s"),
             ("KEYGATE_ISSUER", "https://auth.example.com/"),
             ("KEYGATE_MAIL_FROM", "no-reply@example.com"),
+            (
+                "KEYGATE_MAIL_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/keygate-mail",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -318,6 +325,12 @@ mod tests {
         assert!(matches!(
             Config::from_vars(&vars),
             Err(ConfigError::Missing("KEYGATE_TABLE"))
+        ));
+        let mut vars = base();
+        vars.remove("KEYGATE_MAIL_QUEUE_URL");
+        assert!(matches!(
+            Config::from_vars(&vars),
+            Err(ConfigError::Missing("KEYGATE_MAIL_QUEUE_URL"))
         ));
     }
 

@@ -1,13 +1,18 @@
-//! The SES mailer and every email template, in one place. Message bodies never reach a log line.
+//! Every email template, and the outbox they travel through: a request puts each email on SQS
+//! ([`outbox::Mailer`]), and the mailer function renders and sends it through SES ([`delivery::Delivery`]). A
+//! request never waits for SES. Message bodies and codes never reach a log line.
 
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-use aws_sdk_sesv2::Client as SesClient;
+pub mod delivery;
+pub mod outbox;
 
-use crate::email::Email;
-use crate::Error;
+pub use delivery::{Delivery, Outcome};
+pub use outbox::Mailer;
 
-/// The emails keygate sends.
-#[derive(Clone, Copy)]
+use serde::{Deserialize, Serialize};
+
+/// The emails keygate sends. On the queue, `kind` names the variant and its fields ride along (see [`outbox`]).
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Mail<'a> {
     /// The code that completes a registration.
     RegistrationCode {
@@ -43,8 +48,8 @@ pub enum Mail<'a> {
     },
     /// The password was reset with an emailed code.
     PasswordWasReset,
-    /// Nothing: what a request puts in the outbox for an address it must not mail, so that it makes the same
-    /// calls as for one it mails. The mailer drops it.
+    /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
+    /// one with an account. The mailer drops it.
     Decoy,
 }
 
@@ -59,7 +64,7 @@ pub struct Rendered {
 }
 
 impl Mail<'_> {
-    /// Renders the subject, text and HTML parts.
+    /// Renders the subject, text and HTML parts. A [`Mail::Decoy`] renders empty; it is never sent.
     pub fn render(&self, app_url: &str) -> Rendered {
         let (subject, lines): (&str, Vec<String>) = match self {
             Self::RegistrationCode { code } => (
@@ -143,7 +148,13 @@ impl Mail<'_> {
                     "If this was not you, reset your password again and review your account.".into(),
                 ],
             ),
-            Self::Decoy => ("", Vec::new()),
+            Self::Decoy => {
+                return Rendered {
+                    subject: String::new(),
+                    text: String::new(),
+                    html: String::new(),
+                }
+            }
         };
         let text = lines.join("\n\n") + "\n";
         let paragraphs: String = lines
@@ -173,48 +184,6 @@ fn escape_html(raw: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// Sends email through SES (v2).
-pub struct Mailer {
-    client: SesClient,
-    from: String,
-    app_url: String,
-}
-
-impl Mailer {
-    /// A mailer sending from `from`, an SES verified identity.
-    pub fn new(client: SesClient, from: String, app_url: String) -> Self {
-        Self { client, from, app_url }
-    }
-
-    /// Sends one email with a text and an HTML part.
-    pub async fn send(&self, to: &Email, mail: Mail<'_>) -> Result<(), Error> {
-        if matches!(mail, Mail::Decoy) {
-            return Ok(());
-        }
-        let rendered = mail.render(&self.app_url);
-        let content = |data: String| Content::builder().data(data).charset("UTF-8").build();
-        let message = Message::builder()
-            .subject(content(rendered.subject).map_err(|e| Error::dependency("building an email", e))?)
-            .body(
-                Body::builder()
-                    .text(content(rendered.text).map_err(|e| Error::dependency("building an email", e))?)
-                    .html(content(rendered.html).map_err(|e| Error::dependency("building an email", e))?)
-                    .build(),
-            )
-            .build();
-        self.client
-            .send_email()
-            .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(to.as_str()).build())
-            .content(EmailContent::builder().simple(message).build())
-            .send()
-            .await
-            .map_err(|e| Error::dependency("ses SendEmail", e))?;
-        tracing::info!(to = ?to, "email sent");
-        Ok(())
-    }
 }
 
 #[cfg(test)]

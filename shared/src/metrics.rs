@@ -1,5 +1,7 @@
-//! Counts the DynamoDB calls a client makes, by operation: an SDK interceptor, so the count covers every call
-//! the code makes, whichever path makes it. Used by the tests and `make bench` to check round trips.
+//! Counts the calls an SDK client makes, by operation: an SDK interceptor, so the count covers every call the code
+//! makes, whichever path makes it. Used by the tests and `make bench` to check round trips. Works for any client
+//! of an AWS JSON protocol: DynamoDB and SQS (aws-sdk-sqs speaks JSON 1.0) both name the operation in
+//! `X-Amz-Target`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +54,7 @@ impl Intercept for CallCounter {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        // DynamoDB's JSON protocol names the operation in `X-Amz-Target: DynamoDB_20120810.GetItem`.
+        // `X-Amz-Target: DynamoDB_20120810.GetItem`, `X-Amz-Target: AmazonSQS.SendMessage`.
         let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
         let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
         if let Ok(mut calls) = self.calls.lock() {

@@ -66,6 +66,10 @@ mod tests {
             ("KEYGATE_KEY_SECRET_ID", "s"),
             ("KEYGATE_ISSUER", "https://auth.example.com"),
             ("KEYGATE_MAIL_FROM", "a@example.com"),
+            (
+                "KEYGATE_MAIL_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+            ),
         ];
         let mut vars: std::collections::HashMap<String, String> =
             vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();

@@ -16,7 +16,7 @@ pub struct State {
     pub clock: Clock,
     /// DynamoDB.
     pub store: Store,
-    /// SES.
+    /// The mail outbox (SQS); the mailer function sends through SES, the request path never does.
     pub mailer: Mailer,
     /// Signing keys from Secrets Manager.
     pub keys: KeyStore,
@@ -27,27 +27,45 @@ pub struct State {
 impl State {
     /// Builds the clients from an SDK configuration. Makes no network call.
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
-        Self::build(config, aws, None)
+        Self::build(config, aws, None, None)
     }
 
     /// Like [`State::new`], with every DynamoDB call counted.
     pub fn with_dynamo_counter(config: Config, aws: &aws_config::SdkConfig, counter: CallCounter) -> Self {
-        Self::build(config, aws, Some(counter))
+        Self::build(config, aws, Some(counter), None)
     }
 
-    fn build(config: Config, aws: &aws_config::SdkConfig, counter: Option<CallCounter>) -> Self {
+    /// Like [`State::new`], with every DynamoDB call and every SQS call counted, each by its own counter.
+    pub fn with_call_counters(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        dynamo: CallCounter,
+        sqs: CallCounter,
+    ) -> Self {
+        Self::build(config, aws, Some(dynamo), Some(sqs))
+    }
+
+    fn build(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        dynamo_counter: Option<CallCounter>,
+        sqs_counter: Option<CallCounter>,
+    ) -> Self {
         let mut dynamo = aws_sdk_dynamodb::config::Builder::from(aws);
-        if let Some(counter) = counter {
+        if let Some(counter) = dynamo_counter {
             dynamo = dynamo.interceptor(counter);
         }
         let store = Store::new(
             aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             config.table_name.clone(),
         );
+        let mut sqs = aws_sdk_sqs::config::Builder::from(aws);
+        if let Some(counter) = sqs_counter {
+            sqs = sqs.interceptor(counter);
+        }
         let mailer = Mailer::new(
-            aws_sdk_sesv2::Client::new(aws),
-            config.mail_from.clone(),
-            config.app_url.clone(),
+            aws_sdk_sqs::Client::from_conf(sqs.build()),
+            config.mail_queue_url.clone(),
         );
         let keys = KeyStore::new(
             aws_sdk_secretsmanager::Client::new(aws),

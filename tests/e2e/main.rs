@@ -9,6 +9,7 @@ mod breach;
 mod handlers;
 mod hardening;
 mod keys;
+mod mail;
 mod password;
 mod passwordless;
 mod rate_limits;

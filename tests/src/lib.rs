@@ -60,6 +60,10 @@ pub struct TestApp {
     pub ip: IpAddr,
     /// Every DynamoDB call the handlers make, by operation.
     pub dynamo_calls: keygate::metrics::CallCounter,
+    /// Every SQS call the handlers make, by operation (`SendMessage` for each queued email).
+    pub sqs_calls: keygate::metrics::CallCounter,
+    /// The mail outbox's local mailer, with its own clients (not counted): [`TestApp::emails_to`] drains it.
+    pub outbox: Arc<keygate_local::mailer::LocalMailer>,
     client: reqwest::Client,
     moto: String,
 }
@@ -102,7 +106,14 @@ impl TestApp {
         adjust(&mut config);
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let dynamo_calls = keygate::metrics::CallCounter::new();
-        let state = Arc::new(State::with_dynamo_counter(config, &aws, dynamo_calls.clone()));
+        let sqs_calls = keygate::metrics::CallCounter::new();
+        let outbox = Arc::new(keygate_local::mailer::LocalMailer::from_config(&config, &aws));
+        let state = Arc::new(State::with_call_counters(
+            config,
+            &aws,
+            dynamo_calls.clone(),
+            sqs_calls.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(keygate_local::serve(listener, Arc::clone(&state)));
@@ -112,6 +123,8 @@ impl TestApp {
             state,
             ip,
             dynamo_calls,
+            sqs_calls,
+            outbox,
             client: client_from(ip),
             moto: std::env::var("AWS_ENDPOINT_URL").unwrap(),
         }
@@ -124,6 +137,8 @@ impl TestApp {
             state: Arc::clone(&self.state),
             ip,
             dynamo_calls: self.dynamo_calls.clone(),
+            sqs_calls: self.sqs_calls.clone(),
+            outbox: Arc::clone(&self.outbox),
             client: client_from(ip),
             moto: self.moto.clone(),
         }
@@ -249,8 +264,21 @@ impl TestApp {
         self.get("/v1/auth/me", Some(access_token)).await
     }
 
-    /// Every email moto has sent to `to`, oldest first: (subject, body). moto keeps the HTML part only.
+    /// Delivers the mail queued so far (by any test: they share the queue) through the mailer's delivery code,
+    /// so it is in moto's SES when this returns.
+    pub async fn deliver_mail(&self) {
+        self.outbox.drain(&self.state.clock).await.unwrap();
+    }
+
+    /// Every email moto has sent to `to`, oldest first: (subject, body), after delivering the queued mail. moto
+    /// keeps the HTML part only.
     pub async fn emails_to(&self, to: &str) -> Vec<(String, String)> {
+        self.deliver_mail().await;
+        self.sent_emails_to(to).await
+    }
+
+    /// Every email moto has sent to `to`, without delivering the queued mail first.
+    pub async fn sent_emails_to(&self, to: &str) -> Vec<(String, String)> {
         // The `ses.Message` list of moto's /moto-api/data.json, served alone (see local/moto/server.py).
         let messages: Value = reqwest::get(format!("{}/moto-api/keygate/sent-email", self.moto))
             .await

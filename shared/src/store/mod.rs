@@ -4,6 +4,7 @@ pub mod api_tokens;
 pub mod codes;
 pub mod login_failures;
 pub mod magic_links;
+pub mod mail_sent;
 pub mod rate_limits;
 pub mod sessions;
 pub mod users;

@@ -17,7 +17,7 @@ pub struct State {
     pub store: Store,
     /// SES.
     pub mailer: Mailer,
-    /// Signing keys from Secrets Manager.
+    /// Signing keys (private secret) and verifying keys (public key set) from Secrets Manager.
     pub keys: KeyStore,
 }
 
@@ -49,6 +49,7 @@ impl State {
         let keys = KeyStore::new(
             aws_sdk_secretsmanager::Client::new(aws),
             config.key_secret_id.clone(),
+            config.public_keys_secret_id.clone(),
             config.key_cache_ttl,
         );
         Self {

@@ -13,4 +13,5 @@ mod rate_limits;
 mod registration;
 mod routes;
 mod sessions;
+mod template;
 mod tokens;

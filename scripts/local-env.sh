@@ -6,6 +6,7 @@ if [ -n "${PRIVATE_STACK:-}" ]; then
   MOTO_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   API_PORT=0
   export KEYGATE_TABLE=$PRIVATE_STACK KEYGATE_KEY_SECRET_ID=$PRIVATE_STACK/signing-keys
+  export KEYGATE_PUBLIC_KEYS_SECRET_ID=$PRIVATE_STACK/public-keys
   export KEYGATE_ISSUER=http://$PRIVATE_STACK.local
   export RUST_LOG=${RUST_LOG:-warn}
 fi
@@ -16,6 +17,7 @@ export AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL="http://127.0.0.1:${MOTO_PORT}"
 export KEYGATE_TABLE=${KEYGATE_TABLE:-keygate}
 export KEYGATE_KEY_SECRET_ID=${KEYGATE_KEY_SECRET_ID:-keygate/signing-keys}
+export KEYGATE_PUBLIC_KEYS_SECRET_ID=${KEYGATE_PUBLIC_KEYS_SECRET_ID:-keygate/public-keys}
 export KEYGATE_ISSUER=${KEYGATE_ISSUER:-http://127.0.0.1:${API_PORT}}
 export KEYGATE_MAIL_FROM=${KEYGATE_MAIL_FROM:-no-reply@keygate.example.com}
 export KEYGATE_APP_URL=${KEYGATE_APP_URL:-http://localhost:5173}

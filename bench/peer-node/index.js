@@ -20,7 +20,8 @@ async function key() {
     const out = await secrets.send(
       new GetSecretValueCommand({ SecretId: process.env.KEYGATE_KEY_SECRET_ID, VersionStage: "AWSCURRENT" }),
     );
-    signingKey = JSON.parse(out.SecretString);
+    const version = JSON.parse(out.SecretString);
+    signingKey = version.signing || version; // keygate's key schedule: {signing, next}
   }
   return signingKey;
 }

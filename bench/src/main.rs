@@ -345,7 +345,11 @@ async fn setup() {
     keygate_local::setup::create_table(&aws_sdk_dynamodb::Client::new(&aws), &config.table_name, &template)
         .await
         .unwrap();
-    keygate_local::setup::ensure_signing_key(&aws_sdk_secretsmanager::Client::new(&aws), &config.key_secret_id)
+    let secrets = keygate::rotation::Secrets {
+        private: &config.key_secret_id,
+        public: &config.public_keys_secret_id,
+    };
+    keygate_local::setup::ensure_signing_key(&aws_sdk_secretsmanager::Client::new(&aws), secrets)
         .await
         .unwrap();
     keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &config.mail_from)

@@ -19,11 +19,12 @@ async fn main() -> Result<(), BoxError> {
             let template = std::fs::read_to_string(env("KEYGATE_TEMPLATE").unwrap_or_else(|_| "template.yaml".into()))?;
             keygate_local::setup::create_table(&aws_sdk_dynamodb::Client::new(&aws), &env("KEYGATE_TABLE")?, &template)
                 .await?;
-            keygate_local::setup::ensure_signing_key(
-                &aws_sdk_secretsmanager::Client::new(&aws),
-                &env("KEYGATE_KEY_SECRET_ID")?,
-            )
-            .await?;
+            let config = keygate::Config::from_env()?;
+            let secrets = keygate::rotation::Secrets {
+                private: &config.key_secret_id,
+                public: &config.public_keys_secret_id,
+            };
+            keygate_local::setup::ensure_signing_key(&aws_sdk_secretsmanager::Client::new(&aws), secrets).await?;
             keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &env("KEYGATE_MAIL_FROM")?).await?;
             keygate_local::setup::create_mail_queue(&aws_sdk_sqs::Client::new(&aws), &env("KEYGATE_MAIL_QUEUE_URL")?)
                 .await?;

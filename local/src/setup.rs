@@ -1,5 +1,5 @@
-//! Prepares the local AWS services: the table from template.yaml's own definition, the signing key through the
-//! rotation code, the SES sender identity and the mail outbox queue. Safe to run again.
+//! Prepares the local AWS services: the table from template.yaml's own definition, the signing keys and their
+//! public key set through the rotation code, the SES sender identity and the mail outbox queue. Safe to run again.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -128,30 +128,40 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str, templat
     Ok(())
 }
 
-/// Creates the key secret if needed and, when it holds no signing key yet, rotates it with the same code the
-/// rotation Lambda runs.
-pub async fn ensure_signing_key(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<(), BoxError> {
-    match client
-        .create_secret()
-        .name(secret_id)
-        .description("keygate JWT signing keys")
-        .send()
-        .await
-    {
-        Ok(_) => println!("created secret {secret_id}"),
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {}
-        Err(err) => return Err(err.into()),
+/// Creates the private key secret and the public-key secret if needed. When the private one holds no keys yet,
+/// rotates it with the same code the rotation Lambda runs, which also publishes the public key set; otherwise
+/// publishes that set again, so a stack set up before the public-key secret existed gets one.
+pub async fn ensure_signing_key(
+    client: &aws_sdk_secretsmanager::Client,
+    secrets: keygate::rotation::Secrets<'_>,
+) -> Result<(), BoxError> {
+    for (secret_id, description) in [
+        (secrets.private, "keygate JWT signing keys"),
+        (secrets.public, "keygate public signing keys (JWKS)"),
+    ] {
+        match client
+            .create_secret()
+            .name(secret_id)
+            .description(description)
+            .send()
+            .await
+        {
+            Ok(_) => println!("created secret {secret_id}"),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {}
+            Err(err) => return Err(err.into()),
+        }
     }
-    if keygate::keys::fetch_stage(client, secret_id, "AWSCURRENT", None)
+    if keygate::keys::fetch_stage(client, secrets.private, "AWSCURRENT", None)
         .await?
         .is_some()
     {
-        println!("signing key present");
+        keygate::rotation::publish(client, secrets).await?;
+        println!("signing keys present");
         return Ok(());
     }
     let token = keygate::secret::random_b64(24);
-    keygate::rotation::rotate_now(client, secret_id, &token).await?;
-    println!("stored a new signing key");
+    keygate::rotation::rotate_now(client, secrets, &token).await?;
+    println!("stored new signing keys");
     Ok(())
 }
 

@@ -23,8 +23,12 @@ pub enum ConfigError {
 pub struct Config {
     /// DynamoDB table holding every entity (`KEYGATE_TABLE`).
     pub table_name: String,
-    /// Secrets Manager secret with the JWT signing keys (`KEYGATE_KEY_SECRET_ID`).
+    /// Secrets Manager secret with the JWT signing keys (`KEYGATE_KEY_SECRET_ID`); only the functions that sign
+    /// read it.
     pub key_secret_id: String,
+    /// Secrets Manager secret with the public key set (JWKS JSON) that the key rotation publishes and the
+    /// verifying functions read (`KEYGATE_PUBLIC_KEYS_SECRET_ID`, default `<KEYGATE_KEY_SECRET_ID>-public`).
+    pub public_keys_secret_id: String,
     /// `iss` of every access token and the OpenID issuer (`KEYGATE_ISSUER`).
     pub issuer: String,
     /// `aud` of every access token (`KEYGATE_AUDIENCE`).
@@ -199,13 +203,16 @@ impl Config {
                 name: "KEYGATE_HIBP_URL",
                 reason: reason.into(),
             })?;
+        let key_secret_id = required("KEYGATE_KEY_SECRET_ID")?;
         Ok(Self {
             custom_scopes,
             pat_prefix,
             breached_password_check,
             hibp_url,
             table_name: required("KEYGATE_TABLE")?,
-            key_secret_id: required("KEYGATE_KEY_SECRET_ID")?,
+            public_keys_secret_id: get("KEYGATE_PUBLIC_KEYS_SECRET_ID")
+                .map_or_else(|| format!("{key_secret_id}-public"), str::to_owned),
+            key_secret_id,
             issuer: issuer.trim_end_matches('/').to_owned(),
             audience: get("KEYGATE_AUDIENCE").unwrap_or("keygate").to_owned(),
             access_token_ttl: number("KEYGATE_ACCESS_TOKEN_TTL_SECONDS", 900, 60, 86_400)?,
@@ -313,6 +320,14 @@ mod tests {
         assert!(config.rate_limits.notices_per_hour < config.rate_limits.mail_per_hour);
         assert_eq!(config.issuer, "https://auth.example.com");
         assert!(config.check_registration_enabled);
+        assert_eq!(config.public_keys_secret_id, "s-public");
+    }
+
+    #[test]
+    fn the_public_key_secret_can_be_named() {
+        let mut vars = base();
+        vars.insert("KEYGATE_PUBLIC_KEYS_SECRET_ID".into(), "keys/public".into());
+        assert_eq!(Config::from_vars(&vars).unwrap().public_keys_secret_id, "keys/public");
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct State {
     pub store: Store,
     /// The mail outbox (SQS); the mailer function sends through SES, the request path never does.
     pub mailer: Mailer,
-    /// Signing keys from Secrets Manager.
+    /// Signing keys (private secret) and verifying keys (public key set) from Secrets Manager.
     pub keys: KeyStore,
     /// The breached-password check (off unless configured).
     pub breach: BreachChecker,
@@ -70,6 +70,7 @@ impl State {
         let keys = KeyStore::new(
             aws_sdk_secretsmanager::Client::new(aws),
             config.key_secret_id.clone(),
+            config.public_keys_secret_id.clone(),
             config.key_cache_ttl,
         );
         Self {

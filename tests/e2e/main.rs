@@ -16,4 +16,5 @@ mod rate_limits;
 mod registration;
 mod routes;
 mod sessions;
+mod template;
 mod tokens;

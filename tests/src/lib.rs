@@ -332,7 +332,8 @@ impl TestApp {
         let material = keygate::keys::fetch_stage(&client, &self.state.config.key_secret_id, "AWSCURRENT", None)
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .signing;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(material.private_key_pem.expose_secret().as_bytes()).unwrap();
         (material.kid, key)
     }

@@ -1,6 +1,7 @@
-//! `GET /.well-known/jwks.json`: the public keys of AWSCURRENT, AWSPREVIOUS and AWSPENDING.
+//! `GET /.well-known/jwks.json`: the published public key set (both keys of AWSCURRENT and of AWSPREVIOUS).
 //!
-//! DynamoDB round trips: 0. Secrets Manager is read only when the in-memory key cache is cold.
+//! DynamoDB round trips: 0. The public-key secret is read only when the in-memory key cache is cold; this
+//! function cannot read the private keys.
 
 use keygate::{http, Error, State};
 use lambda_http::{Body, Request, Response};

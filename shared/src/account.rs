@@ -72,7 +72,21 @@ pub async fn check_new_password(state: &State, password: &SecretString) -> Resul
 /// Four round trips (marker, user, budget, transaction) and one SQS call.
 pub async fn register(state: &State, registration: Registration, now: UnixTime) -> Result<(), Error> {
     check_new_password(state, &registration.password).await?;
+    // A registration that loses a race for the address tries once more, so a concurrent one is contested rather
+    // than silently dropped (the winner's password must not survive unproven).
+    for _ in 0..2 {
+        if register_once(state, &registration, now).await? {
+            return Ok(());
+        }
+        tracing::info!("registration lost a race for the same address; trying again");
+    }
+    state.mailer.send(&registration.email, Mail::Decoy).await
+}
+
+/// One read-decide-write pass of [`register`]; `false` when a concurrent write to the address won.
+async fn register_once(state: &State, registration: &Registration, now: UnixTime) -> Result<bool, Error> {
     let store = &state.store;
+    let limits = &state.config.rate_limits;
     let email = &registration.email;
     let user_id = users::id_for_email(store, email).await?;
     // An unknown address reads the user it would create (which is not there), so every path reads the same.
@@ -81,7 +95,7 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
     let (pending, mut items) = match existing {
         Some(user) if user.email_verified => {
             passwords::hash(&registration.password).await?;
-            let spent = rate_limit::spend_mail(store, &state.config.rate_limits, MailKind::Notice, email, now).await?;
+            let spent = rate_limit::spend_mail(store, limits, MailKind::Notice, email, now).await?;
             let item = users::notice_item(store, email, now)?;
             if !store.transact(vec![item]).await? {
                 tracing::info!("a notice record lost a race");
@@ -91,7 +105,8 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
             } else {
                 Mail::Decoy
             };
-            return state.mailer.send(email, mail).await;
+            state.mailer.send(email, mail).await?;
+            return Ok(true);
         }
         Some(read) => {
             let same_password = match &read.password_hash {
@@ -104,8 +119,8 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
             };
             let mut user = read.clone();
             if same_password {
-                user.name = registration.name;
-                user.tenant_name = registration.tenant_name;
+                user.name.clone_from(&registration.name);
+                user.tenant_name.clone_from(&registration.tenant_name);
             } else {
                 tracing::info!("a pending registration is contested; no password will survive it");
                 user.password_hash = None;
@@ -120,8 +135,8 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
             let user = User::new(
                 new_id,
                 email,
-                registration.name,
-                registration.tenant_name,
+                registration.name.clone(),
+                registration.tenant_name.clone(),
                 Some(password_hash),
                 now,
             );
@@ -129,19 +144,23 @@ pub async fn register(state: &State, registration: Registration, now: UnixTime) 
             (user, items)
         }
     };
-    let spent = rate_limit::spend_mail(store, &state.config.rate_limits, MailKind::Code, email, now).await?;
+    // Registration mail has a budget of its own, so registering never spends (or reveals) the code budget that
+    // the other send endpoints answer 429 from.
+    let spent = rate_limit::spend_mail(store, limits, MailKind::Registration, email, now).await?;
     let (code, plaintext) = codes::issue(email, Purpose::Register, &pending.id, now);
-    items.push(codes::store_item(store, &code)?);
+    if spent.is_none() {
+        // Over the budget no new code replaces the one the owner may be about to enter.
+        items.push(codes::store_item(store, &code)?);
+    }
     if !store.transact(items).await? {
-        // A concurrent registration or verification of the same address won; it sends its own email.
-        tracing::info!("registration lost a race for the same address");
-        return state.mailer.send(email, Mail::Decoy).await;
+        return Ok(false);
     }
     let mail = match spent {
         None => Mail::RegistrationCode { code: &plaintext },
         Some(_) => Mail::Decoy,
     };
-    state.mailer.send(email, mail).await
+    state.mailer.send(email, mail).await?;
+    Ok(true)
 }
 
 /// Redeems a registration code: the account becomes verified and a session starts.
@@ -207,6 +226,8 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         user.email_verified = true;
         if proof == MailboxProof::SignIn {
             user.password_hash = None;
+            user.name = None;
+            user.tenant_name = None;
         }
     }
     let (session, refresh) = Session::start(&user, amr, client, Lifetime::from_config(&state.config), now);
@@ -255,12 +276,15 @@ pub async fn login(
         backoff::claim(store, email.as_str(), now),
         users::id_for_email(store, &email)
     );
-    limited?;
+    if let Err(refused) = limited {
+        if let Ok(attempt) = attempt {
+            attempt.release(store).await?;
+        }
+        return Err(refused);
+    }
     let attempt = attempt?;
-    let user = match user_id? {
-        Some(id) => users::get(store, &id).await?,
-        None => None,
-    };
+    // An unknown address reads a user that is not there, so it makes the same calls as a known one.
+    let user = users::get(store, user_id?.as_deref().unwrap_or(&users::new_user_id())).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = passwords::verify(password, hash).await?;
     let user = match (user, verified) {

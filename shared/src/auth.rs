@@ -141,9 +141,15 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
             .filter(|user| api_token.epoch >= user.token_epoch)
             .ok_or(INVALID)?;
         api_tokens::record_use(state, &api_token, now).await;
+        let mut scopes = api_token.scopes.clone();
+        if secret == PatSecret::Previous {
+            // A previous secret is usually the leaked one: it may use the token's scopes, but never manage tokens,
+            // or it could mint a new token and rotate this one away from its owner.
+            scopes.retain(|scope| scope != "tokens:write");
+        }
         return Ok(Principal {
             user,
-            scopes: api_token.scopes.clone(),
+            scopes,
             credential: Credential::Pat {
                 token: Box::new(api_token),
                 secret,

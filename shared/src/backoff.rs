@@ -11,7 +11,7 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use crate::clock::UnixTime;
-use crate::store::login_failures::{self, Claim};
+use crate::store::login_failures::{self, Claim, LoginFailures};
 use crate::store::Store;
 use crate::Error;
 
@@ -38,16 +38,18 @@ pub struct Attempt {
     email: String,
     failures: i64,
     claimed_at: UnixTime,
+    before: Box<LoginFailures>,
 }
 
 /// Claims an attempt for `email`: 429 with the wait while the backoff holds, 403 `account_locked` at the
 /// ceiling. One round trip, which can run concurrently with the request's other reads.
 pub async fn claim(store: &Store, email: &str, now: UnixTime) -> Result<Attempt, Error> {
     match login_failures::claim(store, email, FREE_FAILURES, CEILING, now).await? {
-        Claim::Granted { failures } => Ok(Attempt {
+        Claim::Granted { failures, before } => Ok(Attempt {
             email: email.to_owned(),
             failures,
             claimed_at: now,
+            before,
         }),
         Claim::Refused(record) if record.failures >= CEILING => Err(Error::AccountLocked),
         Claim::Refused(record) => Err(Error::RateLimited {
@@ -65,6 +67,12 @@ impl Attempt {
             return Ok(());
         }
         login_failures::hold_until(store, &self.email, self.failures, now.max(self.claimed_at) + delay).await
+    }
+
+    /// The attempt was refused before its verdict (by the per-IP limit, say): give its slot back, so requests that
+    /// never reach argon2 cannot walk an account to the lockout ceiling. One round trip.
+    pub async fn release(self, store: &Store) -> Result<(), Error> {
+        login_failures::release(store, &self.email, self.failures, &self.before).await
     }
 
     /// The attempt succeeded: a transaction item that clears the record, to write with the session.

@@ -81,6 +81,9 @@ impl RateLimits {
 pub enum MailKind {
     /// A code or a link: what the owner needs to sign in or recover.
     Code,
+    /// A registration code: a budget of its own, so that registering an address never spends, nor reveals
+    /// through a 429 elsewhere, the code budget of the other send endpoints.
+    Registration,
     /// A notice that carries nothing to redeem; a smaller budget of its own, so a flood of notices cannot use up
     /// the budget of the mail the owner needs.
     Notice,
@@ -92,6 +95,7 @@ impl RateLimits {
         let (window_start, window_end) = window_bounds(now, 3_600);
         let (rule, limit) = match kind {
             MailKind::Code => ("mail-code", self.mail_per_hour),
+            MailKind::Registration => ("mail-register", self.mail_per_hour),
             MailKind::Notice => ("mail-notice", self.notices_per_hour),
         };
         Budget {

@@ -511,3 +511,169 @@ async fn every_item_that_expires_carries_its_expiry_bucket() {
         assert!(kinds.contains(kind), "no {kind} item checked: {kinds:?}");
     }
 }
+
+// Item 8: the send endpoints make the same calls for known and unknown addresses.
+
+#[tokio::test]
+async fn known_and_unknown_addresses_cause_the_same_dynamodb_and_sqs_calls() {
+    let app = TestApp::spawn().await;
+    let (known, _) = app.signed_up_user().await;
+    let pending = unique_email();
+    app.register(&pending, PASSWORD).await;
+    type Body = fn(&str) -> Value;
+    let requests: [(&str, Body); 5] = [
+        ("/v1/auth/otp/send", |e| json!({ "email": e, "purpose": "login" })),
+        ("/v1/auth/otp/send", |e| json!({ "email": e, "purpose": "reset" })),
+        ("/v1/auth/password-reset-request", |e| json!({ "email": e })),
+        ("/v1/auth/magic-link/send", |e| json!({ "email": e })),
+        ("/v1/auth/register", |e| json!({ "email": e, "password": PASSWORD })),
+    ];
+    for (path, body) in requests {
+        let mut seen = Vec::new();
+        for email in [known.clone(), unique_email(), pending.clone()] {
+            app.dynamo_calls.reset();
+            app.sqs_calls.reset();
+            let answer = app.post(path, body(&email)).await;
+            assert_eq!(answer.status, 202, "{path}: {:?}", answer.body);
+            seen.push((app.dynamo_calls.snapshot(), app.sqs_calls.snapshot()));
+        }
+        assert_eq!(seen[0], seen[1], "{path}: known vs unknown");
+        assert_eq!(seen[0], seen[2], "{path}: known vs pending");
+        assert_eq!(
+            seen[0].1.get("SendMessage"),
+            Some(&1),
+            "{path}: one message in the outbox"
+        );
+    }
+    // And the same answers, on the same calls, in about the same time: a login for an unknown address.
+    app.dynamo_calls.reset();
+    app.login(&unique_email(), WRONG).await;
+    let unknown = app.dynamo_calls.snapshot();
+    app.dynamo_calls.reset();
+    app.login(&known, WRONG).await;
+    assert_eq!(unknown, app.dynamo_calls.snapshot(), "login: unknown vs known");
+}
+
+// Found by the attacker review of this change.
+
+#[tokio::test]
+async fn logins_refused_by_the_ip_limit_do_not_walk_the_account_to_the_ceiling() {
+    let app = TestApp::spawn_with(|c| c.rate_limits.verify_per_minute = 2).await;
+    app.state.clock.freeze();
+    let (email, _) = app.signed_up_user().await;
+    let attacker = app.from_ip(random_loopback());
+    for _ in 0..12 {
+        attacker.login(&email, WRONG).await;
+    }
+    let record = app.items(&format!("LOGINFAIL#{email}")).await;
+    let failures: i64 = record[0]["failures"].as_n().unwrap().parse().unwrap();
+    assert_eq!(failures, 2, "only the two judged attempts count");
+    assert_eq!(app.login(&email, PASSWORD).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_grace_secret_cannot_mint_a_token_or_manage_another() {
+    let app = TestApp::spawn().await;
+    let (session, pat) = app
+        .user_with_pat(&["profile:read", "tokens:write", "tokens:read"])
+        .await;
+    let other = app
+        .post_as(
+            &session.str("access_token"),
+            "/v1/api-tokens",
+            json!({ "name": "other", "scopes": ["profile:read"] }),
+        )
+        .await;
+    let old = pat.str("token");
+    app.post_as(&old, &format!("/v1/api-tokens/{}/rotate", pat.str("id")), json!({}))
+        .await;
+    let minted = app
+        .post_as(
+            &old,
+            "/v1/api-tokens",
+            json!({ "name": "mine now", "scopes": ["profile:read"] }),
+        )
+        .await;
+    assert_eq!((minted.status, minted.code()), (403, "insufficient_scope"));
+    let rotated = app
+        .post_as(
+            &old,
+            &format!("/v1/api-tokens/{}/rotate", other.str("id")),
+            json!({ "grace_period_seconds": 0 }),
+        )
+        .await;
+    assert_eq!((rotated.status, rotated.code()), (403, "insufficient_scope"));
+    assert_eq!(app.me(&other.str("token")).await.status, 200);
+}
+
+#[tokio::test]
+async fn guesses_without_a_live_code_do_not_spend_the_daily_budget() {
+    let app = TestApp::spawn_with(|c| c.rate_limits.code_guesses_per_day = 2).await;
+    let (email, _) = app.signed_up_user().await;
+    for _ in 0..6 {
+        let guess = app
+            .post("/v1/auth/otp/login", json!({ "email": email, "code": "123456" }))
+            .await;
+        assert_eq!((guess.status, guess.code()), (400, "invalid_code"));
+    }
+    assert_eq!(otp_login(&app, &email).await.status, 200);
+}
+
+#[tokio::test]
+async fn registering_does_not_reveal_accounts_through_the_code_budget() {
+    let app = TestApp::spawn_with(|c| c.rate_limits = keygate_e2e::defaults().rate_limits).await;
+    let (known, _) = app.signed_up_user().await;
+    app.state.clock.advance(3_600);
+    let unknown = unique_email();
+    for email in [&known, &unknown] {
+        assert_eq!(app.register(email, ATTACKER_PASSWORD).await.status, 202);
+        let sent = app
+            .post("/v1/auth/otp/send", json!({ "email": email, "purpose": "login" }))
+            .await;
+        assert_eq!(sent.status, 202, "{email}: {:?}", sent.body);
+    }
+}
+
+#[tokio::test]
+async fn a_registration_over_its_budget_does_not_replace_the_owners_code() {
+    let app = TestApp::spawn_with(|c| c.rate_limits = keygate_e2e::defaults().rate_limits).await;
+    let email = unique_email();
+    app.register(&email, PASSWORD).await;
+    let code = app.code_sent_to(&email, "verification code").await;
+    // Within the 30 s spacing: answered as always, but nothing new is sent and the code stays.
+    let stranger = app.from_ip(random_loopback());
+    assert_eq!(stranger.register(&email, PASSWORD).await.status, 202);
+    assert_eq!(app.verify(&email, &code).await.status, 200);
+}
+
+#[tokio::test]
+async fn concurrent_first_registrations_contest_each_other() {
+    let app = TestApp::spawn().await;
+    let email = unique_email();
+    let attacker = app.from_ip(random_loopback());
+    let (a, b) = tokio::join!(
+        app.register(&email, PASSWORD),
+        attacker.register(&email, ATTACKER_PASSWORD)
+    );
+    assert_eq!((a.status, b.status), (202, 202));
+    let code = app.code_sent_to(&email, "verification code").await;
+    let verified = app.verify(&email, &code).await;
+    assert_eq!(
+        verified.body["user"]["has_password"], false,
+        "whichever came first, neither password survives"
+    );
+    assert_eq!(attacker.login(&email, ATTACKER_PASSWORD).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_code_login_also_drops_the_names_an_unproven_registration_set() {
+    let app = TestApp::spawn().await;
+    let email = unique_email();
+    app.post(
+        "/v1/auth/register",
+        json!({ "email": email, "password": ATTACKER_PASSWORD, "name": "Attacker's choice", "tenant_name": "Evil" }),
+    )
+    .await;
+    let tokens = otp_login(&app, &email).await;
+    assert_eq!(tokens.body["user"]["name"], Value::Null);
+}

@@ -170,14 +170,22 @@ pub async fn check(
         .return_values(ReturnValue::AllNew)
         .send();
     let (spent, attempt) = tokio::join!(rate_limits::spend(store, &budget, now), attempt);
-    if let Some(retry_after) = spent? {
-        return Err(Error::RateLimited { retry_after });
-    }
+    let refused = spent?;
     let item = match attempt {
         Ok(output) => output.attributes.unwrap_or_default(),
-        Err(err) if is_condition_failure(&err) => return Err(Error::InvalidCode),
+        Err(err) if is_condition_failure(&err) => {
+            // No live code: nothing was guessed, so the guess goes back. Otherwise anyone could spend an
+            // address's daily budget without a code ever being sent.
+            if refused.is_none() {
+                rate_limits::refund(store, &budget).await?;
+            }
+            return Err(Error::InvalidCode);
+        }
         Err(err) => return Err(Error::dependency("dynamodb UpdateItem", err)),
     };
+    if let Some(retry_after) = refused {
+        return Err(Error::RateLimited { retry_after });
+    }
     let code: Code = decode(item)?;
     if secret::ct_eq(&code.code_hash, &hash(purpose, email, &code.salt, presented)) {
         Ok(Checked {

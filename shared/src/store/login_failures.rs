@@ -54,6 +54,8 @@ pub enum Claim {
     Granted {
         /// The count including this attempt.
         failures: i64,
+        /// The record as the claim found it, to restore if the attempt is never judged.
+        before: Box<LoginFailures>,
     },
     /// The record refused it as it stood.
     Refused(Box<LoginFailures>),
@@ -85,21 +87,22 @@ pub async fn claim(store: &Store, email: &str, free: i64, ceiling: i64, now: Uni
         .expression_attribute_values(":bucket", n(expiry_bucket(forget)))
         .expression_attribute_values(":free", n(free))
         .expression_attribute_values(":ceiling", n(ceiling))
-        .return_values(ReturnValue::UpdatedNew)
+        .return_values(ReturnValue::AllOld)
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .send()
         .await;
     let old = match result {
         Ok(output) => {
-            let failures = output
+            let before = output
                 .attributes
-                .and_then(|a| {
-                    a.get("failures")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok())
-                })
-                .unwrap_or(1);
-            return Ok(Claim::Granted { failures });
+                .filter(|a| !a.is_empty())
+                .map(decode::<LoginFailures>)
+                .transpose()?
+                .unwrap_or_default();
+            return Ok(Claim::Granted {
+                failures: before.failures + 1,
+                before: Box::new(before),
+            });
         }
         Err(err) if is_condition_failure(&err) => match err.into_service_error() {
             aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
@@ -132,7 +135,10 @@ pub async fn claim(store: &Store, email: &str, free: i64, ceiling: i64, now: Uni
         .send()
         .await;
     if conditional(replaced, "dynamodb PutItem")? {
-        Ok(Claim::Granted { failures: 1 })
+        Ok(Claim::Granted {
+            failures: 1,
+            before: Box::default(),
+        })
     } else {
         // A concurrent attempt replaced it first and holds the slot.
         Ok(Claim::Refused(Box::new(fresh)))
@@ -150,6 +156,24 @@ pub async fn hold_until(store: &Store, email: &str, failures: i64, until: UnixTi
         .update_expression("SET next_attempt_at = :until")
         .condition_expression("failures = :failures")
         .expression_attribute_values(":until", n(until))
+        .expression_attribute_values(":failures", n(failures))
+        .send()
+        .await;
+    conditional(result, "dynamodb UpdateItem").map(|_| ())
+}
+
+/// Gives back a claim that was never judged (the request was refused before argon2 ran), restoring the record as
+/// the claim found it, unless another attempt has been claimed since. One round trip.
+pub async fn release(store: &Store, email: &str, failures: i64, before: &LoginFailures) -> Result<(), Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(failures_key(email)))
+        .update_expression("SET failures = :before, next_attempt_at = :next")
+        .condition_expression("failures = :failures")
+        .expression_attribute_values(":before", n(failures - 1))
+        .expression_attribute_values(":next", n(before.next_attempt_at))
         .expression_attribute_values(":failures", n(failures))
         .send()
         .await;

@@ -112,13 +112,32 @@ pub async fn spend(store: &Store, budget: &Budget<'_>, now: UnixTime) -> Result<
     }
 }
 
+/// Gives back one unit of a budget spent earlier, on its own. One round trip.
+pub async fn refund(store: &Store, budget: &Budget<'_>) -> Result<(), Error> {
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(counter_key(budget.rule, budget.subject, budget.window_start)))
+        .update_expression(REFUND)
+        .expression_attribute_values(":minus_one", n(-1))
+        .expression_attribute_values(":expires", n(budget.window_end))
+        .expression_attribute_values(":bucket", n(expiry_bucket(budget.window_end)))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::dependency("dynamodb UpdateItem (rate limit)", e))
+}
+
+const REFUND: &str = "ADD hits :minus_one SET expires_at = :expires, expiry_bucket = :bucket";
+
 /// A transaction item that gives back one unit of a budget spent earlier (a right code is not a wrong guess).
 /// Unconditional, so that a counter removed meanwhile cannot fail the transaction that carries it.
 pub(crate) fn refund_item(store: &Store, budget: &Budget<'_>) -> Result<TransactWriteItem, Error> {
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(counter_key(budget.rule, budget.subject, budget.window_start)))
-        .update_expression("ADD hits :minus_one SET expires_at = :expires, expiry_bucket = :bucket")
+        .update_expression(REFUND)
         .expression_attribute_values(":minus_one", n(-1))
         .expression_attribute_values(":expires", n(budget.window_end))
         .expression_attribute_values(":bucket", n(expiry_bucket(budget.window_end)));

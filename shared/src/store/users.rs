@@ -289,9 +289,13 @@ pub(crate) fn verify_item(
         .expression_attribute_values(":false", AttributeValue::Bool(false))
         .expression_attribute_values(":now", n(now));
     let (update, guard) = same_password(update, user);
-    let expression = match proof {
-        MailboxProof::RegistrationCode => "SET email_verified = :true, updated_at = :now",
-        MailboxProof::SignIn => "SET email_verified = :true, updated_at = :now REMOVE password_hash",
+    let (update, expression) = match proof {
+        MailboxProof::RegistrationCode => (update, "SET email_verified = :true, updated_at = :now"),
+        // The names came from the same unproven request as the password (`name` is a reserved word).
+        MailboxProof::SignIn => (
+            update.expression_attribute_names("#name", "name"),
+            "SET email_verified = :true, updated_at = :now REMOVE password_hash, #name, tenant_name",
+        ),
     };
     transact_update(
         update

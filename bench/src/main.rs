@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -133,6 +133,56 @@ async fn measure_all(app: &TestApp) -> Vec<(String, Measurement)> {
 }
 
 /// One run of each flow, counting the DynamoDB calls of each request.
+/// Requests per address and endpoint in [`known_versus_unknown`].
+const ENUMERATION_SAMPLES: usize = 21;
+
+/// The median latency of each send endpoint for an address with an account and one without, alternating so that
+/// drift hits both alike: with the outbox both make the same calls, so the ratio should sit near 1.
+async fn known_versus_unknown(app: &TestApp) -> Vec<(String, Duration, Duration)> {
+    let (known, _) = app.signed_up_user().await;
+    let mut rows = Vec::new();
+    type Body = fn(&str) -> Value;
+    let endpoints: [(&str, &str, Body); 3] = [
+        (
+            "POST /v1/auth/otp/send",
+            "/v1/auth/otp/send",
+            |e| json!({ "email": e, "purpose": "login" }),
+        ),
+        (
+            "POST /v1/auth/password-reset-request",
+            "/v1/auth/password-reset-request",
+            |e| json!({ "email": e }),
+        ),
+        (
+            "POST /v1/auth/magic-link/send",
+            "/v1/auth/magic-link/send",
+            |e| json!({ "email": e }),
+        ),
+    ];
+    for (label, path, body) in endpoints {
+        let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+        for _ in 0..ENUMERATION_SAMPLES {
+            for (email, times) in [
+                (known.clone(), &mut known_times),
+                (keygate_e2e::unique_email(), &mut unknown_times),
+            ] {
+                let started = Instant::now();
+                let answer = app.post(path, body(&email)).await;
+                times.push(started.elapsed());
+                assert_eq!(answer.status, 202, "{label}");
+            }
+        }
+        known_times.sort();
+        unknown_times.sort();
+        rows.push((
+            label.to_owned(),
+            known_times[ENUMERATION_SAMPLES / 2],
+            unknown_times[ENUMERATION_SAMPLES / 2],
+        ));
+    }
+    rows
+}
+
 async fn round_trips(app: &TestApp) -> Vec<(String, u64, String)> {
     let mut rows = Vec::new();
     macro_rules! count {
@@ -368,6 +418,8 @@ async fn main() {
     let measurements = measure_all(&app).await;
     eprintln!("==> DynamoDB round trips per endpoint");
     let trips = round_trips(&app).await;
+    eprintln!("==> send endpoints: known versus unknown addresses");
+    let enumeration = known_versus_unknown(&app).await;
 
     let machine = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -429,6 +481,17 @@ async fn main() {
     writeln!(out, "\n## DynamoDB round trips per request (one run of each flow, counted by an SDK interceptor)\n\n| request | calls | status (operations) |\n|---|---:|---|").unwrap();
     for (label, calls, detail) in &trips {
         writeln!(out, "| {label} | {calls} | {detail} |").unwrap();
+    }
+    writeln!(out, "\n## Send endpoints: a known versus an unknown address (median of {ENUMERATION_SAMPLES}, through the local API)\n\n| request | known ms | unknown ms | unknown / known |\n|---|---:|---:|---:|").unwrap();
+    for (label, known, unknown) in &enumeration {
+        writeln!(
+            out,
+            "| {label} | {} | {} | {:.2} |",
+            ms(*known),
+            ms(*unknown),
+            unknown.as_secs_f64() / known.as_secs_f64().max(1e-9)
+        )
+        .unwrap();
     }
     writeln!(
         out,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{conditional, encode, key, n, Store};
+use super::{conditional, encode, expiry_bucket, key, n, Store};
 use crate::clock::UnixTime;
 use crate::Error;
 
@@ -21,6 +21,8 @@ struct Claim {
     claimed_at: UnixTime,
     /// Unix seconds; also the TTL attribute.
     expires_at: UnixTime,
+    /// Expiry bucket (DESIGN §6).
+    expiry_bucket: i64,
 }
 
 fn pk_for(message_id: &str) -> String {
@@ -35,6 +37,7 @@ pub async fn claim(store: &Store, message_id: &str, now: UnixTime) -> Result<boo
         sk: SK.to_owned(),
         claimed_at: now,
         expires_at: now + CLAIM_TTL_SECONDS,
+        expiry_bucket: expiry_bucket(now + CLAIM_TTL_SECONDS),
     };
     let result = store
         .client()

@@ -1,16 +1,7 @@
 //! The Lambda authorizer: real authorizer event JSON into the function, and the example route behind it.
 
-use keygate_e2e::TestApp;
+use keygate_e2e::{authorizer_event, TestApp};
 use serde_json::{json, Value};
-
-fn event_with(authorization: &str) -> Value {
-    let raw = std::fs::read_to_string(format!(
-        "{}/fixtures/apigw_v2_authorizer.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    serde_json::from_str(&raw.replace("Bearer TOKEN", authorization)).unwrap()
-}
 
 async fn decide(app: &TestApp, event: Value) -> Value {
     authorizer::handle(&app.state, event).await
@@ -22,7 +13,7 @@ async fn jwts_are_allowed_with_one_batch_read_and_pats_with_two() {
     let (_, session) = app.signed_up_user().await;
     let jwt = session.str("access_token");
     app.dynamo_calls.reset();
-    let allowed = decide(&app, event_with(&format!("Bearer {jwt}"))).await;
+    let allowed = decide(&app, authorizer_event(&format!("Bearer {jwt}"))).await;
     assert_eq!(allowed["isAuthorized"], true);
     assert_eq!(allowed["context"]["sub"], session.body["user"]["id"]);
     assert_eq!(allowed["context"]["token_type"], "jwt");
@@ -41,9 +32,9 @@ async fn jwts_are_allowed_with_one_batch_read_and_pats_with_two() {
             json!({ "name": "orders", "scopes": ["profile:read"] }),
         )
         .await;
-    decide(&app, event_with(&format!("Bearer {}", pat.str("token")))).await;
+    decide(&app, authorizer_event(&format!("Bearer {}", pat.str("token")))).await;
     app.dynamo_calls.reset();
-    let allowed = decide(&app, event_with(&format!("bearer {}", pat.str("token")))).await;
+    let allowed = decide(&app, authorizer_event(&format!("bearer {}", pat.str("token")))).await;
     assert_eq!(allowed["isAuthorized"], true);
     assert_eq!(allowed["context"]["token_type"], "pat");
     assert_eq!(allowed["context"]["token_id"], pat.body["id"]);
@@ -76,7 +67,7 @@ async fn forged_expired_revoked_and_garbage_are_denied() {
         "x".repeat(20_000),
     ] {
         assert_eq!(
-            decide(&app, event_with(&authorization)).await,
+            decide(&app, authorizer_event(&authorization)).await,
             deny,
             "{authorization:.40}"
         );
@@ -92,7 +83,7 @@ async fn forged_expired_revoked_and_garbage_are_denied() {
     }
     app.state.clock.advance(901);
     assert_eq!(
-        decide(&app, event_with(&format!("Bearer {jwt}"))).await,
+        decide(&app, authorizer_event(&format!("Bearer {jwt}"))).await,
         deny,
         "expired"
     );

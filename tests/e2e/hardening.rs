@@ -1,7 +1,7 @@
 //! Issue 9's attacks, each run over HTTP as a stranger or a thief would run it. Every test here failed against
 //! the code before the hardening.
 
-use keygate_e2e::{random_loopback, unique_email, Answer, TestApp, PASSWORD};
+use keygate_e2e::{authorizer_event, link_token, random_loopback, unique_email, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
 const ATTACKER_PASSWORD: &str = "attacker chosen passphrase";
@@ -15,14 +15,6 @@ async fn otp_login(app: &TestApp, email: &str) -> Answer {
     let code = app.code_sent_to(email, "sign-in code").await;
     app.post("/v1/auth/otp/login", json!({ "email": email, "code": code }))
         .await
-}
-
-fn link_token(body: &str) -> String {
-    let start = body.find("magic-link?token=").expect("a link in the email") + "magic-link?token=".len();
-    body[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
 }
 
 fn claims(access_token: &str) -> Value {
@@ -338,17 +330,8 @@ async fn a_leaked_grace_secret_cannot_rotate_or_delete_its_token() {
 
 // Item 6: the authorizer lets revoked sessions through.
 
-fn authorizer_event(token: &str) -> Value {
-    let raw = std::fs::read_to_string(format!(
-        "{}/fixtures/apigw_v2_authorizer.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    serde_json::from_str(&raw.replace("Bearer TOKEN", &format!("Bearer {token}"))).unwrap()
-}
-
 async fn authorized(app: &TestApp, token: &str) -> bool {
-    authorizer::handle(&app.state, authorizer_event(token)).await["isAuthorized"] == json!(true)
+    authorizer::handle(&app.state, authorizer_event(&format!("Bearer {token}"))).await["isAuthorized"] == json!(true)
 }
 
 #[tokio::test]

@@ -1,15 +1,7 @@
 //! Passwordless login: email OTP and magic links, purposes, redirects and mail throttling.
 
-use keygate_e2e::{unique_email, TestApp, PASSWORD};
+use keygate_e2e::{link_token, unique_email, TestApp, PASSWORD};
 use serde_json::json;
-
-fn link_token(body: &str) -> String {
-    let start = body.find("magic-link?token=").expect("a link in the email") + "magic-link?token=".len();
-    body[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
-}
 
 async fn latest_link(app: &TestApp, email: &str) -> String {
     let emails = app.emails_to(email).await;

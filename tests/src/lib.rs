@@ -18,6 +18,25 @@ pub fn unique_email() -> String {
     )
 }
 
+/// The token of the magic link in an email body.
+pub fn link_token(body: &str) -> String {
+    let start = body.find("magic-link?token=").expect("a link in the email") + "magic-link?token=".len();
+    body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// A real API Gateway authorizer event (payload 2.0) carrying `authorization` as its `Authorization` header.
+pub fn authorizer_event(authorization: &str) -> Value {
+    let raw = std::fs::read_to_string(format!(
+        "{}/fixtures/apigw_v2_authorizer.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    serde_json::from_str(&raw.replace("Bearer TOKEN", authorization)).unwrap()
+}
+
 /// A password that passes the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 

@@ -285,6 +285,10 @@ mod tests {
             ("KEYGATE_KEY_SECRET_ID", "s"),
             ("KEYGATE_ISSUER", "https://auth.example.com"),
             ("KEYGATE_MAIL_FROM", "no-reply@example.com"),
+            (
+                "KEYGATE_MAIL_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/000000000000/mail",
+            ),
             ("KEYGATE_HIBP_URL", url),
         ]
         .into_iter()

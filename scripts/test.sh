@@ -11,7 +11,12 @@ start_moto --quiet 2>.moto-test.log
 trap 'kill $MOTO_PID 2>/dev/null || true; rm -f .moto-test.log' EXIT
 cargo run --quiet -p keygate-local -- setup >/dev/null
 echo "==> running the tests"
+# The suite records every DynamoDB action each function makes; then one check compares them with template.yaml.
+export KEYGATE_RECORD_DYNAMODB_ACTIONS=$PWD/target/dynamodb-actions.txt
+rm -f "$KEYGATE_RECORD_DYNAMODB_ACTIONS"
 cargo test --workspace --quiet -- --test-threads "${TEST_THREADS:-4}" 2>&1 | tee .test-output.log
+echo "==> checking the IAM policies against the DynamoDB actions the functions made"
+cargo test --quiet -p keygate-e2e --test e2e -- --ignored iam_policies_allow 2>&1 | tee -a .test-output.log
 # One closing line for the whole run: cargo prints a result line per test binary, most of them empty.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "keygate: %d passed, %d failed\n", p, f }' .test-output.log

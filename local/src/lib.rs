@@ -80,7 +80,11 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
             return plain_error(400, "invalid_request", "The request could not be read.");
         }
     };
-    match routes::dispatch(index, state, request).await {
+    let function = routes::ROUTES.get(index).map_or("unknown", |route| route.2);
+    match keygate::metrics::FUNCTION
+        .scope(function, routes::dispatch(index, state, request))
+        .await
+    {
         Some(response) => to_hyper(response),
         None => plain_error(404, "not_found", "Not found."),
     }
@@ -95,7 +99,9 @@ async fn authorize(state: &State, event: &mut Value) -> Result<(), hyper::Respon
     let mut request = event.clone();
     request["type"] = json!("REQUEST");
     request["identitySource"] = json!([identity]);
-    let decision = authorizer::handle(state, request).await;
+    let decision = keygate::metrics::FUNCTION
+        .scope("authorizer", authorizer::handle(state, request))
+        .await;
     if decision["isAuthorized"] != json!(true) {
         return Err(gateway_message(403, "Forbidden"));
     }

@@ -205,3 +205,47 @@ fn every_function_is_told_where_the_public_key_set_is() {
     assert_eq!(refs(&variables["KEYGATE_PUBLIC_KEYS_SECRET_ID"]), ["PublicKeySecret"]);
     assert_eq!(refs(&variables["KEYGATE_KEY_SECRET_ID"]), ["SigningKeySecret"]);
 }
+
+/// Every DynamoDB action a function made during the end-to-end run (recorded by `make test`, see
+/// scripts/test.sh) is allowed by that function's IAM policy in template.yaml. moto does not enforce IAM, so
+/// without this a missing action only shows on AWS, as a 503.
+#[test]
+#[ignore = "scripts/test.sh runs it after the suite, over the actions the suite recorded"]
+fn iam_policies_allow_every_dynamodb_action_the_functions_make() {
+    let path = std::env::var("KEYGATE_RECORD_DYNAMODB_ACTIONS").expect("the file the suite recorded to");
+    let recorded = std::fs::read_to_string(path).unwrap();
+    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in recorded.lines() {
+        let (function, action) = line.split_once(' ').unwrap();
+        used.entry(function.replace('_', "-"))
+            .or_default()
+            .insert(action.to_owned());
+    }
+    assert!(used.len() >= 20, "too few functions recorded: {:?}", used.keys());
+    let template = template();
+    for (binary, actions) in &used {
+        let resource = template["Resources"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .find(|r| r["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+            .unwrap_or_else(|| panic!("no function builds {binary}"));
+        let mut allowed = BTreeSet::new();
+        for policy in resource["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                match &statement["Action"] {
+                    Value::String(action) => {
+                        allowed.insert(action.clone());
+                    }
+                    Value::Sequence(list) => allowed.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned))),
+                    _ => {}
+                }
+            }
+        }
+        let missing: Vec<&String> = actions.difference(&allowed).collect();
+        assert!(
+            missing.is_empty(),
+            "{binary} makes {missing:?} but its policy does not allow them"
+        );
+    }
+}

@@ -124,7 +124,11 @@ impl TestApp {
         let mut config = test_config();
         adjust(&mut config);
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let dynamo_calls = keygate::metrics::CallCounter::new();
+        // `make test` records every DynamoDB action each function makes, to check them against template.yaml.
+        let dynamo_calls = match std::env::var_os("KEYGATE_RECORD_DYNAMODB_ACTIONS") {
+            Some(path) => keygate::metrics::CallCounter::recording_actions_to(std::path::Path::new(&path)).unwrap(),
+            None => keygate::metrics::CallCounter::new(),
+        };
         let sqs_calls = keygate::metrics::CallCounter::new();
         let outbox = Arc::new(keygate_local::mailer::LocalMailer::from_config(&config, &aws));
         let state = Arc::new(State::with_call_counters(
@@ -227,6 +231,9 @@ impl TestApp {
         let code = self.code_sent_to(&email, "verification code").await;
         let tokens = self.verify(&email, &code).await;
         assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+        // Deliver the welcome now: mail queued together is delivered in no particular order, and tests read the
+        // newest email of what they do next.
+        self.deliver_mail().await;
         (email, tokens)
     }
 

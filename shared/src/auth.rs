@@ -8,8 +8,9 @@ use crate::clock::UnixTime;
 use crate::pat::Pat;
 use crate::store::api_tokens::ApiToken;
 use crate::store::sessions::{self, Session};
-use crate::store::users::{self, User};
+use crate::store::users::{self, AccountKind, AccountStatus, User};
 use crate::store::{decode, Item};
+use crate::tenancy::{roles, Role};
 use crate::tokens::{self, AccessClaims};
 use crate::{api_tokens, http, Error, State};
 
@@ -45,10 +46,17 @@ pub struct Principal {
     pub user: User,
     /// The credential used.
     pub credential: Credential,
-    /// What the credential may do.
+    /// What the credential may do: a JWT's `scope`, or a PAT's scopes narrowed to what its owner's current role
+    /// allows.
     pub scopes: Vec<String>,
-    /// The tenant a JWT is scoped to, if any.
+    /// The caller's tenant (`None` only for an account made before tenancy, until its next sign-in).
     pub tenant: Option<String>,
+    /// The caller's role: a JWT's `role` claim (a demotion revokes the session), a PAT owner's current role.
+    pub role: Option<Role>,
+    /// The database a JWT is scoped to (id and namespace); PATs are not scoped to one.
+    pub db: Option<(String, String)>,
+    /// The end user a frontend JWT speaks for.
+    pub fuid: Option<String>,
 }
 
 impl Principal {
@@ -87,6 +95,16 @@ impl Principal {
                 ..
             }
         )
+    }
+
+    /// The caller's account kind.
+    pub fn kind(&self) -> AccountKind {
+        self.user.kind
+    }
+
+    /// The caller's tenant id, or 404 for an account in none (made before tenancy, not signed in since).
+    pub fn tenant_id(&self) -> Result<&str, Error> {
+        self.tenant.as_deref().ok_or(Error::NotFound)
     }
 
     /// The session of an [`Access::Interactive`] caller.
@@ -129,32 +147,38 @@ pub async fn authenticate(state: &State, req: &Request, now: UnixTime, access: A
 }
 
 /// Who a bearer token speaks for, checked the same way wherever a token is accepted (keygate's own endpoints and
-/// the Lambda authorizer), so that a revocation takes effect everywhere at once.
+/// the Lambda authorizer), so that a revocation takes effect everywhere at once. A disabled account's credentials
+/// all fail. A PAT's scopes are narrowed, at each use, to what its owner's current role allows (so a demotion
+/// narrows every PAT at once); a JWT's scopes are its claim, and a demotion revokes its session.
 /// A JWT costs one strongly consistent BatchGetItem (session and user): a revoked, expired or pre-epoch session is
-/// refused even while its JWT has not expired. A PAT costs two reads (token, then its owner's token epoch), plus
-/// at most hourly the `last_used_at` write; a mistyped one none.
+/// refused even while its JWT has not expired. A PAT costs two reads (token, then its owner's token epoch, role and
+/// status), plus at most hourly the `last_used_at` write; a mistyped one none.
 pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Principal, Error> {
     if Pat::has_prefix(token, &state.config.pat_prefix) {
         let (api_token, secret) = api_tokens::verify(state, token, now).await?;
         let user = users::get(&state.store, &api_token.user_id)
             .await?
-            .filter(|user| api_token.epoch >= user.token_epoch)
+            .filter(|user| api_token.epoch >= user.token_epoch && user.status != AccountStatus::Disabled)
             .ok_or(INVALID)?;
         api_tokens::record_use(state, &api_token, now).await;
         let mut scopes = api_token.scopes.clone();
+        scopes.retain(|scope| roles::allows(&state.config, user.role, scope));
         if secret == PatSecret::Previous {
             // A previous secret is usually the leaked one: it may use the token's scopes, but never manage tokens,
             // or it could mint a new token and rotate this one away from its owner.
             scopes.retain(|scope| scope != "tokens:write");
         }
         return Ok(Principal {
+            tenant: user.tenant_id.clone(),
+            role: user.role,
             user,
             scopes,
             credential: Credential::Pat {
                 token: Box::new(api_token),
                 secret,
             },
-            tenant: None,
+            db: None,
+            fuid: None,
         });
     }
     let claims = verify_jwt(state, token, now).await?;
@@ -167,12 +191,16 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
         .map(str::to_owned)
         .collect();
     Ok(Principal {
-        user,
         scopes,
+        tenant: user.tenant_id.clone(),
+        role: claims.role.as_deref().and_then(|role| Role::parse(role).ok()),
+        db: claims.db.zip(claims.ns),
+        fuid: claims.fuid,
+        user,
         credential: Credential::Session(Box::new(session)),
-        tenant: claims.tenant,
     })
 }
+
 async fn session_and_user(state: &State, claims: &AccessClaims) -> Result<(Session, User), Error> {
     let items = state
         .store

@@ -13,8 +13,8 @@ use crate::{http, State};
 pub struct Decision {
     /// Whether API Gateway lets the request through.
     pub is_authorized: bool,
-    /// Handed to the route as `requestContext.authorizer.lambda`: `sub`, `scopes`, `token_type`, and
-    /// `sid`/`token_id`, `tenant` where present.
+    /// Handed to the route as `requestContext.authorizer.lambda`: `sub`, `scopes`, `token_type`, `acct`, and
+    /// `sid`/`token_id`, `tenant`, `role`, `db`, `ns`, `fuid` where present.
     pub context: Map<String, Value>,
 }
 
@@ -59,8 +59,19 @@ pub async fn decide(state: &State, authorization: Option<&str>, now: UnixTime) -
             context.insert("token_id".into(), token.id.clone().into());
         }
     }
-    if let Some(tenant) = principal.tenant {
-        context.insert("tenant".into(), tenant.into());
+    context.insert("acct".into(), principal.kind().as_str().into());
+    let (db, ns) = principal.db.unzip();
+    let optional = [
+        ("tenant", principal.tenant),
+        ("role", principal.role.map(|role| role.as_str().to_owned())),
+        ("db", db),
+        ("ns", ns),
+        ("fuid", principal.fuid),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            context.insert(name.into(), value.into());
+        }
     }
     Decision {
         is_authorized: true,

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{built, conditional, decode, encode, expiry_bucket, key, n, s, Store};
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
-use crate::store::users::User;
+use crate::store::databases::Database;
+use crate::store::users::{AccountStatus, User};
 use crate::tokens::{new_session_id, RefreshToken};
 use crate::{secret, Error};
 
@@ -59,6 +60,18 @@ pub struct Session {
     /// User-Agent at login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The owner's tenant when the session started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The database the session's tokens are scoped to, if any; its deletion ends the session at the next refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// That database's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns: Option<String>,
+    /// The end user of the customer's app a frontend session speaks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuid: Option<String>,
     /// GSI1 partition: the owner's sessions, for listing.
     gsi1pk: String,
     /// GSI1 sort: creation time, so listings come newest first.
@@ -121,6 +134,10 @@ impl Session {
             amr: amr.iter().map(|m| (*m).to_owned()).collect(),
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
+            tenant: user.tenant_id.clone(),
+            db: None,
+            ns: None,
+            fuid: None,
             gsi1pk: format!("USER#{}#SESSIONS", user.id),
             gsi1sk: format!("{now:012}#{id}"),
             id,
@@ -128,9 +145,19 @@ impl Session {
         (session, refresh)
     }
 
+    /// Scopes the session's tokens to `database` (or to none).
+    pub fn scope_to(&mut self, database: Option<&Database>) {
+        self.db = database.map(|d| d.id.clone());
+        self.ns = database.map(|d| d.namespace.clone());
+    }
+
     /// Whether the session still authenticates its owner, given the owner's current epoch.
     pub fn check_active(&self, user: &User, now: UnixTime) -> Result<(), Inactive> {
-        if self.revoked_at.is_some() || self.epoch < user.session_epoch || self.user_id != user.id {
+        if self.revoked_at.is_some()
+            || self.epoch < user.session_epoch
+            || self.user_id != user.id
+            || user.status == AccountStatus::Disabled
+        {
             Err(Inactive::Revoked)
         } else if self.expires_at <= now || self.ends_at <= now {
             Err(Inactive::Expired)

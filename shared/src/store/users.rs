@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{built, encode, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::email::Email;
+use crate::tenancy::Role;
 use crate::Error;
 
 /// A user account.
@@ -38,6 +39,62 @@ pub struct User {
     /// Personal access tokens created under an older epoch are revoked: bumping it ends every one in one write.
     #[serde(default)]
     pub token_epoch: i64,
+    /// The tenant the account belongs to; `None` only for an account made before tenancy, until its next sign-in
+    /// gives it a tenant of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Its role in the tenant; `None` exactly when `tenant_id` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Individual (an email) or service (a `service_name` within the tenant).
+    #[serde(default)]
+    pub kind: AccountKind,
+    /// A service account's name, unique within its tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Invited, active or disabled; a disabled account's credentials all fail.
+    #[serde(default)]
+    pub status: AccountStatus,
+    /// GSI1 partition: the tenant's accounts, for listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    /// GSI1 sort: creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+}
+
+/// The two kinds of account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    /// A person, identified by a verified email.
+    #[default]
+    Individual,
+    /// A machine, identified by its `service_name` within the tenant; no email.
+    Service,
+}
+
+impl AccountKind {
+    /// The wire name (the `acct` claim).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Individual => "individual",
+            Self::Service => "service",
+        }
+    }
+}
+
+/// Where an account stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// Invited, the invitation not yet accepted.
+    Invited,
+    /// In use.
+    #[default]
+    Active,
+    /// Disabled by a manager: every credential fails.
+    Disabled,
 }
 
 /// The public view of a user, as `/v1/auth/me` and token responses show it.
@@ -56,6 +113,14 @@ pub struct UserView {
     pub has_password: bool,
     /// RFC 3339.
     pub created_at: String,
+    /// The account's tenant (absent only before the first sign-in since tenancy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The account's role in the tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// `individual` or `service`.
+    pub kind: AccountKind,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +128,11 @@ struct EmailMarker {
     pk: String,
     sk: String,
     user_id: String,
+}
+
+/// The GSI1 partition listing a tenant's accounts.
+pub(crate) fn accounts_partition(tenant_id: &str) -> String {
+    format!("TENANT#{tenant_id}#ACCOUNTS")
 }
 
 fn user_pk(id: &str) -> String {
@@ -101,7 +171,22 @@ impl User {
             updated_at: now,
             session_epoch: 0,
             token_epoch: 0,
+            tenant_id: None,
+            role: None,
+            kind: AccountKind::Individual,
+            service_name: None,
+            status: AccountStatus::Active,
+            gsi1pk: None,
+            gsi1sk: None,
         }
+    }
+
+    /// Puts the account in `tenant_id` with `role` (in memory; [`join_tenant_item`] or [`verify_item`] writes it).
+    pub fn join(&mut self, tenant_id: &str, role: Role) {
+        self.tenant_id = Some(tenant_id.to_owned());
+        self.role = Some(role);
+        self.gsi1pk = Some(accounts_partition(tenant_id));
+        self.gsi1sk = Some(format!("{:012}#{}", self.created_at, self.id));
     }
 
     /// The public view.
@@ -113,6 +198,9 @@ impl User {
             email_verified: self.email_verified,
             has_password: self.password_hash.is_some(),
             created_at: rfc3339(self.created_at),
+            tenant_id: self.tenant_id.clone(),
+            role: self.role,
+            kind: self.kind,
         }
     }
 }
@@ -272,11 +360,14 @@ pub enum MailboxProof {
 
 /// A transaction item that marks an unverified user verified, keeping its pending password only for the
 /// registration code; `None` when the user is already verified and nothing needs writing. Conditional on the
-/// password read, so a registration contested meanwhile fails the transaction instead of surviving it.
+/// password read, so a registration contested meanwhile fails the transaction instead of surviving it. `joined` is
+/// the same user after [`User::join`] when the verification also puts it in its new tenant (one item: a
+/// transaction cannot touch the user twice).
 pub(crate) fn verify_item(
     store: &Store,
     user: &User,
     proof: MailboxProof,
+    joined: Option<&User>,
     now: UnixTime,
 ) -> Result<Option<TransactWriteItem>, Error> {
     if user.email_verified {
@@ -289,20 +380,67 @@ pub(crate) fn verify_item(
         .expression_attribute_values(":false", AttributeValue::Bool(false))
         .expression_attribute_values(":now", n(now));
     let (update, guard) = same_password(update, user);
+    let (update, join_set, join_guard) = join_clause(update, joined)?;
     let (update, expression) = match proof {
-        MailboxProof::RegistrationCode => (update, "SET email_verified = :true, updated_at = :now"),
+        MailboxProof::RegistrationCode => (
+            update,
+            format!("SET email_verified = :true, updated_at = :now{join_set}"),
+        ),
         // The names came from the same unproven request as the password (`name` is a reserved word).
         MailboxProof::SignIn => (
             update.expression_attribute_names("#name", "name"),
-            "SET email_verified = :true, updated_at = :now REMOVE password_hash, #name, tenant_name",
+            format!("SET email_verified = :true, updated_at = :now{join_set} REMOVE password_hash, #name, tenant_name"),
         ),
     };
+    transact_update(update.update_expression(expression).condition_expression(format!(
+        "attribute_exists(pk) AND email_verified = :false AND {guard}{join_guard}"
+    )))
+    .map(Some)
+}
+
+/// The SET fragment and condition that put a user in its tenant, only if it is in none yet (`role` and `status`
+/// are reserved words).
+fn join_clause(
+    update: UpdateBuilder,
+    joined: Option<&User>,
+) -> Result<(UpdateBuilder, &'static str, &'static str), Error> {
+    let Some(user) = joined else {
+        return Ok((update, "", ""));
+    };
+    let (Some(tenant_id), Some(role), Some(gsi1pk), Some(gsi1sk)) =
+        (&user.tenant_id, user.role, &user.gsi1pk, &user.gsi1sk)
+    else {
+        return Err(Error::dependency(
+            "joining a tenant",
+            std::io::Error::other("the user has no tenant to join"),
+        ));
+    };
+    let update = update
+        .expression_attribute_names("#role", "role")
+        .expression_attribute_values(":tenant", s(tenant_id))
+        .expression_attribute_values(":role", s(role.as_str()))
+        .expression_attribute_values(":gsi1pk", s(gsi1pk))
+        .expression_attribute_values(":gsi1sk", s(gsi1sk));
+    Ok((
+        update,
+        ", tenant_id = :tenant, #role = :role, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk",
+        " AND attribute_not_exists(tenant_id)",
+    ))
+}
+
+/// A transaction item that puts an existing user (made before tenancy) in the tenant `joined` names, only if it
+/// is in none yet.
+pub(crate) fn join_tenant_item(store: &Store, joined: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&joined.id)))
+        .expression_attribute_values(":now", n(now));
+    let (update, join_set, join_guard) = join_clause(update, Some(joined))?;
     transact_update(
         update
-            .update_expression(expression)
-            .condition_expression(format!("attribute_exists(pk) AND email_verified = :false AND {guard}")),
+            .update_expression(format!("SET updated_at = :now{join_set}"))
+            .condition_expression(format!("attribute_exists(pk){join_guard}")),
     )
-    .map(Some)
 }
 
 /// Which epochs a password write moves to (DESIGN §5).

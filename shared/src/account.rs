@@ -283,6 +283,65 @@ pub async fn login(
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
     let store = &state.store;
+    let Checked {
+        mut user,
+        attempt,
+        rehash,
+        looked_up,
+    } = check_password(state, email, password, database, client, now).await?;
+    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
+    let scoped = match database {
+        Some(_) => match databases::in_tenant(looked_up, user.tenant_id.as_deref()) {
+            Ok(found) => Some(found),
+            Err(err) => {
+                attempt.release(store).await?;
+                return Err(err);
+            }
+        },
+        None => None,
+    };
+    let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
+    session.scope_to(scoped.as_ref());
+    let mut items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    if tenant.is_some() {
+        items.push(users::join_tenant_item(store, &user, now)?);
+    }
+    // The breach check (when on) runs beside the write: the password is right, so it may be told about.
+    let (written, (), breach) = tokio::join!(
+        tenants::transact_creating(store, items, tenant.as_mut()),
+        upgrade_hash(store, &user, password, rehash),
+        state.breach.check(password)
+    );
+    if !written? {
+        return Err(Error::Conflict("The sign-in raced another request; try again."));
+    }
+    let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+    tokens.password_breached = matches!(breach, Breach::Found(_));
+    Ok(tokens)
+}
+
+/// A password attempt whose password was right, for an active, verified account.
+struct Checked {
+    user: User,
+    attempt: backoff::Attempt,
+    rehash: bool,
+    looked_up: Option<databases::Database>,
+}
+
+/// The password check every password sign-in shares (see [`login`]): the per-IP counter, the backoff claim, the
+/// marker and the named database (if any) concurrently, then the user and argon2. Unknown addresses cost the same
+/// argon2 run as known ones and count failures the same way; a right password of an unverified (403
+/// `email_not_verified`) or disabled (403 `account_disabled`) account counts as a failure too, so neither is a
+/// faster password oracle. Four round trips in two round-trip times, plus the wait after a failure.
+async fn check_password(
+    state: &State,
+    email: &str,
+    password: &SecretString,
+    database: Option<&Selector>,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<Checked, Error> {
+    let store = &state.store;
     let rule = state.config.rate_limits.verify_rule("login");
     let limited = rate_limit::check_client_ip(store, &rule, client, now);
     let Ok(email) = Email::parse(email) else {
@@ -314,61 +373,95 @@ pub async fn login(
     let user = users::get(store, user_id?.as_deref().unwrap_or(&users::new_user_id())).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = passwords::verify(password, hash).await?;
-    let mut user = match (user, verified) {
-        (Some(user), Verified::Yes | Verified::YesRehash) if user.email_verified => user,
+    let refusal = match (&user, verified) {
+        (Some(user), Verified::Yes | Verified::YesRehash) if !user.email_verified => Error::EmailNotVerified,
+        (Some(user), Verified::Yes | Verified::YesRehash) if user.status == AccountStatus::Disabled => {
+            Error::AccountDisabled
+        }
         (Some(_), Verified::Yes | Verified::YesRehash) => {
-            attempt.failed(store, now).await?;
-            return Err(Error::EmailNotVerified);
+            return Ok(Checked {
+                user: user.ok_or(Error::InvalidCredentials)?,
+                attempt,
+                rehash: verified == Verified::YesRehash,
+                looked_up: looked_up?,
+            })
         }
-        _ => {
-            attempt.failed(store, now).await?;
-            return Err(Error::InvalidCredentials);
-        }
+        _ => Error::InvalidCredentials,
     };
-    if user.status == AccountStatus::Disabled {
-        // Counted like a failure, so a disabled account is no faster a password oracle than any other.
-        attempt.failed(store, now).await?;
-        return Err(Error::AccountDisabled);
+    attempt.failed(store, now).await?;
+    Err(refusal)
+}
+
+/// Stores a re-hash made with current parameters when the verified hash asked for one. Best effort: the sign-in
+/// stands either way.
+async fn upgrade_hash(store: &crate::store::Store, user: &User, password: &SecretString, rehash: bool) {
+    if !rehash {
+        return;
     }
-    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
-    let scoped = match database {
-        Some(_) => match databases::in_tenant(looked_up?, user.tenant_id.as_deref()) {
-            Ok(found) => Some(found),
-            Err(err) => {
-                attempt.release(store).await?;
-                return Err(err);
-            }
-        },
-        None => None,
+    let upgraded = async {
+        let upgraded = passwords::hash(password).await?;
+        users::upgrade_password_hash(store, user, &upgraded).await
     };
-    let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
-    session.scope_to(scoped.as_ref());
-    let mut items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    if let Err(err) = upgraded.await {
+        tracing::warn!(error = ?err, "upgrading a password hash failed; the sign-in stands");
+    }
+}
+
+/// A root token: an access JWT with no session and no refresh token.
+#[derive(Debug, serde::Serialize)]
+pub struct RootToken {
+    /// The access JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// Checks an email and password exactly as [`login`] does (same failures, same backoff), and only then refuses a
+/// right password of an account that is not its tenant's root (403 `insufficient_role`). The token has no
+/// session: it carries the account's session epoch instead, so anything that ends the account's sessions (a
+/// password change or reset, a transfer of root, a disable) ends it too. An account made before tenancy becomes
+/// the root of a tenant of its own here, as at any sign-in.
+/// Five round trips in three round-trip times: the password check's four, one transaction (clearing the failures,
+/// and a pre-tenancy account's new tenant).
+pub async fn login_root(
+    state: &State,
+    email: &str,
+    password: &SecretString,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<RootToken, Error> {
+    let store = &state.store;
+    let Checked {
+        mut user,
+        attempt,
+        rehash,
+        ..
+    } = check_password(state, email, password, None, client, now).await?;
+    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
+    let mut items = vec![attempt.succeeded_item(store)?];
     if tenant.is_some() {
         items.push(users::join_tenant_item(store, &user, now)?);
     }
-    let upgrade = async {
-        if verified == Verified::YesRehash {
-            let upgraded = passwords::hash(password).await?;
-            users::upgrade_password_hash(store, &user, &upgraded).await?;
-        }
-        Ok::<(), Error>(())
-    };
-    // The breach check (when on) runs beside the write: the password is right, so it may be told about.
-    let (written, upgraded, breach) = tokio::join!(
+    let (written, ()) = tokio::join!(
         tenants::transact_creating(store, items, tenant.as_mut()),
-        upgrade,
-        state.breach.check(password)
+        upgrade_hash(store, &user, password, rehash)
     );
-    if let Err(err) = upgraded {
-        tracing::warn!(error = ?err, "upgrading a password hash failed; the login stands");
-    }
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
-    let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
-    tokens.password_breached = matches!(breach, Breach::Found(_));
-    Ok(tokens)
+    if user.role != Some(crate::tenancy::Role::Root) {
+        return Err(Error::InsufficientRole(
+            "Only the tenant's root can sign in here; use /v1/auth/login.",
+        ));
+    }
+    let (access_token, expires_in) = session::root_token(state, &user, now).await?;
+    Ok(RootToken {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+    })
 }
 
 /// How recent a sign-in must be to set a first password without the current one.

@@ -17,7 +17,9 @@ use crate::{api_tokens, http, Error, State};
 /// What an endpoint requires of the bearer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// An interactive session (a JWT): password changes and managing other sessions. PATs are refused.
+    /// An interactive session (a session JWT carrying `sessions:write`): password changes, managing sessions,
+    /// switching database. PATs and root tokens are refused, and so are frontend tokens, which carry none of the
+    /// user's own scopes.
     Interactive,
     /// Any credential that carries this scope.
     Scope(&'static str),
@@ -30,6 +32,8 @@ pub enum Access {
 pub enum Credential {
     /// An access JWT and its active session.
     Session(Box<Session>),
+    /// A root token: a JWT with no session, stamped with the account's session epoch.
+    Root,
     /// A personal access token.
     Pat {
         /// The token.
@@ -69,7 +73,7 @@ impl Principal {
     pub fn session(&self) -> Option<&Session> {
         match &self.credential {
             Credential::Session(session) => Some(session),
-            Credential::Pat { .. } => None,
+            Credential::Root | Credential::Pat { .. } => None,
         }
     }
 
@@ -82,7 +86,7 @@ impl Principal {
     pub fn token_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::Pat { token, .. } => Some(&token.id),
-            Credential::Session(_) => None,
+            Credential::Session(_) | Credential::Root => None,
         }
     }
 
@@ -136,12 +140,16 @@ pub async fn authenticate(state: &State, req: &Request, now: UnixTime, access: A
         return Err(NEEDS_SESSION);
     }
     let principal = principal(state, token, now).await?;
-    if let Access::Scope(scope) = access {
-        if !principal.has_scope(scope) {
-            return Err(Error::InsufficientScope(
-                "The token lacks the scope this endpoint needs.",
-            ));
-        }
+    let needed = match access {
+        Access::Scope(scope) => Some(scope),
+        Access::Interactive if principal.session().is_none() => return Err(NEEDS_SESSION),
+        Access::Interactive => Some("sessions:write"),
+        Access::Authenticated => None,
+    };
+    if needed.is_some_and(|scope| !principal.has_scope(scope)) {
+        return Err(Error::InsufficientScope(
+            "The token lacks the scope this endpoint needs.",
+        ));
     }
     Ok(principal)
 }
@@ -182,6 +190,9 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
         });
     }
     let claims = verify_jwt(state, token, now).await?;
+    if claims.sid.is_empty() {
+        return root_principal(state, claims).await;
+    }
     let (session, user) = session_and_user(state, &claims).await?;
     session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
     let scopes = claims
@@ -198,6 +209,34 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
         fuid: claims.fuid,
         user,
         credential: Credential::Session(Box::new(session)),
+    })
+}
+
+/// A root token (no session): valid while its epoch stamp is the account's current session epoch, the account is
+/// active and still its tenant's root. One strongly consistent read.
+async fn root_principal(state: &State, claims: AccessClaims) -> Result<Principal, Error> {
+    let user = users::get(&state.store, &claims.sub)
+        .await?
+        .ok_or(Error::SessionRevoked)?;
+    let current = claims.epoch.is_some_and(|epoch| epoch >= user.session_epoch)
+        && user.status != AccountStatus::Disabled
+        && user.role == Some(Role::Root);
+    if !current {
+        return Err(Error::SessionRevoked);
+    }
+    Ok(Principal {
+        scopes: claims
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        tenant: user.tenant_id.clone(),
+        role: user.role,
+        db: None,
+        fuid: None,
+        user,
+        credential: Credential::Root,
     })
 }
 

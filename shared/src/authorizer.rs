@@ -13,7 +13,8 @@ use crate::{http, State};
 pub struct Decision {
     /// Whether API Gateway lets the request through.
     pub is_authorized: bool,
-    /// Handed to the route as `requestContext.authorizer.lambda`: `sub`, `scopes`, `token_type`, `acct`, and
+    /// Handed to the route as `requestContext.authorizer.lambda`: `sub`, `scopes`, `token_type` (`jwt`, `root` or
+    /// `pat`), `acct`, and
     /// `sid`/`token_id`, `tenant`, `role`, `db`, `ns`, `fuid` where present.
     pub context: Map<String, Value>,
 }
@@ -53,6 +54,9 @@ pub async fn decide(state: &State, authorization: Option<&str>, now: UnixTime) -
         Credential::Session(session) => {
             context.insert("token_type".into(), "jwt".into());
             context.insert("sid".into(), session.id.clone().into());
+        }
+        Credential::Root => {
+            context.insert("token_type".into(), "root".into());
         }
         Credential::Pat { token, .. } => {
             context.insert("token_type".into(), "pat".into());

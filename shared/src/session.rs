@@ -65,6 +65,7 @@ pub async fn token_response(
         db: session.db.clone(),
         ns: session.ns.clone(),
         fuid: session.fuid.clone(),
+        epoch: None,
     };
     Ok(TokenResponse {
         access_token: tokens::sign_access_token(&keys, &claims)?,
@@ -76,6 +77,66 @@ pub async fn token_response(
         user: user.view(),
         password_breached: false,
     })
+}
+
+/// Signs a root token for `user` (see [`crate::account::login_root`]): no session, the account's session epoch
+/// as its stamp, the root role's scopes. Returns the JWT and its lifetime. No DynamoDB call.
+pub async fn root_token(state: &State, user: &User, now: UnixTime) -> Result<(String, i64), Error> {
+    let keys = state.keys.signing(now).await?;
+    let ttl = state.config.access_token_ttl;
+    let claims = AccessClaims {
+        iss: state.config.issuer.clone(),
+        sub: user.id.clone(),
+        aud: state.config.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: secret::random_b64(16),
+        sid: String::new(),
+        scope: roles::scope_claim(&state.config, user.role),
+        amr: vec!["pwd".to_owned()],
+        auth_time: now,
+        tenant: user.tenant_id.clone(),
+        role: user.role.map(|role| role.as_str().to_owned()),
+        acct: Some(user.kind.as_str().to_owned()),
+        epoch: Some(user.session_epoch),
+        ..AccessClaims::default()
+    };
+    Ok((tokens::sign_access_token(&keys, &claims)?, ttl))
+}
+
+/// Re-scopes the caller's own session to `database` (a database of its tenant, else 404) or to none, and answers
+/// with a token response for the same session, its refresh token rotated. A password is not needed: the session
+/// already proved who the caller is, however it signed in. Two round trips after authentication: the database
+/// (none when clearing), the rotation (one transaction).
+pub async fn switch_database(
+    state: &State,
+    user: &User,
+    session: &Session,
+    database: Option<&crate::tenancy::databases::Selector>,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let scoped = match database {
+        Some(selector) => Some(crate::tenancy::databases::in_tenant(
+            selector.lookup(&state.store).await?,
+            user.tenant_id.as_deref(),
+        )?),
+        None => None,
+    };
+    let next = RefreshToken::generate(&session.id);
+    let rotation = sessions::rotate_scoped(
+        &state.store,
+        session,
+        &next.hash(),
+        Lifetime::from_config(&state.config),
+        Some(scoped.as_ref()),
+        now,
+    )
+    .await?;
+    match rotation {
+        Rotation::Rotated(rotated) => token_response(state, user, &rotated, &next, now).await,
+        // A refresh rotated the session meanwhile: this request's view of it is stale.
+        Rotation::Lost(_) => Err(Error::Conflict("The session changed meanwhile; try again.")),
+    }
 }
 
 /// Starts a session for a user who just proved who they are, and returns its tokens. One round trip.

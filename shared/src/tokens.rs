@@ -31,7 +31,8 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Unique token id.
     pub jti: String,
-    /// The session this token belongs to.
+    /// The session this token belongs to; empty (and absent) for a root token, which has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sid: String,
     /// Space-separated scopes.
     pub scope: String,
@@ -58,6 +59,9 @@ pub struct AccessClaims {
     /// The end user of the customer's app a frontend token speaks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuid: Option<String>,
+    /// A root token's stamp: the account's session epoch when it was issued (DESIGN §5), checked at each use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// Signs an access token for a session with the current key.

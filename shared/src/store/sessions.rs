@@ -240,16 +240,40 @@ pub async fn rotate(
     lifetime: Lifetime,
     now: UnixTime,
 ) -> Result<Rotation, Error> {
+    rotate_scoped(store, session, new_hash, lifetime, None, now).await
+}
+
+/// [`rotate`], and when `scope` is given, scopes the session to that database (or to none) in the same write.
+/// One round trip.
+pub async fn rotate_scoped(
+    store: &Store,
+    session: &Session,
+    new_hash: &str,
+    lifetime: Lifetime,
+    scope: Option<Option<&Database>>,
+    now: UnixTime,
+) -> Result<Rotation, Error> {
     // A session made before `ends_at` existed gets one from its start.
     let ends_at = session.ends_at.min(session.created_at.saturating_add(lifetime.max));
     let expires_at = lifetime.refresh_expiry(ends_at, now);
-    let update = Update::builder()
+    let mut expression = "SET secret_hash = :new, previous_hash = :presented, rotated_at = :now, \
+                          last_seen_at = :now, expires_at = :expires, expiry_bucket = :bucket, ends_at = :ends"
+        .to_owned();
+    let mut update = Update::builder();
+    match scope {
+        Some(Some(database)) => {
+            expression.push_str(", db = :db, ns = :ns");
+            update = update
+                .expression_attribute_values(":db", s(&database.id))
+                .expression_attribute_values(":ns", s(&database.namespace));
+        }
+        Some(None) => expression.push_str(" REMOVE db, ns"),
+        None => {}
+    }
+    let update = update
         .table_name(store.table())
         .set_key(Some(session_key(&session.id)))
-        .update_expression(
-            "SET secret_hash = :new, previous_hash = :presented, rotated_at = :now, last_seen_at = :now, \
-             expires_at = :expires, expiry_bucket = :bucket, ends_at = :ends",
-        )
+        .update_expression(expression)
         .condition_expression("secret_hash = :presented AND attribute_not_exists(revoked_at)")
         .expression_attribute_values(":new", s(new_hash))
         .expression_attribute_values(":presented", s(&session.secret_hash))
@@ -286,6 +310,9 @@ pub async fn rotate(
             rotated.expires_at = expires_at;
             rotated.expiry_bucket = expiry_bucket(expires_at);
             rotated.ends_at = ends_at;
+            if let Some(database) = scope {
+                rotated.scope_to(database);
+            }
             Ok(Rotation::Rotated(Box::new(rotated)))
         }
         Err(err) => {

@@ -205,6 +205,11 @@ impl User {
     }
 }
 
+/// Whether `id` has the shape of a user id (UUID text), so junk costs no read (and no oversized key).
+pub fn is_user_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
 /// A new random user id (UUID v4 text).
 pub fn new_user_id() -> String {
     use rand::RngCore as _;
@@ -497,6 +502,39 @@ pub(crate) fn bump_epoch_item(
         .condition_expression("session_epoch = :old_epoch")
         .expression_attribute_values(":new_epoch", n(new_epoch))
         .expression_attribute_values(":old_epoch", n(user.session_epoch))
+        .expression_attribute_values(":now", n(now));
+    transact_update(update)
+}
+
+/// A transaction item that moves a user of `tenant_id` from the role it was read with to `role`, only if it still
+/// holds that role in that tenant and is active; a demotion also moves to a new session epoch, because the
+/// account's JWTs carry the old role (DESIGN §5).
+pub(crate) fn set_role_item(store: &Store, read: &User, role: Role, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let (Some(tenant_id), Some(old)) = (&read.tenant_id, read.role) else {
+        return Err(Error::NotFound);
+    };
+    let demotion = role.rank() < old.rank();
+    let new_epoch = if demotion {
+        read.session_epoch + 1
+    } else {
+        read.session_epoch
+    };
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&read.id)))
+        .update_expression("SET #role = :role, session_epoch = :new_epoch, updated_at = :now")
+        .condition_expression(
+            "tenant_id = :tenant AND #role = :old AND session_epoch = :old_epoch AND \
+             (attribute_not_exists(#status) OR #status = :active)",
+        )
+        .expression_attribute_names("#role", "role")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":role", s(role.as_str()))
+        .expression_attribute_values(":old", s(old.as_str()))
+        .expression_attribute_values(":tenant", s(tenant_id))
+        .expression_attribute_values(":new_epoch", n(new_epoch))
+        .expression_attribute_values(":old_epoch", n(read.session_epoch))
+        .expression_attribute_values(":active", s("active"))
         .expression_attribute_values(":now", n(now));
     transact_update(update)
 }

@@ -86,16 +86,11 @@ impl Selector {
     /// that cannot be one).
     pub async fn lookup(&self, store: &Store) -> Result<Option<Database>, Error> {
         match self {
-            Self::Id(id) if is_database_id(id) => databases::get(store, id).await,
+            Self::Id(id) if users::is_user_id(id) => databases::get(store, id).await,
             Self::Id(_) => Ok(None),
             Self::Namespace(namespace) => databases::get_by_namespace(store, namespace).await,
         }
     }
-}
-
-/// Whether `id` has the shape of a database id (UUID text), so junk costs no read.
-fn is_database_id(id: &str) -> bool {
-    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// The database, when it belongs to `tenant_id`; 404 otherwise (missing and foreign look alike).

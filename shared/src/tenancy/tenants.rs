@@ -134,6 +134,41 @@ pub async fn rename(store: &Store, user: &User, name: &str, now: UnixTime) -> Re
         .ok_or(Error::NotFound)
 }
 
+/// Makes `account_id`, a verified, active individual account of the caller's tenant, its root, and the caller
+/// (its root) a manager, in one transaction. The caller's session epoch moves (its tokens carry the root role), so
+/// its sessions end. Another tenant's account, or none, is 404; the caller itself, a service account or an
+/// unverified one is 422. Two round trips: the account, the transaction.
+pub async fn transfer_root(store: &Store, caller: &User, account_id: &str, now: UnixTime) -> Result<(), Error> {
+    if caller.role != Some(Role::Root) {
+        return Err(Error::InsufficientRole("Only the tenant's root can transfer it."));
+    }
+    if !users::is_user_id(account_id) {
+        return Err(Error::NotFound);
+    }
+    let target = users::get(store, account_id)
+        .await?
+        .filter(|target| target.tenant_id.is_some() && target.tenant_id == caller.tenant_id)
+        .ok_or(Error::NotFound)?;
+    let eligible = target.id != caller.id
+        && target.kind == users::AccountKind::Individual
+        && target.email_verified
+        && target.status == users::AccountStatus::Active;
+    if !eligible {
+        return Err(Error::InvalidField(
+            "account_id must be another verified, active individual account of the tenant.".to_owned(),
+        ));
+    }
+    let items = vec![
+        users::set_role_item(store, caller, Role::Manager, now)?,
+        users::set_role_item(store, &target, Role::Root, now)?,
+    ];
+    if store.transact(items).await? {
+        Ok(())
+    } else {
+        Err(Error::Conflict("An account changed during the transfer; try again."))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

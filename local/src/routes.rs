@@ -48,6 +48,8 @@ routes! {
     "POST" "/v1/api-tokens/{id}/rotate" => api_tokens_rotate,
     "DELETE" "/v1/api-tokens/{id}" => api_tokens_delete,
     "POST" "/v1/auth/login/root" => auth_login_root,
+    "POST" "/v1/auth/login/service" => auth_login_service,
+    "POST" "/v1/accounts/service" => accounts_create_service,
     "POST" "/v1/auth/session/database" => auth_session_database,
     "GET" "/v1/tenant" => tenant_get,
     "PATCH" "/v1/tenant" => tenant_update,

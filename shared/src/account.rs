@@ -394,7 +394,7 @@ async fn check_password(
 
 /// Stores a re-hash made with current parameters when the verified hash asked for one. Best effort: the sign-in
 /// stands either way.
-async fn upgrade_hash(store: &crate::store::Store, user: &User, password: &SecretString, rehash: bool) {
+pub(crate) async fn upgrade_hash(store: &crate::store::Store, user: &User, password: &SecretString, rehash: bool) {
     if !rehash {
         return;
     }
@@ -494,7 +494,10 @@ pub async fn change_password(
     check_new_password(state, &change.new).await?;
     let attempt = match (&user.password_hash, &change.current) {
         (Some(hash), Some(current)) => {
-            let attempt = backoff::claim(store, &user.email, now).await?;
+            let attempt = match user.kind {
+                users::AccountKind::Individual => backoff::claim(store, &user.backoff_key(), now).await?,
+                users::AccountKind::Service => backoff::claim_without_lock(store, &user.backoff_key(), now).await?,
+            };
             if passwords::verify(current, Some(hash)).await? == Verified::No {
                 attempt.failed(store, now).await?;
                 return Err(Error::WrongPassword);
@@ -526,6 +529,10 @@ pub async fn change_password(
     }
     if !store.transact(items).await? {
         return Err(Error::SessionRevoked);
+    }
+    if user.kind == users::AccountKind::Service {
+        // A service account has no mailbox to tell.
+        return Ok(());
     }
     let email = Email::parse(&user.email)?;
     state

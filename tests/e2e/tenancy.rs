@@ -787,3 +787,228 @@ async fn the_claims_and_the_authorizer_context_of_each_token_kind() {
     assert_eq!(by_frontend["context"]["role"], "frontend");
     assert_eq!(by_frontend["context"]["scopes"], "db:user");
 }
+
+async fn create_service(app: &TestApp, jwt: &str, name: &str, role: &str) -> Answer {
+    app.post_as(
+        jwt,
+        "/v1/accounts/service",
+        json!({ "service_name": name, "password": PASSWORD, "role": role }),
+    )
+    .await
+}
+
+async fn service_login(app: &TestApp, body: Value) -> Answer {
+    app.post("/v1/auth/login/service", body).await
+}
+
+#[tokio::test]
+async fn service_accounts_are_created_only_below_the_creators_rank() {
+    let app = TestApp::spawn().await;
+    let root = register_root(&app, &unique("Services ")).await;
+    let manager = member(&app, &root, "manager").await;
+    let backend = member(&app, &root, "backend").await;
+
+    let created = create_service(&app, &root.jwt(), "ops-manager", "manager").await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.body["kind"], "service");
+    assert_eq!(created.body["service_name"], "ops-manager");
+    assert_eq!(
+        (created.body["role"].as_str(), created.body["status"].as_str()),
+        (Some("manager"), Some("active"))
+    );
+    assert!(created.body.get("email").is_none());
+    for (creator, role, want) in [
+        (&manager, "backend", 201),
+        (&manager, "frontend", 201),
+        (&manager, "manager", 403),
+        (&manager, "root", 403),
+        (&root, "root", 403),
+        (&backend, "frontend", 403),
+    ] {
+        let answer = create_service(&app, &creator.jwt(), &unique("svc-"), role).await;
+        assert_eq!(answer.status, want, "{role}: {:?}", answer.body);
+        if want == 403 {
+            assert_eq!(answer.code(), "insufficient_scope");
+        }
+    }
+    let taken = create_service(&app, &manager.jwt(), "ops-manager", "backend").await;
+    assert_eq!((taken.status, taken.code()), (409, "conflict"));
+    for (name, role, password, code) in [
+        ("ab", "backend", PASSWORD, "invalid_field"),
+        ("Ops", "backend", PASSWORD, "invalid_field"),
+        ("fine-name", "admin", PASSWORD, "invalid_field"),
+        ("fine-name", "backend", "password", "weak_password"),
+    ] {
+        let answer = app
+            .post_as(
+                &manager.jwt(),
+                "/v1/accounts/service",
+                json!({ "service_name": name, "password": password, "role": role }),
+            )
+            .await;
+        assert_eq!((answer.status, answer.code()), (422, code), "{name} {role}");
+    }
+    // Names are unique within a tenant, not across tenants.
+    let other = register_root(&app, &unique("Elsewhere ")).await;
+    assert_eq!(
+        create_service(&app, &other.jwt(), "ops-manager", "backend")
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_service_account_signs_in_by_tenant_database_or_namespace() {
+    let app = TestApp::spawn().await;
+    let root = register_root(&app, &unique("Svclogin ")).await;
+    let tenant = root.tenant();
+    let db = create_database(&app, &root.jwt(), "default").await;
+    assert_eq!(create_service(&app, &root.jwt(), "worker", "backend").await.status, 201);
+    let base = json!({ "service_name": "worker", "password": PASSWORD });
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+
+    let by_tenant = service_login(&app, with(json!({ "tenant_id": tenant }))).await;
+    assert_eq!(by_tenant.status, 200, "{:?}", by_tenant.body);
+    let claimed = claims(&by_tenant.str("access_token"));
+    assert_eq!(
+        (claimed["acct"].as_str(), claimed["role"].as_str()),
+        (Some("service"), Some("backend"))
+    );
+    assert_eq!(claimed["tenant"], tenant.as_str());
+    assert!(claimed.get("db").is_none() && claimed.get("fuid").is_none());
+    assert_eq!(by_tenant.body["user"]["service_name"], "worker");
+    assert!(by_tenant.body["user"].get("email").is_none());
+
+    for extra in [
+        json!({ "database_id": db.str("id") }),
+        json!({ "namespace": db.str("namespace") }),
+    ] {
+        let scoped = service_login(&app, with(extra.clone())).await;
+        assert_eq!(scoped.status, 200, "{extra}: {:?}", scoped.body);
+        assert_eq!(claims(&scoped.str("access_token"))["db"], db.body["id"]);
+    }
+    for extra in [
+        json!({}),
+        json!({ "tenant_id": tenant, "database_id": db.str("id") }),
+        json!({ "tenant_id": "not-a-tenant" }),
+        json!({ "tenant_id": tenant, "frontend_user_id": "" }),
+    ] {
+        let answer = service_login(&app, with(extra.clone())).await;
+        assert_eq!((answer.status, answer.code()), (422, "invalid_field"), "{extra}");
+    }
+    // A backend names no end user, but only a right password learns that.
+    let vouching = service_login(&app, with(json!({ "tenant_id": tenant, "frontend_user_id": "u-1" }))).await;
+    assert_eq!((vouching.status, vouching.code()), (422, "invalid_field"));
+    let other = register_root(&app, &unique("Othersvc ")).await;
+    for body in [
+        json!({ "service_name": "worker", "password": "not the password at all", "tenant_id": tenant }),
+        json!({ "service_name": "worker", "password": "not the password at all", "tenant_id": tenant,
+                "frontend_user_id": "u-1" }),
+        json!({ "service_name": "nobody", "password": PASSWORD, "tenant_id": tenant }),
+        json!({ "service_name": "worker", "password": PASSWORD, "tenant_id": other.tenant() }),
+        json!({ "service_name": "worker", "password": PASSWORD, "database_id": "00000000-0000-4000-8000-000000000000" }),
+        json!({ "service_name": "worker", "password": PASSWORD, "namespace": "nope/default" }),
+    ] {
+        let answer = service_login(&app, body.clone()).await;
+        assert_eq!((answer.status, answer.code()), (401, "invalid_credentials"), "{body}");
+    }
+    // Its password changes without any mail, and the account cannot use email flows.
+    let changed = app
+        .change_password(&by_tenant.str("access_token"), PASSWORD, "a fresh service passphrase")
+        .await;
+    assert_eq!(changed.status, 204, "{:?}", changed.body);
+    let again = service_login(
+        &app,
+        json!({ "service_name": "worker", "password": "a fresh service passphrase", "tenant_id": tenant }),
+    )
+    .await;
+    assert_eq!(again.status, 200);
+}
+
+#[tokio::test]
+async fn a_frontend_service_vouches_for_one_end_user() {
+    let app = TestApp::spawn().await;
+    let root = register_root(&app, &unique("Frontend ")).await;
+    let tenant = root.tenant();
+    let db = create_database(&app, &root.jwt(), "default").await;
+    assert_eq!(create_service(&app, &root.jwt(), "web", "frontend").await.status, 201);
+    let missing = service_login(
+        &app,
+        json!({ "service_name": "web", "password": PASSWORD, "namespace": db.str("namespace") }),
+    )
+    .await;
+    assert_eq!((missing.status, missing.code()), (422, "invalid_field"));
+    let tokens = service_login(
+        &app,
+        json!({ "service_name": "web", "password": PASSWORD, "namespace": db.str("namespace"),
+                "frontend_user_id": "end-user-42" }),
+    )
+    .await;
+    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+    let jwt = tokens.str("access_token");
+    let claimed = claims(&jwt);
+    assert_eq!(claimed["scope"], "db:user");
+    assert_eq!(claimed["fuid"], "end-user-42");
+    assert_eq!(claimed["role"], "frontend");
+    let refreshed = app.refresh(&tokens.str("refresh_token")).await;
+    assert_eq!(claims(&refreshed.str("access_token"))["fuid"], "end-user-42");
+    let decided = authorizer::handle(&app.state, authorizer_event(&format!("Bearer {jwt}"))).await;
+    let context = &decided["context"];
+    assert_eq!(
+        (context["fuid"].as_str(), context["acct"].as_str()),
+        (Some("end-user-42"), Some("service"))
+    );
+    assert_eq!(context["tenant"], tenant.as_str());
+    assert_eq!(context["ns"], db.body["namespace"]);
+    // Nothing of its own to read or mint.
+    for (method, path) in [
+        ("GET", "/v1/auth/me"),
+        ("GET", "/v1/auth/sessions"),
+        ("GET", "/v1/api-tokens"),
+    ] {
+        assert_eq!(app.send(method, path, Some(&jwt), None).await.status, 403, "{path}");
+    }
+    let minted = app
+        .post_as(&jwt, "/v1/api-tokens", json!({ "name": "x", "scopes": ["db:user"] }))
+        .await;
+    assert_eq!((minted.status, minted.code()), (403, "insufficient_scope"));
+    let changed = app.change_password(&jwt, PASSWORD, "a brand new passphrase").await;
+    assert_eq!((changed.status, changed.code()), (403, "insufficient_scope"));
+}
+
+#[tokio::test]
+async fn a_service_account_gets_the_backoff_but_never_the_lock() {
+    let app = TestApp::spawn().await;
+    let root = register_root(&app, &unique("Nolock ")).await;
+    let tenant = root.tenant();
+    create_service(&app, &root.jwt(), "batch", "backend").await;
+    app.state.clock.freeze();
+    let wrong = json!({ "service_name": "batch", "password": "not the password at all", "tenant_id": tenant });
+    let mut held = 0;
+    for _ in 0..105 {
+        app.state.clock.advance(901);
+        let answer = service_login(&app, wrong.clone()).await;
+        assert_eq!(answer.status, 401, "{:?}", answer.body);
+        held += 1;
+    }
+    assert_eq!(held, 105);
+    // Right after a failure past the free ones, the backoff holds.
+    let waiting = service_login(
+        &app,
+        json!({ "service_name": "batch", "password": PASSWORD, "tenant_id": tenant }),
+    )
+    .await;
+    assert_eq!(waiting.status, 429);
+    app.state.clock.advance(901);
+    let right = service_login(
+        &app,
+        json!({ "service_name": "batch", "password": PASSWORD, "tenant_id": tenant }),
+    )
+    .await;
+    assert_eq!(right.status, 200, "{:?}", right.body);
+}

@@ -102,8 +102,12 @@ pub enum AccountStatus {
 pub struct UserView {
     /// User id.
     pub id: String,
-    /// Email address.
+    /// Email address (absent for a service account).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub email: String,
+    /// A service account's name within its tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
     /// Display name.
     pub name: Option<String>,
     /// Whether the address is verified.
@@ -181,6 +185,51 @@ impl User {
         }
     }
 
+    /// A new service account of `tenant_id`: no email (an empty `email`, and no email marker), active at once.
+    pub fn new_service(
+        id: String,
+        tenant_id: &str,
+        service_name: String,
+        role: Role,
+        password_hash: String,
+        now: UnixTime,
+    ) -> Self {
+        let mut user = Self {
+            pk: user_pk(&id),
+            sk: USER_SK.to_owned(),
+            id,
+            email: String::new(),
+            name: None,
+            tenant_name: None,
+            password_hash: Some(password_hash),
+            email_verified: false,
+            created_at: now,
+            updated_at: now,
+            session_epoch: 0,
+            token_epoch: 0,
+            tenant_id: None,
+            role: None,
+            kind: AccountKind::Service,
+            service_name: Some(service_name),
+            status: AccountStatus::Active,
+            gsi1pk: None,
+            gsi1sk: None,
+        };
+        user.join(tenant_id, role);
+        user
+    }
+
+    /// The key of the account's password backoff: its address, or for a service account its name within its
+    /// tenant (see [`service_backoff_key`]).
+    pub fn backoff_key(&self) -> String {
+        match (&self.tenant_id, &self.service_name) {
+            (Some(tenant_id), Some(service_name)) if self.kind == AccountKind::Service => {
+                service_backoff_key(tenant_id, service_name)
+            }
+            _ => self.email.clone(),
+        }
+    }
+
     /// Puts the account in `tenant_id` with `role` (in memory; [`join_tenant_item`] or [`verify_item`] writes it).
     pub fn join(&mut self, tenant_id: &str, role: Role) {
         self.tenant_id = Some(tenant_id.to_owned());
@@ -194,6 +243,7 @@ impl User {
         UserView {
             id: self.id.clone(),
             email: self.email.clone(),
+            service_name: self.service_name.clone(),
             name: self.name.clone(),
             email_verified: self.email_verified,
             has_password: self.password_hash.is_some(),
@@ -253,6 +303,50 @@ pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>,
         Some(id) => get(store, &id).await,
         None => Ok(None),
     }
+}
+
+/// The password-backoff key of a service account; it cannot collide with a normalised address, which has an `@`.
+pub fn service_backoff_key(tenant_id: &str, service_name: &str) -> String {
+    format!("service:{tenant_id}/{service_name}")
+}
+
+fn service_pk(tenant_id: &str, service_name: &str) -> String {
+    format!("SERVICE#{tenant_id}#{service_name}")
+}
+
+/// The id of the service account `service_name` of `tenant_id`, if any (its marker). One round trip.
+pub async fn id_for_service(store: &Store, tenant_id: &str, service_name: &str) -> Result<Option<String>, Error> {
+    Ok(store
+        .get::<EmailMarker>(&service_pk(tenant_id, service_name), MARKER_SK)
+        .await?
+        .map(|m| m.user_id))
+}
+
+/// Transaction items that create a service account and claim its name within its tenant; the claim fails if the
+/// name is taken there.
+pub(crate) fn create_service_items(store: &Store, user: &User) -> Result<Vec<TransactWriteItem>, Error> {
+    let (Some(tenant_id), Some(service_name)) = (&user.tenant_id, &user.service_name) else {
+        return Err(Error::dependency(
+            "creating a service account",
+            std::io::Error::other("a service account needs a tenant and a name"),
+        ));
+    };
+    let marker = EmailMarker {
+        pk: service_pk(tenant_id, service_name),
+        sk: MARKER_SK.to_owned(),
+        user_id: user.id.clone(),
+    };
+    let put = |item| -> Result<TransactWriteItem, Error> {
+        let put = built(
+            Put::builder()
+                .table_name(store.table())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    };
+    Ok(vec![put(encode(&marker)?)?, put(encode(user)?)?])
 }
 
 /// A transaction item that records the latest "you already have an account" notice for an address. It exists so

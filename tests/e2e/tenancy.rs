@@ -267,6 +267,12 @@ async fn each_role_against_each_endpoint() {
             Some(json!({ "name": "t", "scopes": ["profile:read"] })),
             [201, 201, 201, 403],
         ),
+        (
+            "POST",
+            "/v1/accounts/service".into(),
+            Some(json!({ "service_name": "NAME", "password": PASSWORD, "role": "frontend" })),
+            [201, 201, 403, 403],
+        ),
         ("DELETE", "/v1/auth/sessions".into(), None, [204, 204, 204, 403]),
     ];
     let accounts = [&root, &manager, &backend, &frontend];
@@ -1011,4 +1017,67 @@ async fn a_service_account_gets_the_backoff_but_never_the_lock() {
     )
     .await;
     assert_eq!(right.status, 200, "{:?}", right.body);
+}
+
+fn with_namespace(authorization: &str, namespace: &str) -> Value {
+    let mut event = authorizer_event(authorization);
+    event["headers"]["x-namespace"] = json!(namespace);
+    event
+}
+
+#[tokio::test]
+async fn the_authorizer_accepts_x_namespace_only_for_the_tokens_own_tenant() {
+    let app = TestApp::spawn().await;
+    let root = register_root(&app, &unique("Xns ")).await;
+    let db = create_database(&app, &root.jwt(), "default").await;
+    let other_db = create_database(&app, &root.jwt(), "other").await;
+    let stranger = register_root(&app, &unique("Xnsstranger ")).await;
+    let foreign = create_database(&app, &stranger.jwt(), "default").await;
+    let ns = db.str("namespace");
+    let bearer = format!("Bearer {}", root.jwt());
+
+    app.dynamo_calls.reset();
+    let allowed = authorizer::handle(&app.state, with_namespace(&bearer, &ns)).await;
+    assert_eq!(allowed["isAuthorized"], true, "{allowed}");
+    assert_eq!(allowed["context"]["db"], db.body["id"]);
+    assert_eq!(allowed["context"]["ns"], ns.as_str());
+    let first = app.dynamo_calls.snapshot();
+    assert_eq!(first.get("GetItem"), Some(&1), "{first:?}");
+    // Cached: the next request with the namespace makes no read for it.
+    app.dynamo_calls.reset();
+    authorizer::handle(&app.state, with_namespace(&bearer, &ns)).await;
+    assert_eq!(app.dynamo_calls.snapshot().get("GetItem"), None);
+
+    let deny = json!({ "isAuthorized": false, "context": {} });
+    for namespace in [
+        foreign.str("namespace"),
+        format!("{ns}x"),
+        "no-slash".to_owned(),
+        "x".repeat(5000),
+    ] {
+        let decided = authorizer::handle(&app.state, with_namespace(&bearer, &namespace)).await;
+        assert_eq!(decided, deny, "{namespace:.60}");
+    }
+    // A PAT may name one too.
+    let pat = app
+        .post_as(
+            &root.jwt(),
+            "/v1/api-tokens",
+            json!({ "name": "p", "scopes": ["db:read"] }),
+        )
+        .await;
+    let by_pat = authorizer::handle(&app.state, with_namespace(&format!("Bearer {}", pat.str("token")), &ns)).await;
+    assert_eq!(by_pat["context"]["db"], db.body["id"]);
+    // A token scoped to a database may repeat it, never name another.
+    let scoped = app
+        .post(
+            "/v1/auth/login",
+            json!({ "email": root.email, "password": PASSWORD, "database_id": db.str("id") }),
+        )
+        .await;
+    let scoped_bearer = format!("Bearer {}", scoped.str("access_token"));
+    let same = authorizer::handle(&app.state, with_namespace(&scoped_bearer, &ns)).await;
+    assert_eq!(same["isAuthorized"], true);
+    let mismatched = authorizer::handle(&app.state, with_namespace(&scoped_bearer, &other_db.str("namespace"))).await;
+    assert_eq!(mismatched, deny);
 }

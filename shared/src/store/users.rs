@@ -255,8 +255,9 @@ impl User {
     }
 }
 
-/// Whether `id` has the shape of a user id (UUID text), so junk costs no read (and no oversized key).
-pub fn is_user_id(id: &str) -> bool {
+/// Whether `id` has the shape of a keygate id (UUID text: users, tenants, databases), so junk costs no read (and
+/// no oversized key).
+pub fn is_id(id: &str) -> bool {
     id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 

@@ -150,7 +150,7 @@ impl ServiceTenant {
         namespace: Option<String>,
     ) -> Result<Self, Error> {
         match (tenant_id, Selector::from_fields(database_id, namespace)?) {
-            (Some(tenant), None) if users::is_user_id(&tenant) => Ok(Self::Tenant(tenant)),
+            (Some(tenant), None) if users::is_id(&tenant) => Ok(Self::Tenant(tenant)),
             (None, Some(selector)) => Ok(Self::Database(selector)),
             (Some(_), None) => Err(Error::InvalidField("tenant_id is not a tenant id.".to_owned())),
             _ => Err(Error::InvalidField(

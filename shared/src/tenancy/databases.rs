@@ -86,7 +86,7 @@ impl Selector {
     /// that cannot be one).
     pub async fn lookup(&self, store: &Store) -> Result<Option<Database>, Error> {
         match self {
-            Self::Id(id) if users::is_user_id(id) => databases::get(store, id).await,
+            Self::Id(id) if users::is_id(id) => databases::get(store, id).await,
             Self::Id(_) => Ok(None),
             Self::Namespace(namespace) => databases::get_by_namespace(store, namespace).await,
         }
@@ -147,6 +147,44 @@ pub async fn delete(store: &Store, caller: &User, id: &str) -> Result<(), Error>
         Ok(())
     } else {
         Err(Error::NotFound)
+    }
+}
+
+/// How long the authorizer trusts a namespace it has read.
+pub const NAMESPACE_CACHE_SECONDS: i64 = 30;
+/// Most namespaces kept; past it the cache starts over, so no stream of names can grow it.
+const NAMESPACE_CACHE_ENTRIES: usize = 1_024;
+
+/// The databases behind namespaces the authorizer read lately (found ones only), so a busy route costs one read
+/// per namespace every half minute. A deleted database may still pass for that long; its sessions' refreshes do
+/// not (they read it every time).
+#[derive(Debug, Default)]
+pub struct NamespaceCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Database, UnixTime)>>,
+}
+
+impl NamespaceCache {
+    /// The database of `namespace` (a well-formed one: see [`Selector::from_fields`]), from the cache or one
+    /// strongly consistent read.
+    pub async fn lookup(&self, store: &Store, namespace: &str, now: UnixTime) -> Result<Option<Database>, Error> {
+        let cached = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(namespace).cloned());
+        if let Some((database, read_at)) = cached {
+            if now - read_at < NAMESPACE_CACHE_SECONDS {
+                return Ok(Some(database));
+            }
+        }
+        let found = databases::get_by_namespace(store, namespace).await?;
+        if let (Some(database), Ok(mut entries)) = (&found, self.entries.lock()) {
+            if entries.len() >= NAMESPACE_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(namespace.to_owned(), (database.clone(), now));
+        }
+        Ok(found)
     }
 }
 

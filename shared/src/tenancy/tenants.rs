@@ -142,7 +142,7 @@ pub async fn transfer_root(store: &Store, caller: &User, account_id: &str, now: 
     if caller.role != Some(Role::Root) {
         return Err(Error::InsufficientRole("Only the tenant's root can transfer it."));
     }
-    if !users::is_user_id(account_id) {
+    if !users::is_id(account_id) {
         return Err(Error::NotFound);
     }
     let target = users::get(store, account_id)

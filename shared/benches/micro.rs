@@ -48,7 +48,7 @@ fn jwts(c: &mut Criterion) {
         scope: "profile:read profile:write sessions:read sessions:write tokens:read tokens:write".into(),
         amr: vec!["pwd".into()],
         auth_time: 1_700_000_000,
-        tenant: None,
+        ..AccessClaims::default()
     };
     let jwt = tokens::sign_access_token(&keys, &claims).unwrap();
     let mut group = c.benchmark_group("RS256");

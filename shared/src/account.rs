@@ -14,7 +14,9 @@ use crate::session::{self, TokenResponse};
 use crate::store::codes::{self, Purpose};
 use crate::store::login_failures;
 use crate::store::sessions::{self, Lifetime, Session};
-use crate::store::users::{self, MailboxProof, Revoke, User};
+use crate::store::users::{self, AccountStatus, MailboxProof, Revoke, User};
+use crate::tenancy::databases::{self, Selector};
+use crate::tenancy::tenants;
 use crate::{Error, State};
 
 /// Longest display or tenant name, in characters.
@@ -209,19 +211,24 @@ pub async fn redeem_code_for_session(
 }
 
 /// Starts a session for a user who just proved their mailbox, writing `items` in the same transaction; verifies a
-/// pending account (see [`users::verify_item`]) and welcomes it by email. A lost race is 409 `conflict`.
-/// One round trip, and one SQS call for a first proof.
+/// pending account (see [`users::verify_item`]) and welcomes it by email. An account in no tenant (a registration
+/// being verified, or an account made before tenancy) gets a tenant of its own in the same transaction, as its
+/// root (see [`tenants::new_for_root`]). A lost race is 409 `conflict`.
+/// One round trip (one more per taken tenant slug), and one SQS call for a first proof.
 pub(crate) async fn sign_in_with_mailbox_proof(
     state: &State,
-    mut user: User,
+    read: User,
     proof: MailboxProof,
     amr: &[&str],
     mut items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let first_proof = !user.email_verified;
-    items.extend(users::verify_item(&state.store, &user, proof, now)?);
+    if read.status == AccountStatus::Disabled {
+        return Err(Error::AccountDisabled);
+    }
+    let first_proof = !read.email_verified;
+    let mut user = read.clone();
     if first_proof {
         user.email_verified = true;
         if proof == MailboxProof::SignIn {
@@ -230,9 +237,17 @@ pub(crate) async fn sign_in_with_mailbox_proof(
             user.tenant_name = None;
         }
     }
+    // Named after the proven names only: a sign-in proof has just dropped the unproven ones.
+    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
+    let joined = tenant.as_ref().map(|_| &user);
+    match users::verify_item(&state.store, &read, proof, joined, now)? {
+        Some(item) => items.push(item),
+        None if tenant.is_some() => items.push(users::join_tenant_item(&state.store, &user, now)?),
+        None => {}
+    }
     let (session, refresh) = Session::start(&user, amr, client, Lifetime::from_config(&state.config), now);
     items.push(sessions::create_item(&state.store, &session)?);
-    if !state.store.transact(items).await? {
+    if !tenants::transact_creating(&state.store, items, tenant.as_mut()).await? {
         return Err(Error::Conflict("The account changed during sign-in; try again."));
     }
     if first_proof {
@@ -248,20 +263,84 @@ pub(crate) async fn sign_in_with_mailbox_proof(
     session::token_response(state, &user, &session, &refresh, now).await
 }
 
-/// Checks an email and password and starts a session. Every attempt first claims its slot in the account's
-/// backoff (see [`crate::backoff`]), concurrently with the per-IP counter and the marker read, so attempts sent at
-/// once get no more verdicts than the backoff allows. Unknown addresses cost the same argon2 run as known ones,
-/// and count failures the same way; an account without a usable password fails like a wrong password.
+/// Checks an email and password and starts a session, scoped to the database `database` names when given (a
+/// database of the account's tenant: anything else is 404, asked only once the password is right). Every attempt
+/// first claims its slot in the account's backoff (see [`crate::backoff`]), concurrently with the per-IP counter,
+/// the marker read and the database read, so attempts sent at once get no more verdicts than the backoff allows.
+/// Unknown addresses cost the same argon2 run as known ones, and count failures the same way; an account without
+/// a usable password fails like a wrong password. An account made before tenancy gets a tenant of its own, as
+/// its root, in the session's transaction.
 /// Five round trips in three round-trip times when the password is right: (the per-IP counter, the claim, the
-/// marker), the user, one transaction (the session, clearing the failures); a failure past the free ones writes
-/// its wait instead; an old hash is upgraded concurrently with the transaction.
+/// marker, and the database when one is named), the user, one transaction (the session, clearing the failures,
+/// and a legacy account's new tenant); a failure past the free ones writes its wait instead; an old hash is
+/// upgraded concurrently with the transaction.
 pub async fn login(
     state: &State,
     email: &str,
     password: &SecretString,
+    database: Option<&Selector>,
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
+    let store = &state.store;
+    let Checked {
+        mut user,
+        attempt,
+        rehash,
+        looked_up,
+    } = check_password(state, email, password, database, client, now).await?;
+    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
+    let scoped = match database {
+        Some(_) => match databases::in_tenant(looked_up, user.tenant_id.as_deref()) {
+            Ok(found) => Some(found),
+            Err(err) => {
+                attempt.release(store).await?;
+                return Err(err);
+            }
+        },
+        None => None,
+    };
+    let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
+    session.scope_to(scoped.as_ref());
+    let mut items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    if tenant.is_some() {
+        items.push(users::join_tenant_item(store, &user, now)?);
+    }
+    // The breach check (when on) runs beside the write: the password is right, so it may be told about.
+    let (written, (), breach) = tokio::join!(
+        tenants::transact_creating(store, items, tenant.as_mut()),
+        upgrade_hash(store, &user, password, rehash),
+        state.breach.check(password)
+    );
+    if !written? {
+        return Err(Error::Conflict("The sign-in raced another request; try again."));
+    }
+    let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+    tokens.password_breached = matches!(breach, Breach::Found(_));
+    Ok(tokens)
+}
+
+/// A password attempt whose password was right, for an active, verified account.
+struct Checked {
+    user: User,
+    attempt: backoff::Attempt,
+    rehash: bool,
+    looked_up: Option<databases::Database>,
+}
+
+/// The password check every password sign-in shares (see [`login`]): the per-IP counter, the backoff claim, the
+/// marker and the named database (if any) concurrently, then the user and argon2. Unknown addresses cost the same
+/// argon2 run as known ones and count failures the same way; a right password of an unverified (403
+/// `email_not_verified`) or disabled (403 `account_disabled`) account counts as a failure too, so neither is a
+/// faster password oracle. Four round trips in two round-trip times, plus the wait after a failure.
+async fn check_password(
+    state: &State,
+    email: &str,
+    password: &SecretString,
+    database: Option<&Selector>,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<Checked, Error> {
     let store = &state.store;
     let rule = state.config.rate_limits.verify_rule("login");
     let limited = rate_limit::check_client_ip(store, &rule, client, now);
@@ -271,10 +350,17 @@ pub async fn login(
         passwords::verify(password, None).await?;
         return Err(Error::InvalidCredentials);
     };
-    let (limited, attempt, user_id) = tokio::join!(
+    let lookup = async {
+        match database {
+            Some(selector) => selector.lookup(store).await,
+            None => Ok(None),
+        }
+    };
+    let (limited, attempt, user_id, looked_up) = tokio::join!(
         limited,
         backoff::claim(store, email.as_str(), now),
-        users::id_for_email(store, &email)
+        users::id_for_email(store, &email),
+        lookup
     );
     if let Err(refused) = limited {
         if let Ok(attempt) = attempt {
@@ -287,37 +373,95 @@ pub async fn login(
     let user = users::get(store, user_id?.as_deref().unwrap_or(&users::new_user_id())).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let verified = passwords::verify(password, hash).await?;
-    let user = match (user, verified) {
-        (Some(user), Verified::Yes | Verified::YesRehash) if user.email_verified => user,
+    let refusal = match (&user, verified) {
+        (Some(user), Verified::Yes | Verified::YesRehash) if !user.email_verified => Error::EmailNotVerified,
+        (Some(user), Verified::Yes | Verified::YesRehash) if user.status == AccountStatus::Disabled => {
+            Error::AccountDisabled
+        }
         (Some(_), Verified::Yes | Verified::YesRehash) => {
-            attempt.failed(store, now).await?;
-            return Err(Error::EmailNotVerified);
+            return Ok(Checked {
+                user: user.ok_or(Error::InvalidCredentials)?,
+                attempt,
+                rehash: verified == Verified::YesRehash,
+                looked_up: looked_up?,
+            })
         }
-        _ => {
-            attempt.failed(store, now).await?;
-            return Err(Error::InvalidCredentials);
-        }
+        _ => Error::InvalidCredentials,
     };
-    let (session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
-    let items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
-    let upgrade = async {
-        if verified == Verified::YesRehash {
-            let upgraded = passwords::hash(password).await?;
-            users::upgrade_password_hash(store, &user, &upgraded).await?;
-        }
-        Ok::<(), Error>(())
-    };
-    // The breach check (when on) runs beside the write: the password is right, so it may be told about.
-    let (written, upgraded, breach) = tokio::join!(store.transact(items), upgrade, state.breach.check(password));
-    if let Err(err) = upgraded {
-        tracing::warn!(error = ?err, "upgrading a password hash failed; the login stands");
+    attempt.failed(store, now).await?;
+    Err(refusal)
+}
+
+/// Stores a re-hash made with current parameters when the verified hash asked for one. Best effort: the sign-in
+/// stands either way.
+pub(crate) async fn upgrade_hash(store: &crate::store::Store, user: &User, password: &SecretString, rehash: bool) {
+    if !rehash {
+        return;
     }
+    let upgraded = async {
+        let upgraded = passwords::hash(password).await?;
+        users::upgrade_password_hash(store, user, &upgraded).await
+    };
+    if let Err(err) = upgraded.await {
+        tracing::warn!(error = ?err, "upgrading a password hash failed; the sign-in stands");
+    }
+}
+
+/// A root token: an access JWT with no session and no refresh token.
+#[derive(Debug, serde::Serialize)]
+pub struct RootToken {
+    /// The access JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// Checks an email and password exactly as [`login`] does (same failures, same backoff), and only then refuses a
+/// right password of an account that is not its tenant's root (403 `insufficient_role`). The token has no
+/// session: it carries the account's session epoch instead, so anything that ends the account's sessions (a
+/// password change or reset, a transfer of root, a disable) ends it too. An account made before tenancy becomes
+/// the root of a tenant of its own here, as at any sign-in.
+/// Five round trips in three round-trip times: the password check's four, one transaction (clearing the failures,
+/// and a pre-tenancy account's new tenant).
+pub async fn login_root(
+    state: &State,
+    email: &str,
+    password: &SecretString,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<RootToken, Error> {
+    let store = &state.store;
+    let Checked {
+        mut user,
+        attempt,
+        rehash,
+        ..
+    } = check_password(state, email, password, None, client, now).await?;
+    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
+    let mut items = vec![attempt.succeeded_item(store)?];
+    if tenant.is_some() {
+        items.push(users::join_tenant_item(store, &user, now)?);
+    }
+    let (written, ()) = tokio::join!(
+        tenants::transact_creating(store, items, tenant.as_mut()),
+        upgrade_hash(store, &user, password, rehash)
+    );
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
-    let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
-    tokens.password_breached = matches!(breach, Breach::Found(_));
-    Ok(tokens)
+    if user.role != Some(crate::tenancy::Role::Root) {
+        return Err(Error::InsufficientRole(
+            "Only the tenant's root can sign in here; use /v1/auth/login.",
+        ));
+    }
+    let (access_token, expires_in) = session::root_token(state, &user, now).await?;
+    Ok(RootToken {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+    })
 }
 
 /// How recent a sign-in must be to set a first password without the current one.
@@ -350,7 +494,10 @@ pub async fn change_password(
     check_new_password(state, &change.new).await?;
     let attempt = match (&user.password_hash, &change.current) {
         (Some(hash), Some(current)) => {
-            let attempt = backoff::claim(store, &user.email, now).await?;
+            let attempt = match user.kind {
+                users::AccountKind::Individual => backoff::claim(store, &user.backoff_key(), now).await?,
+                users::AccountKind::Service => backoff::claim_without_lock(store, &user.backoff_key(), now).await?,
+            };
             if passwords::verify(current, Some(hash)).await? == Verified::No {
                 attempt.failed(store, now).await?;
                 return Err(Error::WrongPassword);
@@ -382,6 +529,10 @@ pub async fn change_password(
     }
     if !store.transact(items).await? {
         return Err(Error::SessionRevoked);
+    }
+    if user.kind == users::AccountKind::Service {
+        // A service account has no mailbox to tell.
+        return Ok(());
     }
     let email = Email::parse(&user.email)?;
     state

@@ -8,15 +8,18 @@ use crate::clock::UnixTime;
 use crate::pat::Pat;
 use crate::store::api_tokens::ApiToken;
 use crate::store::sessions::{self, Session};
-use crate::store::users::{self, User};
+use crate::store::users::{self, AccountKind, AccountStatus, User};
 use crate::store::{decode, Item};
+use crate::tenancy::{roles, Role};
 use crate::tokens::{self, AccessClaims};
 use crate::{api_tokens, http, Error, State};
 
 /// What an endpoint requires of the bearer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// An interactive session (a JWT): password changes and managing other sessions. PATs are refused.
+    /// An interactive session (a session JWT carrying `sessions:write`): password changes, managing sessions,
+    /// switching database. PATs and root tokens are refused, and so are frontend tokens, which carry none of the
+    /// user's own scopes.
     Interactive,
     /// Any credential that carries this scope.
     Scope(&'static str),
@@ -29,6 +32,8 @@ pub enum Access {
 pub enum Credential {
     /// An access JWT and its active session.
     Session(Box<Session>),
+    /// A root token: a JWT with no session, stamped with the account's session epoch.
+    Root,
     /// A personal access token.
     Pat {
         /// The token.
@@ -45,10 +50,17 @@ pub struct Principal {
     pub user: User,
     /// The credential used.
     pub credential: Credential,
-    /// What the credential may do.
+    /// What the credential may do: a JWT's `scope`, or a PAT's scopes narrowed to what its owner's current role
+    /// allows.
     pub scopes: Vec<String>,
-    /// The tenant a JWT is scoped to, if any.
+    /// The caller's tenant (`None` only for an account made before tenancy, until its next sign-in).
     pub tenant: Option<String>,
+    /// The caller's role: a JWT's `role` claim (a demotion revokes the session), a PAT owner's current role.
+    pub role: Option<Role>,
+    /// The database a JWT is scoped to (id and namespace); PATs are not scoped to one.
+    pub db: Option<(String, String)>,
+    /// The end user a frontend JWT speaks for.
+    pub fuid: Option<String>,
 }
 
 impl Principal {
@@ -61,7 +73,7 @@ impl Principal {
     pub fn session(&self) -> Option<&Session> {
         match &self.credential {
             Credential::Session(session) => Some(session),
-            Credential::Pat { .. } => None,
+            Credential::Root | Credential::Pat { .. } => None,
         }
     }
 
@@ -74,7 +86,7 @@ impl Principal {
     pub fn token_id(&self) -> Option<&str> {
         match &self.credential {
             Credential::Pat { token, .. } => Some(&token.id),
-            Credential::Session(_) => None,
+            Credential::Session(_) | Credential::Root => None,
         }
     }
 
@@ -87,6 +99,16 @@ impl Principal {
                 ..
             }
         )
+    }
+
+    /// The caller's account kind.
+    pub fn kind(&self) -> AccountKind {
+        self.user.kind
+    }
+
+    /// The caller's tenant id, or 404 for an account in none (made before tenancy, not signed in since).
+    pub fn tenant_id(&self) -> Result<&str, Error> {
+        self.tenant.as_deref().ok_or(Error::NotFound)
     }
 
     /// The session of an [`Access::Interactive`] caller.
@@ -118,46 +140,59 @@ pub async fn authenticate(state: &State, req: &Request, now: UnixTime, access: A
         return Err(NEEDS_SESSION);
     }
     let principal = principal(state, token, now).await?;
-    if let Access::Scope(scope) = access {
-        if !principal.has_scope(scope) {
-            return Err(Error::InsufficientScope(
-                "The token lacks the scope this endpoint needs.",
-            ));
-        }
+    let needed = match access {
+        Access::Scope(scope) => Some(scope),
+        Access::Interactive if principal.session().is_none() => return Err(NEEDS_SESSION),
+        Access::Interactive => Some("sessions:write"),
+        Access::Authenticated => None,
+    };
+    if needed.is_some_and(|scope| !principal.has_scope(scope)) {
+        return Err(Error::InsufficientScope(
+            "The token lacks the scope this endpoint needs.",
+        ));
     }
     Ok(principal)
 }
 
 /// Who a bearer token speaks for, checked the same way wherever a token is accepted (keygate's own endpoints and
-/// the Lambda authorizer), so that a revocation takes effect everywhere at once.
+/// the Lambda authorizer), so that a revocation takes effect everywhere at once. A disabled account's credentials
+/// all fail. A PAT's scopes are narrowed, at each use, to what its owner's current role allows (so a demotion
+/// narrows every PAT at once); a JWT's scopes are its claim, and a demotion revokes its session.
 /// A JWT costs one strongly consistent BatchGetItem (session and user): a revoked, expired or pre-epoch session is
-/// refused even while its JWT has not expired. A PAT costs two reads (token, then its owner's token epoch), plus
-/// at most hourly the `last_used_at` write; a mistyped one none.
+/// refused even while its JWT has not expired. A PAT costs two reads (token, then its owner's token epoch, role and
+/// status), plus at most hourly the `last_used_at` write; a mistyped one none.
 pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Principal, Error> {
     if Pat::has_prefix(token, &state.config.pat_prefix) {
         let (api_token, secret) = api_tokens::verify(state, token, now).await?;
         let user = users::get(&state.store, &api_token.user_id)
             .await?
-            .filter(|user| api_token.epoch >= user.token_epoch)
+            .filter(|user| api_token.epoch >= user.token_epoch && user.status != AccountStatus::Disabled)
             .ok_or(INVALID)?;
         api_tokens::record_use(state, &api_token, now).await;
         let mut scopes = api_token.scopes.clone();
+        scopes.retain(|scope| roles::allows(&state.config, user.role, scope));
         if secret == PatSecret::Previous {
             // A previous secret is usually the leaked one: it may use the token's scopes, but never manage tokens,
             // or it could mint a new token and rotate this one away from its owner.
             scopes.retain(|scope| scope != "tokens:write");
         }
         return Ok(Principal {
+            tenant: user.tenant_id.clone(),
+            role: user.role,
             user,
             scopes,
             credential: Credential::Pat {
                 token: Box::new(api_token),
                 secret,
             },
-            tenant: None,
+            db: None,
+            fuid: None,
         });
     }
     let claims = verify_jwt(state, token, now).await?;
+    if claims.sid.is_empty() {
+        return root_principal(state, claims).await;
+    }
     let (session, user) = session_and_user(state, &claims).await?;
     session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
     let scopes = claims
@@ -167,12 +202,44 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
         .map(str::to_owned)
         .collect();
     Ok(Principal {
-        user,
         scopes,
+        tenant: user.tenant_id.clone(),
+        role: claims.role.as_deref().and_then(|role| Role::parse(role).ok()),
+        db: claims.db.zip(claims.ns),
+        fuid: claims.fuid,
+        user,
         credential: Credential::Session(Box::new(session)),
-        tenant: claims.tenant,
     })
 }
+
+/// A root token (no session): valid while its epoch stamp is the account's current session epoch, the account is
+/// active and still its tenant's root. One strongly consistent read.
+async fn root_principal(state: &State, claims: AccessClaims) -> Result<Principal, Error> {
+    let user = users::get(&state.store, &claims.sub)
+        .await?
+        .ok_or(Error::SessionRevoked)?;
+    let current = claims.epoch.is_some_and(|epoch| epoch >= user.session_epoch)
+        && user.status != AccountStatus::Disabled
+        && user.role == Some(Role::Root);
+    if !current {
+        return Err(Error::SessionRevoked);
+    }
+    Ok(Principal {
+        scopes: claims
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        tenant: user.tenant_id.clone(),
+        role: user.role,
+        db: None,
+        fuid: None,
+        user,
+        credential: Credential::Root,
+    })
+}
+
 async fn session_and_user(state: &State, claims: &AccessClaims) -> Result<(Session, User), Error> {
     let items = state
         .store

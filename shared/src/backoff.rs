@@ -44,14 +44,24 @@ pub struct Attempt {
 /// Claims an attempt for `email`: 429 with the wait while the backoff holds, 403 `account_locked` at the
 /// ceiling. One round trip, which can run concurrently with the request's other reads.
 pub async fn claim(store: &Store, email: &str, now: UnixTime) -> Result<Attempt, Error> {
-    match login_failures::claim(store, email, FREE_FAILURES, CEILING, now).await? {
+    claim_below(store, email, CEILING, now).await
+}
+
+/// Claims an attempt for a service account (`key` names it within its tenant): the same backoff, but never the
+/// lock, which only an emailed proof could lift and a service account has no email. One round trip.
+pub async fn claim_without_lock(store: &Store, key: &str, now: UnixTime) -> Result<Attempt, Error> {
+    claim_below(store, key, i64::MAX, now).await
+}
+
+async fn claim_below(store: &Store, email: &str, ceiling: i64, now: UnixTime) -> Result<Attempt, Error> {
+    match login_failures::claim(store, email, FREE_FAILURES, ceiling, now).await? {
         Claim::Granted { failures, before } => Ok(Attempt {
             email: email.to_owned(),
             failures,
             claimed_at: now,
             before,
         }),
-        Claim::Refused(record) if record.failures >= CEILING => Err(Error::AccountLocked),
+        Claim::Refused(record) if record.failures >= ceiling => Err(Error::AccountLocked),
         Claim::Refused(record) => Err(Error::RateLimited {
             retry_after: (record.next_attempt_at - now).max(1),
         }),

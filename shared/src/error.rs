@@ -76,6 +76,12 @@ pub enum Error {
     /// The password was right but the email has not been verified yet.
     #[error("The email address has not been verified yet.")]
     EmailNotVerified,
+    /// The password was right but the account is disabled.
+    #[error("This account is disabled.")]
+    AccountDisabled,
+    /// The credentials were right but the account's role may not do this (a root-only sign-in, say).
+    #[error("{0}")]
+    InsufficientRole(&'static str),
     /// Password login is locked after too many consecutive failures, until the owner proves the address.
     #[error("Too many failed sign-in attempts. Reset your password, or sign in with an emailed code or link.")]
     AccountLocked,
@@ -128,6 +134,8 @@ impl Error {
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotVerified => "email_not_verified",
             Self::AccountLocked => "account_locked",
+            Self::AccountDisabled => "account_disabled",
+            Self::InsufficientRole(_) => "insufficient_role",
             Self::ReauthenticationRequired => "reauthentication_required",
             Self::InvalidCode => "invalid_code",
             Self::InvalidToken(_) => "invalid_token",
@@ -148,6 +156,8 @@ impl Error {
             Self::EmailNotVerified
             | Self::WrongPassword
             | Self::AccountLocked
+            | Self::AccountDisabled
+            | Self::InsufficientRole(_)
             | Self::InsufficientScope(_)
             | Self::ReauthenticationRequired => 403,
             Self::NotFound => 404,

@@ -26,6 +26,7 @@ pub mod secret;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod tenancy;
 pub mod tokens;
 
 pub use clock::Clock;

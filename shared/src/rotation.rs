@@ -156,7 +156,7 @@ fn prove_signs(key: &KeyMaterial) -> Result<(), Error> {
         scope: String::new(),
         amr: Vec::new(),
         auth_time: 0,
-        tenant: None,
+        ..AccessClaims::default()
     };
     let jwt = tokens::sign_access_token(&KeySet::from_materials(Some(key), &[], 0), &claims)?;
     let public = KeySet::from_jwks(&[key.jwk()], 0);

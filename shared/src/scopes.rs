@@ -21,16 +21,18 @@ pub fn is_well_formed(scope: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":_.-".contains(&b))
 }
 
-/// Every scope this deployment knows.
+/// Every scope this deployment knows: keygate's own, the tenancy scopes of the role table, and the custom ones.
 pub fn vocabulary(config: &Config) -> impl Iterator<Item = &str> {
     KEYGATE_SCOPES
         .into_iter()
+        .chain(crate::tenancy::roles::TENANCY_SCOPES)
         .chain(config.custom_scopes.iter().map(String::as_str))
 }
 
-/// The scopes of an interactive session: everything a user may grant, space-separated.
+/// The scopes of an interactive session of an account in no tenant yet (see [`crate::tenancy::roles`] for the
+/// others), space-separated.
 pub fn session_scope(config: &Config) -> String {
-    vocabulary(config).collect::<Vec<_>>().join(" ")
+    crate::tenancy::roles::scope_claim(config, None)
 }
 
 /// Checks requested scopes against the vocabulary (422 `invalid_scope` for an unknown one) and returns them

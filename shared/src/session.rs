@@ -4,9 +4,12 @@ use serde::Serialize;
 
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
+use crate::store::databases::{self, Database};
 use crate::store::sessions::list_active;
 use crate::store::sessions::{self, Inactive, Lifetime, RevokeProof, Rotation, Session};
 use crate::store::users::{self, User, UserView};
+use crate::store::{decode, Store};
+use crate::tenancy::roles;
 use crate::tokens::{self, AccessClaims, RefreshToken};
 use crate::{secret, Error, State};
 
@@ -33,7 +36,9 @@ pub struct TokenResponse {
     pub password_breached: bool,
 }
 
-/// Signs an access token for `session` and assembles the token response.
+/// Signs an access token for `session` and assembles the token response. The claims speak for the account as it
+/// is now: its tenant, its current role (and the scopes the role table gives it), its kind; and for the session:
+/// its database and frontend user.
 pub async fn token_response(
     state: &State,
     user: &User,
@@ -51,10 +56,16 @@ pub async fn token_response(
         iat: now,
         jti: secret::random_b64(16),
         sid: session.id.clone(),
-        scope: crate::scopes::session_scope(&state.config),
+        scope: roles::scope_claim(&state.config, user.role),
         amr: session.amr.clone(),
         auth_time: session.created_at,
-        tenant: None,
+        tenant: user.tenant_id.clone(),
+        role: user.role.map(|role| role.as_str().to_owned()),
+        acct: Some(user.kind.as_str().to_owned()),
+        db: session.db.clone(),
+        ns: session.ns.clone(),
+        fuid: session.fuid.clone(),
+        epoch: None,
     };
     Ok(TokenResponse {
         access_token: tokens::sign_access_token(&keys, &claims)?,
@@ -66,6 +77,66 @@ pub async fn token_response(
         user: user.view(),
         password_breached: false,
     })
+}
+
+/// Signs a root token for `user` (see [`crate::account::login_root`]): no session, the account's session epoch
+/// as its stamp, the root role's scopes. Returns the JWT and its lifetime. No DynamoDB call.
+pub async fn root_token(state: &State, user: &User, now: UnixTime) -> Result<(String, i64), Error> {
+    let keys = state.keys.signing(now).await?;
+    let ttl = state.config.access_token_ttl;
+    let claims = AccessClaims {
+        iss: state.config.issuer.clone(),
+        sub: user.id.clone(),
+        aud: state.config.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: secret::random_b64(16),
+        sid: String::new(),
+        scope: roles::scope_claim(&state.config, user.role),
+        amr: vec!["pwd".to_owned()],
+        auth_time: now,
+        tenant: user.tenant_id.clone(),
+        role: user.role.map(|role| role.as_str().to_owned()),
+        acct: Some(user.kind.as_str().to_owned()),
+        epoch: Some(user.session_epoch),
+        ..AccessClaims::default()
+    };
+    Ok((tokens::sign_access_token(&keys, &claims)?, ttl))
+}
+
+/// Re-scopes the caller's own session to `database` (a database of its tenant, else 404) or to none, and answers
+/// with a token response for the same session, its refresh token rotated. A password is not needed: the session
+/// already proved who the caller is, however it signed in. Two round trips after authentication: the database
+/// (none when clearing), the rotation (one transaction).
+pub async fn switch_database(
+    state: &State,
+    user: &User,
+    session: &Session,
+    database: Option<&crate::tenancy::databases::Selector>,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let scoped = match database {
+        Some(selector) => Some(crate::tenancy::databases::in_tenant(
+            selector.lookup(&state.store).await?,
+            user.tenant_id.as_deref(),
+        )?),
+        None => None,
+    };
+    let next = RefreshToken::generate(&session.id);
+    let rotation = sessions::rotate_scoped(
+        &state.store,
+        session,
+        &next.hash(),
+        Lifetime::from_config(&state.config),
+        Some(scoped.as_ref()),
+        now,
+    )
+    .await?;
+    match rotation {
+        Rotation::Rotated(rotated) => token_response(state, user, &rotated, &next, now).await,
+        // A refresh rotated the session meanwhile: this request's view of it is stale.
+        Rotation::Lost(_) => Err(Error::Conflict("The session changed meanwhile; try again.")),
+    }
 }
 
 /// Starts a session for a user who just proved who they are, and returns its tokens. One round trip.
@@ -84,8 +155,10 @@ pub async fn start(
 /// Exchanges a refresh token for new tokens, rotating it. Replaying any token the session rotated out revokes the
 /// session, except the last one within the grace window right after a rotation, where two tabs may race (409
 /// instead). No rotation takes the session past its absolute end.
-/// Three round trips: the session, the user, the rotation (one transaction); one more to look up an older
-/// rotated-out token.
+/// The new access token keeps the session's database and frontend user and re-reads the role; a session whose
+/// database was deleted (or whose account was disabled) is revoked (401 `session_revoked`).
+/// Three round trips: the session, the user (with the session's database, in one BatchGetItem), the rotation (one
+/// transaction); one more to look up an older rotated-out token.
 pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenResponse, Error> {
     const UNKNOWN: Error = Error::InvalidToken("The refresh token is invalid or has expired.");
     let presented = RefreshToken::parse(raw)?;
@@ -93,9 +166,7 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
     let session = sessions::get(&state.store, &presented.session_id)
         .await?
         .ok_or(UNKNOWN)?;
-    let user = users::get(&state.store, &session.user_id)
-        .await?
-        .ok_or(Error::SessionRevoked)?;
+    let user = user_and_database(&state.store, &session).await?;
     match session.check_active(&user, now) {
         Ok(()) => {}
         Err(Inactive::Revoked) => return Err(Error::SessionRevoked),
@@ -120,6 +191,30 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
             reused_or_unknown(state, &current, &presented_hash, now).await
         }
         Rotation::Lost(_) => Err(Error::SessionRevoked),
+    }
+}
+
+/// The session's owner, and a check that the session's database (if any) still exists in the owner's tenant, in
+/// one strongly consistent read. Either missing is 401 `session_revoked`.
+async fn user_and_database(store: &Store, session: &Session) -> Result<User, Error> {
+    let Some(db) = &session.db else {
+        return users::get(store, &session.user_id).await?.ok_or(Error::SessionRevoked);
+    };
+    let items = store
+        .batch_get(vec![users::user_key(&session.user_id), databases::database_key(db)])
+        .await?;
+    let (mut user, mut database) = (None, None);
+    for item in items {
+        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        if pk.starts_with("USER#") {
+            user = Some(decode::<User>(item)?);
+        } else if pk.starts_with("DATABASE#") {
+            database = Some(decode::<Database>(item)?);
+        }
+    }
+    match (user, database) {
+        (Some(user), Some(database)) if user.tenant_id.as_deref() == Some(database.tenant_id.as_str()) => Ok(user),
+        _ => Err(Error::SessionRevoked),
     }
 }
 

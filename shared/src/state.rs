@@ -22,6 +22,8 @@ pub struct State {
     pub keys: KeyStore,
     /// The breached-password check (off unless configured).
     pub breach: BreachChecker,
+    /// Namespaces the authorizer read lately (`X-Namespace`).
+    pub namespaces: crate::tenancy::databases::NamespaceCache,
 }
 
 impl State {
@@ -80,6 +82,7 @@ impl State {
             store,
             mailer,
             keys,
+            namespaces: crate::tenancy::databases::NamespaceCache::default(),
         }
     }
 

@@ -17,7 +17,7 @@ const REFRESH_SECRET_BYTES: usize = 32;
 const SESSION_ID_BYTES: usize = 16;
 
 /// The claims of an access token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// Issuer.
     pub iss: String,
@@ -31,7 +31,8 @@ pub struct AccessClaims {
     pub iat: i64,
     /// Unique token id.
     pub jti: String,
-    /// The session this token belongs to.
+    /// The session this token belongs to; empty (and absent) for a root token, which has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sid: String,
     /// Space-separated scopes.
     pub scope: String,
@@ -40,9 +41,27 @@ pub struct AccessClaims {
     /// When the user authenticated (the session's start), Unix seconds.
     #[serde(default)]
     pub auth_time: i64,
-    /// Tenant, where the token is tenant-scoped.
+    /// Tenant id, for an account in a tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The account's role in the tenant when the token was issued (a demotion revokes the session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `individual` or `service`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acct: Option<String>,
+    /// The database id the token is scoped to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// That database's namespace, `<tenant slug>/<database name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns: Option<String>,
+    /// The end user of the customer's app a frontend token speaks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuid: Option<String>,
+    /// A root token's stamp: the account's session epoch when it was issued (DESIGN §5), checked at each use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// Signs an access token for a session with the current key.

@@ -17,4 +17,5 @@ mod registration;
 mod routes;
 mod sessions;
 mod template;
+mod tenancy;
 mod tokens;

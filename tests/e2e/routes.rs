@@ -99,6 +99,8 @@ fn every_error_code_is_documented() {
         keygate::Error::InvalidCredentials,
         keygate::Error::EmailNotVerified,
         keygate::Error::AccountLocked,
+        keygate::Error::AccountDisabled,
+        keygate::Error::InsufficientRole(""),
         keygate::Error::ReauthenticationRequired,
         keygate::Error::InvalidScope(String::new()),
         keygate::Error::InsufficientScope(""),

@@ -6,9 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 6] = [
+const SIGNING: [&str; 9] = [
     "auth-register-verify",
     "auth-login",
+    "auth-login-root",
+    "auth-login-service",
+    "auth-session-database",
     "auth-otp-login",
     "auth-magic-link-login",
     "auth-refresh",

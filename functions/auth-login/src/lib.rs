@@ -1,11 +1,15 @@
-//! `POST /v1/auth/login`: `{email, password}` → 200 token response.
+//! `POST /v1/auth/login`: `{email, password, database_id? | namespace?}` → 200 token response, scoped to that
+//! database of the account's tenant when one is named (404 `not_found` for any other, asked only once the
+//! password is right; 422 for both fields or a malformed namespace).
 //!
 //! DynamoDB round trips: 5 in 3 round-trip times when the password is right: the IP counter, the backoff claim
-//! (a conditional write that counts the attempt before argon2 runs) and the email marker, concurrently; the
-//! user; one transaction (the session, clearing the failures). A wrong password past the five free failures
+//! (a conditional write that counts the attempt before argon2 runs) and the email marker, concurrently (with the
+//! database read when one is named: 6); the user; one transaction (the session, clearing the failures, and for an
+//! account made before tenancy its new tenant: one more per taken slug). A wrong password past the five free failures
 //! writes its wait (one more); an old hash is upgraded concurrently with the transaction. An attempt refused by
 //! the backoff stops after the first three, with no argon2.
 
+use keygate::tenancy::databases::Selector;
 use keygate::{account, http, Error, State};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
@@ -15,6 +19,8 @@ use serde::Deserialize;
 struct LoginRequest {
     email: String,
     password: SecretString,
+    database_id: Option<String>,
+    namespace: Option<String>,
 }
 
 /// Serves one request.
@@ -25,7 +31,8 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 async fn login(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let body: LoginRequest = http::json_body(req)?;
+    let database = Selector::from_fields(body.database_id, body.namespace)?;
     let client = state.client_info(req);
-    let tokens = account::login(state, &body.email, &body.password, &client, now).await?;
+    let tokens = account::login(state, &body.email, &body.password, database.as_ref(), &client, now).await?;
     Ok(http::json(200, &tokens))
 }

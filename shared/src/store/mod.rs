@@ -2,11 +2,13 @@
 
 pub mod api_tokens;
 pub mod codes;
+pub mod databases;
 pub mod login_failures;
 pub mod magic_links;
 pub mod mail_sent;
 pub mod rate_limits;
 pub mod sessions;
+pub mod tenants;
 pub mod users;
 
 use std::collections::HashMap;
@@ -140,30 +142,37 @@ impl Store {
     /// A TransactWriteItems call. `Ok(false)` when a condition failed, so the caller decides what losing the race
     /// means.
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, Error> {
-        match self
+        Ok(self.transact_outcome(items).await?.is_empty())
+    }
+
+    /// A TransactWriteItems call that says which items failed their condition: empty when it was written, else the
+    /// positions (in `items`) of the failed conditions, so a caller can tell a taken marker from a lost race.
+    pub(crate) async fn transact_outcome(&self, items: Vec<TransactWriteItem>) -> Result<Vec<usize>, Error> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let err = match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let cancelled_by_condition = err.as_service_error().is_some_and(|e| {
-                    e.is_transaction_canceled_exception()
-                        && match e {
-                            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
-                                t.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed"))
-                            }
-                            _ => false,
-                        }
-                });
-                if cancelled_by_condition {
-                    Ok(false)
-                } else {
-                    Err(Error::dependency("dynamodb TransactWriteItems", err))
-                }
-            }
+            Ok(_) => return Ok(Vec::new()),
+            Err(err) => err,
+        };
+        let failed: Vec<usize> = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(index, _)| index)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if failed.is_empty() {
+            Err(Error::dependency("dynamodb TransactWriteItems", err))
+        } else {
+            Ok(failed)
         }
     }
 }

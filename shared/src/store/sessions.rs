@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::{built, conditional, decode, encode, expiry_bucket, key, n, s, Store};
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
-use crate::store::users::User;
+use crate::store::databases::Database;
+use crate::store::users::{AccountStatus, User};
 use crate::tokens::{new_session_id, RefreshToken};
 use crate::{secret, Error};
 
@@ -59,6 +60,18 @@ pub struct Session {
     /// User-Agent at login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// The owner's tenant when the session started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The database the session's tokens are scoped to, if any; its deletion ends the session at the next refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// That database's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns: Option<String>,
+    /// The end user of the customer's app a frontend session speaks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuid: Option<String>,
     /// GSI1 partition: the owner's sessions, for listing.
     gsi1pk: String,
     /// GSI1 sort: creation time, so listings come newest first.
@@ -121,6 +134,10 @@ impl Session {
             amr: amr.iter().map(|m| (*m).to_owned()).collect(),
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
+            tenant: user.tenant_id.clone(),
+            db: None,
+            ns: None,
+            fuid: None,
             gsi1pk: format!("USER#{}#SESSIONS", user.id),
             gsi1sk: format!("{now:012}#{id}"),
             id,
@@ -128,9 +145,19 @@ impl Session {
         (session, refresh)
     }
 
+    /// Scopes the session's tokens to `database` (or to none).
+    pub fn scope_to(&mut self, database: Option<&Database>) {
+        self.db = database.map(|d| d.id.clone());
+        self.ns = database.map(|d| d.namespace.clone());
+    }
+
     /// Whether the session still authenticates its owner, given the owner's current epoch.
     pub fn check_active(&self, user: &User, now: UnixTime) -> Result<(), Inactive> {
-        if self.revoked_at.is_some() || self.epoch < user.session_epoch || self.user_id != user.id {
+        if self.revoked_at.is_some()
+            || self.epoch < user.session_epoch
+            || self.user_id != user.id
+            || user.status == AccountStatus::Disabled
+        {
             Err(Inactive::Revoked)
         } else if self.expires_at <= now || self.ends_at <= now {
             Err(Inactive::Expired)
@@ -213,16 +240,40 @@ pub async fn rotate(
     lifetime: Lifetime,
     now: UnixTime,
 ) -> Result<Rotation, Error> {
+    rotate_scoped(store, session, new_hash, lifetime, None, now).await
+}
+
+/// [`rotate`], and when `scope` is given, scopes the session to that database (or to none) in the same write.
+/// One round trip.
+pub async fn rotate_scoped(
+    store: &Store,
+    session: &Session,
+    new_hash: &str,
+    lifetime: Lifetime,
+    scope: Option<Option<&Database>>,
+    now: UnixTime,
+) -> Result<Rotation, Error> {
     // A session made before `ends_at` existed gets one from its start.
     let ends_at = session.ends_at.min(session.created_at.saturating_add(lifetime.max));
     let expires_at = lifetime.refresh_expiry(ends_at, now);
-    let update = Update::builder()
+    let mut expression = "SET secret_hash = :new, previous_hash = :presented, rotated_at = :now, \
+                          last_seen_at = :now, expires_at = :expires, expiry_bucket = :bucket, ends_at = :ends"
+        .to_owned();
+    let mut update = Update::builder();
+    match scope {
+        Some(Some(database)) => {
+            expression.push_str(", db = :db, ns = :ns");
+            update = update
+                .expression_attribute_values(":db", s(&database.id))
+                .expression_attribute_values(":ns", s(&database.namespace));
+        }
+        Some(None) => expression.push_str(" REMOVE db, ns"),
+        None => {}
+    }
+    let update = update
         .table_name(store.table())
         .set_key(Some(session_key(&session.id)))
-        .update_expression(
-            "SET secret_hash = :new, previous_hash = :presented, rotated_at = :now, last_seen_at = :now, \
-             expires_at = :expires, expiry_bucket = :bucket, ends_at = :ends",
-        )
+        .update_expression(expression)
         .condition_expression("secret_hash = :presented AND attribute_not_exists(revoked_at)")
         .expression_attribute_values(":new", s(new_hash))
         .expression_attribute_values(":presented", s(&session.secret_hash))
@@ -259,6 +310,9 @@ pub async fn rotate(
             rotated.expires_at = expires_at;
             rotated.expiry_bucket = expiry_bucket(expires_at);
             rotated.ends_at = ends_at;
+            if let Some(database) = scope {
+                rotated.scope_to(database);
+            }
             Ok(Rotation::Rotated(Box::new(rotated)))
         }
         Err(err) => {

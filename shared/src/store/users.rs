@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{built, encode, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::email::Email;
+use crate::tenancy::Role;
 use crate::Error;
 
 /// A user account.
@@ -38,6 +39,62 @@ pub struct User {
     /// Personal access tokens created under an older epoch are revoked: bumping it ends every one in one write.
     #[serde(default)]
     pub token_epoch: i64,
+    /// The tenant the account belongs to; `None` only for an account made before tenancy, until its next sign-in
+    /// gives it a tenant of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Its role in the tenant; `None` exactly when `tenant_id` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Individual (an email) or service (a `service_name` within the tenant).
+    #[serde(default)]
+    pub kind: AccountKind,
+    /// A service account's name, unique within its tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Invited, active or disabled; a disabled account's credentials all fail.
+    #[serde(default)]
+    pub status: AccountStatus,
+    /// GSI1 partition: the tenant's accounts, for listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    /// GSI1 sort: creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+}
+
+/// The two kinds of account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountKind {
+    /// A person, identified by a verified email.
+    #[default]
+    Individual,
+    /// A machine, identified by its `service_name` within the tenant; no email.
+    Service,
+}
+
+impl AccountKind {
+    /// The wire name (the `acct` claim).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Individual => "individual",
+            Self::Service => "service",
+        }
+    }
+}
+
+/// Where an account stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// Invited, the invitation not yet accepted.
+    Invited,
+    /// In use.
+    #[default]
+    Active,
+    /// Disabled by a manager: every credential fails.
+    Disabled,
 }
 
 /// The public view of a user, as `/v1/auth/me` and token responses show it.
@@ -45,8 +102,12 @@ pub struct User {
 pub struct UserView {
     /// User id.
     pub id: String,
-    /// Email address.
+    /// Email address (absent for a service account).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub email: String,
+    /// A service account's name within its tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
     /// Display name.
     pub name: Option<String>,
     /// Whether the address is verified.
@@ -56,6 +117,14 @@ pub struct UserView {
     pub has_password: bool,
     /// RFC 3339.
     pub created_at: String,
+    /// The account's tenant (absent only before the first sign-in since tenancy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The account's role in the tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// `individual` or `service`.
+    pub kind: AccountKind,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,6 +132,11 @@ struct EmailMarker {
     pk: String,
     sk: String,
     user_id: String,
+}
+
+/// The GSI1 partition listing a tenant's accounts.
+pub(crate) fn accounts_partition(tenant_id: &str) -> String {
+    format!("TENANT#{tenant_id}#ACCOUNTS")
 }
 
 fn user_pk(id: &str) -> String {
@@ -101,7 +175,67 @@ impl User {
             updated_at: now,
             session_epoch: 0,
             token_epoch: 0,
+            tenant_id: None,
+            role: None,
+            kind: AccountKind::Individual,
+            service_name: None,
+            status: AccountStatus::Active,
+            gsi1pk: None,
+            gsi1sk: None,
         }
+    }
+
+    /// A new service account of `tenant_id`: no email (an empty `email`, and no email marker), active at once.
+    pub fn new_service(
+        id: String,
+        tenant_id: &str,
+        service_name: String,
+        role: Role,
+        password_hash: String,
+        now: UnixTime,
+    ) -> Self {
+        let mut user = Self {
+            pk: user_pk(&id),
+            sk: USER_SK.to_owned(),
+            id,
+            email: String::new(),
+            name: None,
+            tenant_name: None,
+            password_hash: Some(password_hash),
+            email_verified: false,
+            created_at: now,
+            updated_at: now,
+            session_epoch: 0,
+            token_epoch: 0,
+            tenant_id: None,
+            role: None,
+            kind: AccountKind::Service,
+            service_name: Some(service_name),
+            status: AccountStatus::Active,
+            gsi1pk: None,
+            gsi1sk: None,
+        };
+        user.join(tenant_id, role);
+        user
+    }
+
+    /// The key of the account's password backoff: its address, or for a service account its name within its
+    /// tenant (see [`service_backoff_key`]).
+    pub fn backoff_key(&self) -> String {
+        match (&self.tenant_id, &self.service_name) {
+            (Some(tenant_id), Some(service_name)) if self.kind == AccountKind::Service => {
+                service_backoff_key(tenant_id, service_name)
+            }
+            _ => self.email.clone(),
+        }
+    }
+
+    /// Puts the account in `tenant_id` with `role` (in memory; [`join_tenant_item`] or [`verify_item`] writes it).
+    pub fn join(&mut self, tenant_id: &str, role: Role) {
+        self.tenant_id = Some(tenant_id.to_owned());
+        self.role = Some(role);
+        self.gsi1pk = Some(accounts_partition(tenant_id));
+        self.gsi1sk = Some(format!("{:012}#{}", self.created_at, self.id));
     }
 
     /// The public view.
@@ -109,12 +243,22 @@ impl User {
         UserView {
             id: self.id.clone(),
             email: self.email.clone(),
+            service_name: self.service_name.clone(),
             name: self.name.clone(),
             email_verified: self.email_verified,
             has_password: self.password_hash.is_some(),
             created_at: rfc3339(self.created_at),
+            tenant_id: self.tenant_id.clone(),
+            role: self.role,
+            kind: self.kind,
         }
     }
+}
+
+/// Whether `id` has the shape of a keygate id (UUID text: users, tenants, databases), so junk costs no read (and
+/// no oversized key).
+pub fn is_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// A new random user id (UUID v4 text).
@@ -160,6 +304,50 @@ pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>,
         Some(id) => get(store, &id).await,
         None => Ok(None),
     }
+}
+
+/// The password-backoff key of a service account; it cannot collide with a normalised address, which has an `@`.
+pub fn service_backoff_key(tenant_id: &str, service_name: &str) -> String {
+    format!("service:{tenant_id}/{service_name}")
+}
+
+fn service_pk(tenant_id: &str, service_name: &str) -> String {
+    format!("SERVICE#{tenant_id}#{service_name}")
+}
+
+/// The id of the service account `service_name` of `tenant_id`, if any (its marker). One round trip.
+pub async fn id_for_service(store: &Store, tenant_id: &str, service_name: &str) -> Result<Option<String>, Error> {
+    Ok(store
+        .get::<EmailMarker>(&service_pk(tenant_id, service_name), MARKER_SK)
+        .await?
+        .map(|m| m.user_id))
+}
+
+/// Transaction items that create a service account and claim its name within its tenant; the claim fails if the
+/// name is taken there.
+pub(crate) fn create_service_items(store: &Store, user: &User) -> Result<Vec<TransactWriteItem>, Error> {
+    let (Some(tenant_id), Some(service_name)) = (&user.tenant_id, &user.service_name) else {
+        return Err(Error::dependency(
+            "creating a service account",
+            std::io::Error::other("a service account needs a tenant and a name"),
+        ));
+    };
+    let marker = EmailMarker {
+        pk: service_pk(tenant_id, service_name),
+        sk: MARKER_SK.to_owned(),
+        user_id: user.id.clone(),
+    };
+    let put = |item| -> Result<TransactWriteItem, Error> {
+        let put = built(
+            Put::builder()
+                .table_name(store.table())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    };
+    Ok(vec![put(encode(&marker)?)?, put(encode(user)?)?])
 }
 
 /// A transaction item that records the latest "you already have an account" notice for an address. It exists so
@@ -272,11 +460,14 @@ pub enum MailboxProof {
 
 /// A transaction item that marks an unverified user verified, keeping its pending password only for the
 /// registration code; `None` when the user is already verified and nothing needs writing. Conditional on the
-/// password read, so a registration contested meanwhile fails the transaction instead of surviving it.
+/// password read, so a registration contested meanwhile fails the transaction instead of surviving it. `joined` is
+/// the same user after [`User::join`] when the verification also puts it in its new tenant (one item: a
+/// transaction cannot touch the user twice).
 pub(crate) fn verify_item(
     store: &Store,
     user: &User,
     proof: MailboxProof,
+    joined: Option<&User>,
     now: UnixTime,
 ) -> Result<Option<TransactWriteItem>, Error> {
     if user.email_verified {
@@ -289,20 +480,67 @@ pub(crate) fn verify_item(
         .expression_attribute_values(":false", AttributeValue::Bool(false))
         .expression_attribute_values(":now", n(now));
     let (update, guard) = same_password(update, user);
+    let (update, join_set, join_guard) = join_clause(update, joined)?;
     let (update, expression) = match proof {
-        MailboxProof::RegistrationCode => (update, "SET email_verified = :true, updated_at = :now"),
+        MailboxProof::RegistrationCode => (
+            update,
+            format!("SET email_verified = :true, updated_at = :now{join_set}"),
+        ),
         // The names came from the same unproven request as the password (`name` is a reserved word).
         MailboxProof::SignIn => (
             update.expression_attribute_names("#name", "name"),
-            "SET email_verified = :true, updated_at = :now REMOVE password_hash, #name, tenant_name",
+            format!("SET email_verified = :true, updated_at = :now{join_set} REMOVE password_hash, #name, tenant_name"),
         ),
     };
+    transact_update(update.update_expression(expression).condition_expression(format!(
+        "attribute_exists(pk) AND email_verified = :false AND {guard}{join_guard}"
+    )))
+    .map(Some)
+}
+
+/// The SET fragment and condition that put a user in its tenant, only if it is in none yet (`role` and `status`
+/// are reserved words).
+fn join_clause(
+    update: UpdateBuilder,
+    joined: Option<&User>,
+) -> Result<(UpdateBuilder, &'static str, &'static str), Error> {
+    let Some(user) = joined else {
+        return Ok((update, "", ""));
+    };
+    let (Some(tenant_id), Some(role), Some(gsi1pk), Some(gsi1sk)) =
+        (&user.tenant_id, user.role, &user.gsi1pk, &user.gsi1sk)
+    else {
+        return Err(Error::dependency(
+            "joining a tenant",
+            std::io::Error::other("the user has no tenant to join"),
+        ));
+    };
+    let update = update
+        .expression_attribute_names("#role", "role")
+        .expression_attribute_values(":tenant", s(tenant_id))
+        .expression_attribute_values(":role", s(role.as_str()))
+        .expression_attribute_values(":gsi1pk", s(gsi1pk))
+        .expression_attribute_values(":gsi1sk", s(gsi1sk));
+    Ok((
+        update,
+        ", tenant_id = :tenant, #role = :role, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk",
+        " AND attribute_not_exists(tenant_id)",
+    ))
+}
+
+/// A transaction item that puts an existing user (made before tenancy) in the tenant `joined` names, only if it
+/// is in none yet.
+pub(crate) fn join_tenant_item(store: &Store, joined: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&joined.id)))
+        .expression_attribute_values(":now", n(now));
+    let (update, join_set, join_guard) = join_clause(update, Some(joined))?;
     transact_update(
         update
-            .update_expression(expression)
-            .condition_expression(format!("attribute_exists(pk) AND email_verified = :false AND {guard}")),
+            .update_expression(format!("SET updated_at = :now{join_set}"))
+            .condition_expression(format!("attribute_exists(pk){join_guard}")),
     )
-    .map(Some)
 }
 
 /// Which epochs a password write moves to (DESIGN §5).
@@ -359,6 +597,39 @@ pub(crate) fn bump_epoch_item(
         .condition_expression("session_epoch = :old_epoch")
         .expression_attribute_values(":new_epoch", n(new_epoch))
         .expression_attribute_values(":old_epoch", n(user.session_epoch))
+        .expression_attribute_values(":now", n(now));
+    transact_update(update)
+}
+
+/// A transaction item that moves a user of `tenant_id` from the role it was read with to `role`, only if it still
+/// holds that role in that tenant and is active; a demotion also moves to a new session epoch, because the
+/// account's JWTs carry the old role (DESIGN §5).
+pub(crate) fn set_role_item(store: &Store, read: &User, role: Role, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let (Some(tenant_id), Some(old)) = (&read.tenant_id, read.role) else {
+        return Err(Error::NotFound);
+    };
+    let demotion = role.rank() < old.rank();
+    let new_epoch = if demotion {
+        read.session_epoch + 1
+    } else {
+        read.session_epoch
+    };
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&read.id)))
+        .update_expression("SET #role = :role, session_epoch = :new_epoch, updated_at = :now")
+        .condition_expression(
+            "tenant_id = :tenant AND #role = :old AND session_epoch = :old_epoch AND \
+             (attribute_not_exists(#status) OR #status = :active)",
+        )
+        .expression_attribute_names("#role", "role")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":role", s(role.as_str()))
+        .expression_attribute_values(":old", s(old.as_str()))
+        .expression_attribute_values(":tenant", s(tenant_id))
+        .expression_attribute_values(":new_epoch", n(new_epoch))
+        .expression_attribute_values(":old_epoch", n(read.session_epoch))
+        .expression_attribute_values(":active", s("active"))
         .expression_attribute_values(":now", n(now));
     transact_update(update)
 }

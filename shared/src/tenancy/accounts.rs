@@ -1,0 +1,309 @@
+//! Managing a tenant's accounts: listing and reading them, changing a role, a name or a status, and deleting an
+//! account with everything it owns. Every action is inside the caller's tenant (another tenant's account is 404,
+//! exactly as a missing one) and under the rule of who may act on whom ([`roles::may_act_on`], 403
+//! `insufficient_scope`), decided on a strongly consistent read of both accounts.
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::clock::{rfc3339, UnixTime};
+use crate::store::accounts::{self, Account, Change};
+use crate::store::login_failures;
+use crate::store::users::{AccountKind, AccountStatus, User};
+use crate::tenancy::roles::{self, Role};
+use crate::{Error, State};
+
+/// An account as managers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    /// Account id.
+    pub id: String,
+    /// `individual` or `service`.
+    pub kind: AccountKind,
+    /// An individual account's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A service account's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role in the tenant.
+    pub role: Option<Role>,
+    /// `invited`, `active` or `disabled`.
+    pub status: AccountStatus,
+    /// Set while a deletion is under way (the account is already disabled).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&Account> for AccountView {
+    fn from(account: &Account) -> Self {
+        let user = &account.user;
+        Self {
+            id: user.id.clone(),
+            kind: user.kind,
+            email: (user.kind == AccountKind::Individual && !user.email.is_empty()).then(|| user.email.clone()),
+            service_name: user.service_name.clone(),
+            name: user.name.clone(),
+            role: user.role,
+            status: user.status,
+            deleting: account.deleting,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Serialize)]
+pub struct AccountPage {
+    /// The accounts, in creation order.
+    pub items: Vec<AccountView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The default and largest page sizes.
+pub const DEFAULT_LIMIT: i32 = 50;
+/// The largest page size.
+pub const MAX_LIMIT: i32 = 100;
+
+/// The key a service account's failed logins are counted under (`LOGINFAIL#svc:<tenant>:<service_name>`): a
+/// service account has no address, and its name is unique only within its tenant.
+pub fn service_failures_key(tenant_id: &str, service_name: &str) -> String {
+    format!("svc:{tenant_id}:{service_name}")
+}
+
+/// The key an account's failed logins are counted under: its address, or [`service_failures_key`].
+fn failures_key(user: &User) -> String {
+    match (user.kind, &user.tenant_id, &user.service_name) {
+        (AccountKind::Service, Some(tenant), Some(name)) => service_failures_key(tenant, name),
+        _ => user.email.clone(),
+    }
+}
+
+/// The service-name marker of a service account (`SERVICE#<tenant>#<service_name>` / `USER`).
+fn service_marker(user: &User) -> Option<String> {
+    match (user.kind, &user.tenant_id, &user.service_name) {
+        (AccountKind::Service, Some(tenant), Some(name)) => Some(format!("SERVICE#{tenant}#{name}")),
+        _ => None,
+    }
+}
+
+/// The cursor of the page after the account with GSI1 sort key `sort`: base64url of `<tenant id>\n<sort key>`,
+/// so a cursor names the tenant it was made for and is refused in any other.
+fn encode_cursor(tenant_id: &str, sort: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tenant_id}\n{sort}"))
+}
+
+/// The sort key a cursor continues after; 422 `invalid_field` for a malformed cursor or one of another tenant.
+fn decode_cursor(tenant_id: &str, cursor: &str) -> Result<String, Error> {
+    let invalid = || Error::InvalidField("cursor is not a cursor this listing gave.".to_owned());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (tenant, sort) = text.split_once('\n').ok_or_else(invalid)?;
+    let well_formed = sort
+        .split_once('#')
+        .is_some_and(|(at, id)| at.len() == 12 && at.bytes().all(|b| b.is_ascii_digit()) && is_account_id(id));
+    if tenant != tenant_id || !well_formed {
+        return Err(invalid());
+    }
+    Ok(sort.to_owned())
+}
+
+/// Parses `?limit=`: 1 to 100, default 50 (422 otherwise).
+pub fn parse_limit(raw: Option<&str>) -> Result<i32, Error> {
+    let Some(raw) = raw else { return Ok(DEFAULT_LIMIT) };
+    raw.parse::<i32>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| Error::InvalidField(format!("limit must be a whole number from 1 to {MAX_LIMIT}.")))
+}
+
+/// Whether `id` has the shape of an account id (a UUID), so anything else is 404 without a read.
+fn is_account_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// One page of the caller's tenant's accounts, in creation order. One round trip (a GSI query: display only).
+pub async fn list(state: &State, caller: &User, limit: i32, cursor: Option<&str>) -> Result<AccountPage, Error> {
+    let tenant = caller.tenant_id.as_deref().ok_or(Error::NotFound)?;
+    let after = cursor.map(|c| decode_cursor(tenant, c)).transpose()?;
+    let (found, next) = accounts::page(&state.store, tenant, limit, after.as_deref()).await?;
+    Ok(AccountPage {
+        items: found.iter().map(AccountView::from).collect(),
+        next_cursor: next.map(|sort| encode_cursor(tenant, &sort)),
+    })
+}
+
+/// An account of the caller's tenant, read strongly consistently; 404 for a missing one and for another tenant's.
+/// One round trip.
+pub async fn find(state: &State, caller: &User, id: &str) -> Result<Account, Error> {
+    let tenant = caller.tenant_id.as_deref().ok_or(Error::NotFound)?;
+    if !is_account_id(id) {
+        return Err(Error::NotFound);
+    }
+    accounts::get(&state.store, id)
+        .await?
+        .filter(|account| account.user.tenant_id.as_deref() == Some(tenant))
+        .ok_or(Error::NotFound)
+}
+
+/// 403 `insufficient_scope` unless `caller` ranks strictly above `target` (so nobody acts on root, nor on an
+/// equal, nor on itself).
+pub fn check_may_act(caller: &User, target: Role) -> Result<(), Error> {
+    match caller.role {
+        Some(actor) if roles::may_act_on(actor, target) => Ok(()),
+        _ => Err(Error::InsufficientScope(
+            "Your role may only manage accounts whose role ranks below it.",
+        )),
+    }
+}
+
+/// A manager's change to an account, as the request asked it.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// The new role.
+    pub role: Option<Role>,
+    /// The new display name (`Some(None)` removes it).
+    pub name: Option<Option<String>>,
+    /// `active` or `disabled`.
+    pub status: Option<AccountStatus>,
+}
+
+/// Changes an account of the caller's tenant under the rule of who may act on whom (on its current role and on
+/// the new one, so nobody can make a root or a peer). A demotion moves the account to a new session epoch (its
+/// JWTs carry the old role; its PATs are narrowed at use); a disable moves both epochs (DESIGN §5). Re-activating
+/// a service account also clears its failed logins. An invited account's status is its invitation's business.
+/// Two round trips: the account, then one conditional transaction (409 `conflict` when the account changed
+/// meanwhile); none written when nothing changes.
+pub async fn update(state: &State, caller: &User, id: &str, patch: Patch, now: UnixTime) -> Result<AccountView, Error> {
+    let mut account = find(state, caller, id).await?;
+    if account.deleting {
+        return Err(Error::NotFound);
+    }
+    let target = &account.user;
+    let current = target.role.ok_or(Error::NotFound)?;
+    check_may_act(caller, current)?;
+    if let Some(role) = patch.role {
+        check_may_act(caller, role)?;
+    }
+    if patch.status.is_some() && target.status == AccountStatus::Invited {
+        return Err(Error::InvalidField(
+            "An invited account becomes active by accepting its invitation; delete it to withdraw the invitation."
+                .to_owned(),
+        ));
+    }
+    let role = patch.role.filter(|role| *role != current);
+    let status = patch.status.filter(|status| *status != target.status);
+    let name = patch.name.filter(|name| *name != target.name);
+    let disabling = status == Some(AccountStatus::Disabled);
+    let change = Change {
+        role,
+        name,
+        status,
+        bump_sessions: disabling || role.is_some_and(|role| role.rank() < current.rank()),
+        bump_tokens: disabling,
+    };
+    let enabling = status == Some(AccountStatus::Active);
+    if change.role.is_none() && change.name.is_none() && change.status.is_none() {
+        return Ok(AccountView::from(&account));
+    }
+    let mut items = vec![accounts::change_item(&state.store, target, &change, now)?];
+    if enabling && target.kind == AccountKind::Service {
+        items.push(login_failures::clear_item(&state.store, &failures_key(target))?);
+    }
+    if !state.store.transact(items).await? {
+        return Err(Error::Conflict(
+            "The account changed meanwhile; read it again and retry.",
+        ));
+    }
+    let user = &mut account.user;
+    if let Some(role) = change.role {
+        user.role = Some(role);
+    }
+    if let Some(status) = change.status {
+        user.status = status;
+    }
+    if let Some(name) = change.name {
+        user.name = name;
+    }
+    Ok(AccountView::from(&account))
+}
+
+/// How far a deletion got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The account and everything it owned are gone (204).
+    Done,
+    /// The account is disabled and partly removed; call again to continue (202).
+    Ongoing,
+}
+
+/// Deletes an account of the caller's tenant (never root: nobody may act on it) and everything it owns. The
+/// first call marks it deleting, which disables it and moves both epochs, so every credential fails at once; then
+/// its items go in batches, at most `max_batches` BatchWriteItem calls per call ([`accounts::purge`]). A call that
+/// runs out answers [`Deletion::Ongoing`], and the next call continues where it stopped; the user item and its
+/// markers go last, in one transaction.
+/// Round trips: the account, the mark (first call only), the purge's queries and batches, then the marker read
+/// and the final transaction.
+pub async fn delete(
+    state: &State,
+    caller: &User,
+    id: &str,
+    max_batches: usize,
+    now: UnixTime,
+) -> Result<Deletion, Error> {
+    let account = find(state, caller, id).await?;
+    let target = &account.user;
+    check_may_act(caller, target.role.ok_or(Error::NotFound)?)?;
+    if !account.deleting && !accounts::mark_deleting(&state.store, target, now).await? {
+        return Err(Error::Conflict("The account changed meanwhile; try again."));
+    }
+    if !accounts::purge(&state.store, target, &failures_key(target), max_batches).await? {
+        return Ok(Deletion::Ongoing);
+    }
+    if !accounts::finish(&state.store, target, service_marker(target)).await? {
+        return Err(Error::Conflict("The account changed meanwhile; try again."));
+    }
+    Ok(Deletion::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_bound_to_their_tenant() {
+        let sort = "000000000100#0b1f6a1e-9c1f-4d7a-8d2e-2a3b4c5d6e7f";
+        let cursor = encode_cursor("tenant-a", sort);
+        assert_eq!(decode_cursor("tenant-a", &cursor).unwrap(), sort);
+        assert_eq!(decode_cursor("tenant-b", &cursor).unwrap_err().code(), "invalid_field");
+        for bad in ["", "!!", "dGVuYW50LWE", &encode_cursor("tenant-a", "1#x")] {
+            assert_eq!(
+                decode_cursor("tenant-a", bad).unwrap_err().code(),
+                "invalid_field",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(parse_limit(Some("1")).unwrap(), 1);
+        assert_eq!(parse_limit(Some("100")).unwrap(), 100);
+        for bad in ["0", "101", "-1", "x", ""] {
+            assert!(parse_limit(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_accounts_count_failures_under_their_tenant_and_name() {
+        assert_eq!(service_failures_key("t1", "billing"), "svc:t1:billing");
+    }
+}

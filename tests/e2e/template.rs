@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 6] = [
+const SIGNING: [&str; 7] = [
     "auth-register-verify",
     "auth-login",
     "auth-otp-login",
     "auth-magic-link-login",
     "auth-refresh",
     "key-rotation",
+    "auth-invitations-accept",
 ];
 
 /// What a function's statements allow on one resource, by the resource's logical id.

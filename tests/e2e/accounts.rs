@@ -620,3 +620,65 @@ async fn invitations_are_rate_limited_per_ip_and_bad_bodies_refused() {
         .await;
     assert_eq!(malformed.status, 400);
 }
+
+/// Service accounts are made by another endpoint; this test turns an invited account into one directly in the
+/// table, as that endpoint will store it.
+#[tokio::test]
+async fn activating_a_service_account_clears_its_failed_logins() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = TestApp::spawn().await;
+    let (_, root) = app.signed_up_user().await;
+    let root = jwt(&root);
+    let tenant = app.me(&root).await.str("tenant_id");
+    let id = invite(&app, &root, &unique_email(), "backend").await.str("id");
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    let table = &app.state.config.table_name;
+    client
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(format!("USER#{id}")))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .update_expression("SET kind = :service, service_name = :name, email = :none, #status = :active")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":service", AttributeValue::S("service".into()))
+        .expression_attribute_values(":name", AttributeValue::S("billing-bot".into()))
+        .expression_attribute_values(":none", AttributeValue::S(String::new()))
+        .expression_attribute_values(":active", AttributeValue::S("active".into()))
+        .send()
+        .await
+        .unwrap();
+    let failures = format!("LOGINFAIL#{}", domain::service_failures_key(&tenant, "billing-bot"));
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(failures.clone()))
+        .item("sk", AttributeValue::S("LOGINFAIL".into()))
+        .item("failures", AttributeValue::N("42".into()))
+        .send()
+        .await
+        .unwrap();
+    let shown = get(&app, &root, &id).await;
+    assert_eq!(shown.body["kind"], "service");
+    assert_eq!(shown.body["service_name"], "billing-bot");
+    assert!(shown.body.get("email").is_none());
+
+    assert_eq!(patch(&app, &root, &id, json!({ "name": "Billing" })).await.status, 200);
+    assert_eq!(app.items(&failures).await.len(), 1, "only `active` clears them");
+    let cleared = patch(&app, &root, &id, json!({ "status": "active" })).await;
+    assert_eq!(cleared.status, 200, "{:?}", cleared.body);
+    assert!(app.items(&failures).await.is_empty());
+
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(failures.clone()))
+        .item("sk", AttributeValue::S("LOGINFAIL".into()))
+        .item("failures", AttributeValue::N("3".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete(&app, &root, &id).await.status, 204);
+    assert!(app.items(&failures).await.is_empty(), "deleted with the account");
+    assert_eq!(get(&app, &root, &id).await.status, 404);
+}

@@ -4,7 +4,7 @@
 //! that already has an account gets a notice instead, and that invitation can never be accepted. No 409: the
 //! answer must not tell which addresses have accounts. 429 when the address's hourly mail budget is spent.
 //!
-//! DynamoDB round trips: 4 in 3 round-trip times with a JWT (the authenticating BatchGetItem; the marker, the
+//! DynamoDB round trips: 5 in 3 round-trip times with a JWT (the authenticating BatchGetItem; the marker, the
 //! tenant and the address's mail budget, concurrently; one transaction), one more with a PAT; one SQS call.
 
 use keygate::account::clean_name;

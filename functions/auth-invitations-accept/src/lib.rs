@@ -3,7 +3,7 @@
 //! used or expired token is 401 `invalid_token`, as is one whose address has meanwhile got an account of its
 //! own. Rate-limited per client IP like the code endpoints (429).
 //!
-//! DynamoDB round trips: 4 in 4 round-trip times (the per-IP counter; the invitation; the account and the
+//! DynamoDB round trips: 5 in 4 round-trip times (the per-IP counter; the invitation; the account and the
 //! address's marker, concurrently; one transaction: consume the invitation, claim the address, activate the
 //! account, start the session), one more when a pending registration holds the address.
 

@@ -177,8 +177,8 @@ pub struct Patch {
 
 /// Changes an account of the caller's tenant under the rule of who may act on whom (on its current role and on
 /// the new one, so nobody can make a root or a peer). A demotion moves the account to a new session epoch (its
-/// JWTs carry the old role; its PATs are narrowed at use); a disable moves both epochs (DESIGN §5). Re-activating
-/// a service account also clears its failed logins. An invited account's status is its invitation's business.
+/// JWTs carry the old role; its PATs are narrowed at use); a disable moves both epochs (DESIGN §5). `active` on a
+/// service account also clears its failed logins (`LOGINFAIL#svc:<tenant>:<name>`), even when it is active. An invited account's status is its invitation's business.
 /// Two round trips: the account, then one conditional transaction (409 `conflict` when the account changed
 /// meanwhile); none written when nothing changes.
 pub async fn update(state: &State, caller: &User, id: &str, patch: Patch, now: UnixTime) -> Result<AccountView, Error> {
@@ -209,12 +209,14 @@ pub async fn update(state: &State, caller: &User, id: &str, patch: Patch, now: U
         bump_sessions: disabling || role.is_some_and(|role| role.rank() < current.rank()),
         bump_tokens: disabling,
     };
-    let enabling = status == Some(AccountStatus::Active);
-    if change.role.is_none() && change.name.is_none() && change.status.is_none() {
+    // Asking for `active` clears a service account's failed logins even when it is active already: that is how a
+    // manager lifts its backoff (it has no address to prove).
+    let clear_failures = patch.status == Some(AccountStatus::Active) && target.kind == AccountKind::Service;
+    if change.role.is_none() && change.name.is_none() && change.status.is_none() && !clear_failures {
         return Ok(AccountView::from(&account));
     }
     let mut items = vec![accounts::change_item(&state.store, target, &change, now)?];
-    if enabling && target.kind == AccountKind::Service {
+    if clear_failures {
         items.push(login_failures::clear_item(&state.store, &failures_key(target))?);
     }
     if !state.store.transact(items).await? {

@@ -30,7 +30,7 @@ use crate::{Error, State};
 /// way. An address without an account is emailed the link; one that already has an account is emailed a notice
 /// instead, and its invitation's token is never sent, so it can never be accepted. The address's code budget is
 /// spent either way (429 when it is exhausted, whatever the address).
-/// Three round trips in two round-trip times: the marker, the tenant and the budget (concurrent), one
+/// Four round trips in two round-trip times: the marker, the tenant and the budget (concurrent), one
 /// transaction; one SQS call.
 pub async fn invite(
     state: &State,
@@ -79,8 +79,8 @@ pub async fn invite(
 /// password, claims its address, and signs in. Rate-limited per client IP like the code endpoints. A forged,
 /// used or expired token is 401 `invalid_token`, and so is one whose address has meanwhile got a verified
 /// account (that invitation is then discarded).
-/// Four round trips in four round-trip times (the per-IP counter, the invitation, the account and the address's
-/// marker in one BatchGetItem, one transaction), one more when a pending registration holds the address.
+/// Five round trips in four round-trip times (the per-IP counter, the invitation, the account and the address's
+/// marker concurrently, one transaction), one more when a pending registration holds the address.
 pub async fn accept(
     state: &State,
     token: &str,

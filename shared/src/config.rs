@@ -69,6 +69,9 @@ pub struct Config {
     /// Base URL of a Pwned Passwords range API, ending in `/`: the 5-character hash prefix is appended to it
     /// (`KEYGATE_HIBP_URL`, default [`DEFAULT_HIBP_URL`]). HTTPS, or plain HTTP to a loopback host only.
     pub hibp_url: String,
+    /// How many BatchWriteItem calls (of up to 25 deletes) one `DELETE /v1/accounts/{id}` request spends before it
+    /// answers 202 and leaves the rest to the next call (`KEYGATE_ACCOUNT_DELETE_BATCHES`, default 40, 1 to 400).
+    pub account_delete_batches: i64,
 }
 
 /// The public Pwned Passwords range endpoint.
@@ -227,6 +230,7 @@ impl Config {
                 .to_owned(),
             check_registration_enabled: flag("KEYGATE_CHECK_REGISTRATION", true)?,
             key_cache_ttl: number("KEYGATE_KEY_CACHE_SECONDS", 300, 0, 3_600)?,
+            account_delete_batches: number("KEYGATE_ACCOUNT_DELETE_BATCHES", 40, 1, 400)?,
             rate_limits: RateLimits {
                 verify_per_minute: per_minute("KEYGATE_RATE_LIMIT_VERIFY_PER_MINUTE", 10)?,
                 send_per_minute: per_minute("KEYGATE_RATE_LIMIT_SEND_PER_MINUTE", 5)?,

@@ -48,6 +48,18 @@ pub enum Mail<'a> {
     },
     /// The password was reset with an emailed code.
     PasswordWasReset,
+    /// An invitation to join a tenant: the link accepts it and sets a password.
+    Invitation {
+        /// The inviting tenant's name.
+        tenant: &'a str,
+        /// The accept URL (`<APP_URL>/accept-invitation?token=…`).
+        url: &'a str,
+    },
+    /// An invitation sent to an address that already has an account: it tells the owner, and carries no link.
+    InvitedButRegistered {
+        /// The inviting tenant's name.
+        tenant: &'a str,
+    },
     /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
     /// one with an account. The mailer drops it.
     Decoy,
@@ -148,6 +160,25 @@ impl Mail<'_> {
                     "If this was not you, reset your password again and review your account.".into(),
                 ],
             ),
+            Self::Invitation { tenant, url } => (
+                "You are invited to join an organization",
+                vec![
+                    format!("You were invited to join {tenant}."),
+                    "Open this link to accept and choose your password. It expires in 7 days and works once:".into(),
+                    (*url).to_owned(),
+                    "If you did not expect this invitation, ignore this email.".into(),
+                ],
+            ),
+            Self::InvitedButRegistered { tenant } => (
+                "You were invited to join an organization",
+                vec![
+                    format!("You were invited to {tenant}, but your address already has an account."),
+                    "An address can belong to one account only, so this invitation cannot be accepted. If you want \
+                     to join, ask whoever invited you to invite another address of yours."
+                        .into(),
+                    "If you did not expect this invitation, ignore this email. Your account is unchanged.".into(),
+                ],
+            ),
             Self::Decoy => {
                 return Rendered {
                     subject: String::new(),
@@ -205,6 +236,11 @@ mod tests {
             Mail::PasswordChanged { tokens_revoked: false },
             Mail::PasswordChanged { tokens_revoked: true },
             Mail::PasswordWasReset,
+            Mail::Invitation {
+                tenant: "Contoso",
+                url: "https://app.example.com/accept-invitation?token=abc",
+            },
+            Mail::InvitedButRegistered { tenant: "Contoso" },
         ] {
             let rendered = mail.render("https://app.example.com");
             assert!(!rendered.subject.is_empty());

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 9] = [
+const SIGNING: [&str; 10] = [
     "auth-register-verify",
     "auth-login",
     "auth-login-root",
@@ -16,6 +16,7 @@ const SIGNING: [&str; 9] = [
     "auth-magic-link-login",
     "auth-refresh",
     "key-rotation",
+    "auth-invitations-accept",
 ];
 
 /// What a function's statements allow on one resource, by the resource's logical id.

@@ -9,7 +9,7 @@
 //! name marker, concurrently; the user; one transaction (the session, clearing the failures). With a database,
 //! one more read, concurrent with the IP counter. A failure past the five free ones writes its wait instead.
 
-use keygate::tenancy::accounts::{self, ServiceLogin, ServiceTenant};
+use keygate::tenancy::service_accounts::{self as accounts, ServiceLogin, ServiceTenant};
 use keygate::{http, Error, State};
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;

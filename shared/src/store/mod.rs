@@ -1,8 +1,10 @@
 //! DynamoDB access: one module per entity, all in one table keyed by `pk`/`sk` with TTL on `expires_at`.
 
+pub mod accounts;
 pub mod api_tokens;
 pub mod codes;
 pub mod databases;
+pub mod invitations;
 pub mod login_failures;
 pub mod magic_links;
 pub mod mail_sent;

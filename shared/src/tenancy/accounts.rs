@@ -1,34 +1,26 @@
-//! Accounts as a tenant sees them, and service accounts: created by a manager or root with a password and a
-//! role ranked below the creator's, identified by `service_name` within their tenant, signing in with no email
-//! (so no email reset, no second factor, and the backoff without the lock that only an email could lift).
+//! Managing a tenant's accounts: listing and reading them, changing a role, a name or a status, and deleting an
+//! account with everything it owns. Every action is inside the caller's tenant (another tenant's account is 404,
+//! exactly as a missing one) and under the rule of who may act on whom ([`roles::may_act_on`], 403
+//! `insufficient_scope`), decided on a strongly consistent read of both accounts.
 
-use secrecy::SecretString;
+use base64::Engine as _;
 use serde::Serialize;
 
-use crate::auth::Principal;
-use crate::backoff;
 use crate::clock::{rfc3339, UnixTime};
-use crate::http::ClientInfo;
-use crate::passwords::{self, Verified};
-use crate::rate_limit;
-use crate::session::{self, TokenResponse};
-use crate::store::sessions::{self, Lifetime, Session};
-use crate::store::users::{self, AccountKind, AccountStatus, User};
-use crate::tenancy::databases::Selector;
+use crate::store::accounts::{self, Account, Change};
+use crate::store::login_failures;
+use crate::store::users::{AccountKind, AccountStatus, User};
 use crate::tenancy::roles::{self, Role};
-use crate::{account, Error, State};
+use crate::{Error, State};
 
-/// Longest `frontend_user_id`, in characters.
-pub const MAX_FRONTEND_USER_ID_CHARS: usize = 128;
-
-/// An account as the accounts of its tenant see it.
+/// An account as managers see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountView {
     /// Account id.
     pub id: String,
     /// `individual` or `service`.
     pub kind: AccountKind,
-    /// An individual's email.
+    /// An individual account's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// A service account's name.
@@ -40,213 +32,247 @@ pub struct AccountView {
     pub role: Option<Role>,
     /// `invited`, `active` or `disabled`.
     pub status: AccountStatus,
+    /// Set while a deletion is under way (the account is already disabled).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
     /// RFC 3339.
     pub created_at: String,
 }
 
-impl From<&User> for AccountView {
-    fn from(user: &User) -> Self {
+impl From<&Account> for AccountView {
+    fn from(account: &Account) -> Self {
+        let user = &account.user;
         Self {
             id: user.id.clone(),
             kind: user.kind,
-            email: (!user.email.is_empty()).then(|| user.email.clone()),
+            email: (user.kind == AccountKind::Individual && !user.email.is_empty()).then(|| user.email.clone()),
             service_name: user.service_name.clone(),
             name: user.name.clone(),
             role: user.role,
             status: user.status,
+            deleting: account.deleting,
             created_at: rfc3339(user.created_at),
         }
     }
 }
 
-/// Checks a service name: 3 to 64 of `a-z0-9._-` (422 `invalid_field` otherwise).
-pub fn check_service_name(raw: &str) -> Result<String, Error> {
-    let valid = (3..=64).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    if valid {
-        Ok(raw.to_owned())
-    } else {
-        Err(Error::InvalidField(
-            "service_name must be 3 to 64 of a-z, 0-9, '.', '_' and '-'.".to_owned(),
-        ))
+/// One page of a listing.
+#[derive(Debug, Serialize)]
+pub struct AccountPage {
+    /// The accounts, in creation order.
+    pub items: Vec<AccountView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The default and largest page sizes.
+pub const DEFAULT_LIMIT: i32 = 50;
+/// The largest page size.
+pub const MAX_LIMIT: i32 = 100;
+
+/// The key a service account's failed logins are counted under (`LOGINFAIL#svc:<tenant>:<service_name>`): a
+/// service account has no address, and its name is unique only within its tenant.
+pub fn service_failures_key(tenant_id: &str, service_name: &str) -> String {
+    format!("svc:{tenant_id}:{service_name}")
+}
+
+/// The key an account's failed logins are counted under: its address, or [`service_failures_key`].
+fn failures_key(user: &User) -> String {
+    match (user.kind, &user.tenant_id, &user.service_name) {
+        (AccountKind::Service, Some(tenant), Some(name)) => service_failures_key(tenant, name),
+        _ => user.email.clone(),
     }
 }
 
-/// Checks an optional `frontend_user_id`: 1 to 128 printable characters (422 `invalid_field` otherwise).
-pub fn check_frontend_user_id(raw: Option<String>) -> Result<Option<String>, Error> {
-    match raw {
-        None => Ok(None),
-        Some(id)
-            if !id.is_empty()
-                && id.chars().count() <= MAX_FRONTEND_USER_ID_CHARS
-                && !id.chars().any(char::is_control) =>
-        {
-            Ok(Some(id))
-        }
-        Some(_) => Err(Error::InvalidField(format!(
-            "frontend_user_id must be 1 to {MAX_FRONTEND_USER_ID_CHARS} printable characters."
-        ))),
+/// The service-name marker of a service account (`SERVICE#<tenant>#<service_name>` / `USER`).
+fn service_marker(user: &User) -> Option<String> {
+    match (user.kind, &user.tenant_id, &user.service_name) {
+        (AccountKind::Service, Some(tenant), Some(name)) => Some(format!("SERVICE#{tenant}#{name}")),
+        _ => None,
     }
 }
 
-/// A service account to create, validated.
-pub struct NewServiceAccount {
-    /// Its name within the tenant.
-    pub service_name: String,
-    /// Its password, policy-checked here.
-    pub password: SecretString,
-    /// Its role, which must rank below the creator's.
-    pub role: Role,
+/// The cursor of the page after the account with GSI1 sort key `sort`: base64url of `<tenant id>\n<sort key>`,
+/// so a cursor names the tenant it was made for and is refused in any other.
+fn encode_cursor(tenant_id: &str, sort: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tenant_id}\n{sort}"))
 }
 
-/// Creates a service account in the caller's tenant. Only a role ranked strictly below the caller's (403
-/// `insufficient_scope`: nobody creates a root, only a root creates a manager). A name the tenant already uses is
-/// 409 `conflict`. One round trip (the user and its name marker, one transaction), after argon2.
-pub async fn create_service(
-    state: &State,
-    caller: &Principal,
-    new: NewServiceAccount,
-    now: UnixTime,
-) -> Result<User, Error> {
-    let tenant_id = caller.tenant_id()?;
-    if !caller.role.is_some_and(|actor| roles::may_act_on(actor, new.role)) {
-        return Err(Error::InsufficientScope(
-            "An account can only create accounts ranked below its own.",
+/// The sort key a cursor continues after; 422 `invalid_field` for a malformed cursor or one of another tenant.
+fn decode_cursor(tenant_id: &str, cursor: &str) -> Result<String, Error> {
+    let invalid = || Error::InvalidField("cursor is not a cursor this listing gave.".to_owned());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (tenant, sort) = text.split_once('\n').ok_or_else(invalid)?;
+    let well_formed = sort
+        .split_once('#')
+        .is_some_and(|(at, id)| at.len() == 12 && at.bytes().all(|b| b.is_ascii_digit()) && is_account_id(id));
+    if tenant != tenant_id || !well_formed {
+        return Err(invalid());
+    }
+    Ok(sort.to_owned())
+}
+
+/// Parses `?limit=`: 1 to 100, default 50 (422 otherwise).
+pub fn parse_limit(raw: Option<&str>) -> Result<i32, Error> {
+    let Some(raw) = raw else { return Ok(DEFAULT_LIMIT) };
+    raw.parse::<i32>()
+        .ok()
+        .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+        .ok_or_else(|| Error::InvalidField(format!("limit must be a whole number from 1 to {MAX_LIMIT}.")))
+}
+
+/// Whether `id` has the shape of an account id (a UUID), so anything else is 404 without a read.
+fn is_account_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+/// One page of the caller's tenant's accounts, in creation order. One round trip (a GSI query: display only).
+pub async fn list(state: &State, caller: &User, limit: i32, cursor: Option<&str>) -> Result<AccountPage, Error> {
+    let tenant = caller.tenant_id.as_deref().ok_or(Error::NotFound)?;
+    let after = cursor.map(|c| decode_cursor(tenant, c)).transpose()?;
+    let (found, next) = accounts::page(&state.store, tenant, limit, after.as_deref()).await?;
+    Ok(AccountPage {
+        items: found.iter().map(AccountView::from).collect(),
+        next_cursor: next.map(|sort| encode_cursor(tenant, &sort)),
+    })
+}
+
+/// An account of the caller's tenant, read strongly consistently; 404 for a missing one and for another tenant's.
+/// One round trip.
+pub async fn find(state: &State, caller: &User, id: &str) -> Result<Account, Error> {
+    let tenant = caller.tenant_id.as_deref().ok_or(Error::NotFound)?;
+    if !is_account_id(id) {
+        return Err(Error::NotFound);
+    }
+    accounts::get(&state.store, id)
+        .await?
+        .filter(|account| account.user.tenant_id.as_deref() == Some(tenant))
+        .ok_or(Error::NotFound)
+}
+
+/// 403 `insufficient_scope` unless `caller` ranks strictly above `target` (so nobody acts on root, nor on an
+/// equal, nor on itself).
+pub fn check_may_act(caller: &User, target: Role) -> Result<(), Error> {
+    match caller.role {
+        Some(actor) if roles::may_act_on(actor, target) => Ok(()),
+        _ => Err(Error::InsufficientScope(
+            "Your role may only manage accounts whose role ranks below it.",
+        )),
+    }
+}
+
+/// A manager's change to an account, as the request asked it.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// The new role.
+    pub role: Option<Role>,
+    /// The new display name (`Some(None)` removes it).
+    pub name: Option<Option<String>>,
+    /// `active` or `disabled`.
+    pub status: Option<AccountStatus>,
+}
+
+/// Changes an account of the caller's tenant under the rule of who may act on whom (on its current role and on
+/// the new one, so nobody can make a root or a peer). A demotion moves the account to a new session epoch (its
+/// JWTs carry the old role; its PATs are narrowed at use); a disable moves both epochs (DESIGN §5). `active` on a
+/// service account also clears its failed logins (`LOGINFAIL#svc:<tenant>:<name>`), even when it is active. An invited account's status is its invitation's business.
+/// Two round trips: the account, then one conditional transaction (409 `conflict` when the account changed
+/// meanwhile); none written when nothing changes.
+pub async fn update(state: &State, caller: &User, id: &str, patch: Patch, now: UnixTime) -> Result<AccountView, Error> {
+    let mut account = find(state, caller, id).await?;
+    if account.deleting {
+        return Err(Error::NotFound);
+    }
+    let target = &account.user;
+    let current = target.role.ok_or(Error::NotFound)?;
+    check_may_act(caller, current)?;
+    if let Some(role) = patch.role {
+        check_may_act(caller, role)?;
+    }
+    if patch.status.is_some() && target.status == AccountStatus::Invited {
+        return Err(Error::InvalidField(
+            "An invited account becomes active by accepting its invitation; delete it to withdraw the invitation."
+                .to_owned(),
         ));
     }
-    account::check_new_password(state, &new.password).await?;
-    let hash = passwords::hash(&new.password).await?;
-    let user = User::new_service(users::new_user_id(), tenant_id, new.service_name, new.role, hash, now);
-    if state
-        .store
-        .transact(users::create_service_items(&state.store, &user)?)
-        .await?
-    {
-        Ok(user)
-    } else {
-        Err(Error::Conflict(
-            "The tenant already has a service account with this name.",
-        ))
+    let role = patch.role.filter(|role| *role != current);
+    let status = patch.status.filter(|status| *status != target.status);
+    let name = patch.name.filter(|name| *name != target.name);
+    let disabling = status == Some(AccountStatus::Disabled);
+    let change = Change {
+        role,
+        name,
+        status,
+        bump_sessions: disabling || role.is_some_and(|role| role.rank() < current.rank()),
+        bump_tokens: disabling,
+    };
+    // Asking for `active` clears a service account's failed logins even when it is active already: that is how a
+    // manager lifts its backoff (it has no address to prove).
+    let clear_failures = patch.status == Some(AccountStatus::Active) && target.kind == AccountKind::Service;
+    if change.role.is_none() && change.name.is_none() && change.status.is_none() && !clear_failures {
+        return Ok(AccountView::from(&account));
     }
-}
-
-/// Where a service account's tenant comes from at sign-in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServiceTenant {
-    /// Named by id; the session has no database.
-    Tenant(String),
-    /// The tenant of this database, which the session is scoped to.
-    Database(Selector),
-}
-
-impl ServiceTenant {
-    /// Exactly one of `tenant_id`, `database_id` and `namespace` (422 `invalid_field` otherwise, or for a
-    /// malformed one).
-    pub fn from_fields(
-        tenant_id: Option<String>,
-        database_id: Option<String>,
-        namespace: Option<String>,
-    ) -> Result<Self, Error> {
-        match (tenant_id, Selector::from_fields(database_id, namespace)?) {
-            (Some(tenant), None) if users::is_id(&tenant) => Ok(Self::Tenant(tenant)),
-            (None, Some(selector)) => Ok(Self::Database(selector)),
-            (Some(_), None) => Err(Error::InvalidField("tenant_id is not a tenant id.".to_owned())),
-            _ => Err(Error::InvalidField(
-                "Give exactly one of tenant_id, database_id and namespace.".to_owned(),
-            )),
-        }
+    let mut items = vec![accounts::change_item(&state.store, target, &change, now)?];
+    if clear_failures {
+        items.push(login_failures::clear_item(&state.store, &failures_key(target))?);
     }
+    if !state.store.transact(items).await? {
+        return Err(Error::Conflict(
+            "The account changed meanwhile; read it again and retry.",
+        ));
+    }
+    let user = &mut account.user;
+    if let Some(role) = change.role {
+        user.role = Some(role);
+    }
+    if let Some(status) = change.status {
+        user.status = status;
+    }
+    if let Some(name) = change.name {
+        user.name = name;
+    }
+    Ok(AccountView::from(&account))
 }
 
-/// A service account's sign-in, validated.
-pub struct ServiceLogin {
-    /// The account's name within its tenant.
-    pub service_name: String,
-    /// Its password.
-    pub password: SecretString,
-    /// Its tenant, directly or through a database.
-    pub tenant: ServiceTenant,
-    /// The end user a frontend account vouches for; required for frontend accounts, refused for others.
-    pub frontend_user_id: Option<String>,
+/// How far a deletion got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The account and everything it owned are gone (204).
+    Done,
+    /// The account is disabled and partly removed; call again to continue (202).
+    Ongoing,
 }
 
-/// Signs a service account in. An unknown tenant, database, name or a wrong password are all 401
-/// `invalid_credentials`, after the same argon2 run. The password is checked before anything about the account
-/// is told: then a disabled account is 403 `account_disabled`, and a frontend account without
-/// `frontend_user_id` (or another with one) 422 `invalid_field`. The backoff applies, never the lock.
-/// Five round trips in three round-trip times with `tenant_id`: (the IP counter), (the backoff claim, the name
-/// marker), the user, one transaction (the session, clearing the failures); with a database one more read,
-/// concurrent with the IP counter. A failure past the free ones writes its wait instead.
-pub async fn login_service(
+/// Deletes an account of the caller's tenant (never root: nobody may act on it) and everything it owns. The
+/// first call marks it deleting, which disables it and moves both epochs, so every credential fails at once; then
+/// its items go in batches, at most `max_batches` BatchWriteItem calls per call ([`accounts::purge`]). A call that
+/// runs out answers [`Deletion::Ongoing`], and the next call continues where it stopped; the user item and its
+/// markers go last, in one transaction.
+/// Round trips: the account, the mark (first call only), the purge's queries and batches, then the marker read
+/// and the final transaction.
+pub async fn delete(
     state: &State,
-    login: ServiceLogin,
-    client: &ClientInfo,
+    caller: &User,
+    id: &str,
+    max_batches: usize,
     now: UnixTime,
-) -> Result<TokenResponse, Error> {
-    let store = &state.store;
-    let rule = state.config.rate_limits.verify_rule("login-service");
-    let lookup = async {
-        match &login.tenant {
-            ServiceTenant::Database(selector) => selector.lookup(store).await,
-            ServiceTenant::Tenant(_) => Ok(None),
-        }
-    };
-    let (limited, database) = tokio::join!(rate_limit::check_client_ip(store, &rule, client, now), lookup);
-    limited?;
-    let database = database?;
-    let tenant_id = match (&login.tenant, &database) {
-        (ServiceTenant::Tenant(id), _) => id.clone(),
-        (ServiceTenant::Database(_), Some(database)) => database.tenant_id.clone(),
-        (ServiceTenant::Database(_), None) => {
-            // No such database, so no account to check: the same argon2 run as a wrong password.
-            passwords::verify(&login.password, None).await?;
-            return Err(Error::InvalidCredentials);
-        }
-    };
-    let key = users::service_backoff_key(&tenant_id, &login.service_name);
-    let (attempt, user_id) = tokio::join!(
-        backoff::claim_without_lock(store, &key, now),
-        users::id_for_service(store, &tenant_id, &login.service_name)
-    );
-    let attempt = attempt?;
-    let user = users::get(store, user_id?.as_deref().unwrap_or(&users::new_user_id()))
-        .await?
-        .filter(|user| user.kind == AccountKind::Service && user.tenant_id.as_deref() == Some(tenant_id.as_str()));
-    let verified = passwords::verify(&login.password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
-    let user = match (user, verified) {
-        (Some(user), Verified::Yes | Verified::YesRehash) => user,
-        _ => {
-            attempt.failed(store, now).await?;
-            return Err(Error::InvalidCredentials);
-        }
-    };
-    if user.status == AccountStatus::Disabled {
-        attempt.failed(store, now).await?;
-        return Err(Error::AccountDisabled);
+) -> Result<Deletion, Error> {
+    let account = find(state, caller, id).await?;
+    let target = &account.user;
+    check_may_act(caller, target.role.ok_or(Error::NotFound)?)?;
+    if !account.deleting && !accounts::mark_deleting(&state.store, target, now).await? {
+        return Err(Error::Conflict("The account changed meanwhile; try again."));
     }
-    let frontend = user.role == Some(Role::Frontend);
-    if frontend != login.frontend_user_id.is_some() {
-        attempt.release(store).await?;
-        return Err(Error::InvalidField(if frontend {
-            "A frontend account must name frontend_user_id.".to_owned()
-        } else {
-            "Only a frontend account names frontend_user_id.".to_owned()
-        }));
+    if !accounts::purge(&state.store, target, &failures_key(target), max_batches).await? {
+        return Ok(Deletion::Ongoing);
     }
-    let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
-    session.scope_to(database.as_ref());
-    session.fuid = login.frontend_user_id;
-    let items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
-    let (written, ()) = tokio::join!(
-        store.transact(items),
-        account::upgrade_hash(store, &user, &login.password, verified == Verified::YesRehash)
-    );
-    if !written? {
-        return Err(Error::Conflict("The sign-in raced another request; try again."));
+    if !accounts::finish(&state.store, target, service_marker(target)).await? {
+        return Err(Error::Conflict("The account changed meanwhile; try again."));
     }
-    session::token_response(state, &user, &session, &refresh, now).await
+    Ok(Deletion::Done)
 }
 
 #[cfg(test)]
@@ -254,32 +280,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn service_names_and_frontend_user_ids_are_bounded() {
-        assert!(check_service_name("billing.worker-1_a").is_ok());
-        for bad in ["ab", "Billing", "a b", "a/b", &"a".repeat(65)] {
-            assert!(check_service_name(bad).is_err(), "{bad}");
-        }
-        assert_eq!(check_frontend_user_id(None).unwrap(), None);
-        assert!(check_frontend_user_id(Some("user 42 ✓".into())).is_ok());
-        assert!(check_frontend_user_id(Some("x".repeat(128))).is_ok());
-        for bad in [String::new(), "x".repeat(129), "a\nb".to_owned()] {
-            assert!(check_frontend_user_id(Some(bad)).is_err());
+    fn cursors_are_bound_to_their_tenant() {
+        let sort = "000000000100#0b1f6a1e-9c1f-4d7a-8d2e-2a3b4c5d6e7f";
+        let cursor = encode_cursor("tenant-a", sort);
+        assert_eq!(decode_cursor("tenant-a", &cursor).unwrap(), sort);
+        assert_eq!(decode_cursor("tenant-b", &cursor).unwrap_err().code(), "invalid_field");
+        for bad in ["", "!!", "dGVuYW50LWE", &encode_cursor("tenant-a", "1#x")] {
+            assert_eq!(
+                decode_cursor("tenant-a", bad).unwrap_err().code(),
+                "invalid_field",
+                "{bad}"
+            );
         }
     }
 
     #[test]
-    fn a_service_sign_in_names_exactly_one_tenant() {
-        let tenant = users::new_user_id();
-        assert_eq!(
-            ServiceTenant::from_fields(Some(tenant.clone()), None, None).unwrap(),
-            ServiceTenant::Tenant(tenant.clone())
-        );
-        assert!(matches!(
-            ServiceTenant::from_fields(None, None, Some("contoso/default".into())).unwrap(),
-            ServiceTenant::Database(Selector::Namespace(_))
-        ));
-        assert!(ServiceTenant::from_fields(None, None, None).is_err());
-        assert!(ServiceTenant::from_fields(Some(tenant.clone()), Some(tenant), None).is_err());
-        assert!(ServiceTenant::from_fields(Some("x".repeat(3000)), None, None).is_err());
+    fn limits_are_bounded() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(parse_limit(Some("1")).unwrap(), 1);
+        assert_eq!(parse_limit(Some("100")).unwrap(), 100);
+        for bad in ["0", "101", "-1", "x", ""] {
+            assert!(parse_limit(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_accounts_count_failures_under_their_tenant_and_name() {
+        assert_eq!(service_failures_key("t1", "billing"), "svc:t1:billing");
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod accounts;
 pub mod databases;
+pub mod invitations;
 pub mod roles;
+pub mod service_accounts;
 pub mod tenants;
 
 pub use databases::Database;

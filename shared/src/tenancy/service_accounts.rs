@@ -1,0 +1,285 @@
+//! Accounts as a tenant sees them, and service accounts: created by a manager or root with a password and a
+//! role ranked below the creator's, identified by `service_name` within their tenant, signing in with no email
+//! (so no email reset, no second factor, and the backoff without the lock that only an email could lift).
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::auth::Principal;
+use crate::backoff;
+use crate::clock::{rfc3339, UnixTime};
+use crate::http::ClientInfo;
+use crate::passwords::{self, Verified};
+use crate::rate_limit;
+use crate::session::{self, TokenResponse};
+use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::users::{self, AccountKind, AccountStatus, User};
+use crate::tenancy::databases::Selector;
+use crate::tenancy::roles::{self, Role};
+use crate::{account, Error, State};
+
+/// Longest `frontend_user_id`, in characters.
+pub const MAX_FRONTEND_USER_ID_CHARS: usize = 128;
+
+/// An account as the accounts of its tenant see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    /// Account id.
+    pub id: String,
+    /// `individual` or `service`.
+    pub kind: AccountKind,
+    /// An individual's email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A service account's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Role in the tenant.
+    pub role: Option<Role>,
+    /// `invited`, `active` or `disabled`.
+    pub status: AccountStatus,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&User> for AccountView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.clone(),
+            kind: user.kind,
+            email: (!user.email.is_empty()).then(|| user.email.clone()),
+            service_name: user.service_name.clone(),
+            name: user.name.clone(),
+            role: user.role,
+            status: user.status,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+/// Checks a service name: 3 to 64 of `a-z0-9._-` (422 `invalid_field` otherwise).
+pub fn check_service_name(raw: &str) -> Result<String, Error> {
+    let valid = (3..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if valid {
+        Ok(raw.to_owned())
+    } else {
+        Err(Error::InvalidField(
+            "service_name must be 3 to 64 of a-z, 0-9, '.', '_' and '-'.".to_owned(),
+        ))
+    }
+}
+
+/// Checks an optional `frontend_user_id`: 1 to 128 printable characters (422 `invalid_field` otherwise).
+pub fn check_frontend_user_id(raw: Option<String>) -> Result<Option<String>, Error> {
+    match raw {
+        None => Ok(None),
+        Some(id)
+            if !id.is_empty()
+                && id.chars().count() <= MAX_FRONTEND_USER_ID_CHARS
+                && !id.chars().any(char::is_control) =>
+        {
+            Ok(Some(id))
+        }
+        Some(_) => Err(Error::InvalidField(format!(
+            "frontend_user_id must be 1 to {MAX_FRONTEND_USER_ID_CHARS} printable characters."
+        ))),
+    }
+}
+
+/// A service account to create, validated.
+pub struct NewServiceAccount {
+    /// Its name within the tenant.
+    pub service_name: String,
+    /// Its password, policy-checked here.
+    pub password: SecretString,
+    /// Its role, which must rank below the creator's.
+    pub role: Role,
+}
+
+/// Creates a service account in the caller's tenant. Only a role ranked strictly below the caller's (403
+/// `insufficient_scope`: nobody creates a root, only a root creates a manager). A name the tenant already uses is
+/// 409 `conflict`. One round trip (the user and its name marker, one transaction), after argon2.
+pub async fn create_service(
+    state: &State,
+    caller: &Principal,
+    new: NewServiceAccount,
+    now: UnixTime,
+) -> Result<User, Error> {
+    let tenant_id = caller.tenant_id()?;
+    if !caller.role.is_some_and(|actor| roles::may_act_on(actor, new.role)) {
+        return Err(Error::InsufficientScope(
+            "An account can only create accounts ranked below its own.",
+        ));
+    }
+    account::check_new_password(state, &new.password).await?;
+    let hash = passwords::hash(&new.password).await?;
+    let user = User::new_service(users::new_user_id(), tenant_id, new.service_name, new.role, hash, now);
+    if state
+        .store
+        .transact(users::create_service_items(&state.store, &user)?)
+        .await?
+    {
+        Ok(user)
+    } else {
+        Err(Error::Conflict(
+            "The tenant already has a service account with this name.",
+        ))
+    }
+}
+
+/// Where a service account's tenant comes from at sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceTenant {
+    /// Named by id; the session has no database.
+    Tenant(String),
+    /// The tenant of this database, which the session is scoped to.
+    Database(Selector),
+}
+
+impl ServiceTenant {
+    /// Exactly one of `tenant_id`, `database_id` and `namespace` (422 `invalid_field` otherwise, or for a
+    /// malformed one).
+    pub fn from_fields(
+        tenant_id: Option<String>,
+        database_id: Option<String>,
+        namespace: Option<String>,
+    ) -> Result<Self, Error> {
+        match (tenant_id, Selector::from_fields(database_id, namespace)?) {
+            (Some(tenant), None) if users::is_id(&tenant) => Ok(Self::Tenant(tenant)),
+            (None, Some(selector)) => Ok(Self::Database(selector)),
+            (Some(_), None) => Err(Error::InvalidField("tenant_id is not a tenant id.".to_owned())),
+            _ => Err(Error::InvalidField(
+                "Give exactly one of tenant_id, database_id and namespace.".to_owned(),
+            )),
+        }
+    }
+}
+
+/// A service account's sign-in, validated.
+pub struct ServiceLogin {
+    /// The account's name within its tenant.
+    pub service_name: String,
+    /// Its password.
+    pub password: SecretString,
+    /// Its tenant, directly or through a database.
+    pub tenant: ServiceTenant,
+    /// The end user a frontend account vouches for; required for frontend accounts, refused for others.
+    pub frontend_user_id: Option<String>,
+}
+
+/// Signs a service account in. An unknown tenant, database, name or a wrong password are all 401
+/// `invalid_credentials`, after the same argon2 run. The password is checked before anything about the account
+/// is told: then a disabled account is 403 `account_disabled`, and a frontend account without
+/// `frontend_user_id` (or another with one) 422 `invalid_field`. The backoff applies, never the lock.
+/// Five round trips in three round-trip times with `tenant_id`: (the IP counter), (the backoff claim, the name
+/// marker), the user, one transaction (the session, clearing the failures); with a database one more read,
+/// concurrent with the IP counter. A failure past the free ones writes its wait instead.
+pub async fn login_service(
+    state: &State,
+    login: ServiceLogin,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let store = &state.store;
+    let rule = state.config.rate_limits.verify_rule("login-service");
+    let lookup = async {
+        match &login.tenant {
+            ServiceTenant::Database(selector) => selector.lookup(store).await,
+            ServiceTenant::Tenant(_) => Ok(None),
+        }
+    };
+    let (limited, database) = tokio::join!(rate_limit::check_client_ip(store, &rule, client, now), lookup);
+    limited?;
+    let database = database?;
+    let tenant_id = match (&login.tenant, &database) {
+        (ServiceTenant::Tenant(id), _) => id.clone(),
+        (ServiceTenant::Database(_), Some(database)) => database.tenant_id.clone(),
+        (ServiceTenant::Database(_), None) => {
+            // No such database, so no account to check: the same argon2 run as a wrong password.
+            passwords::verify(&login.password, None).await?;
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    let key = users::service_backoff_key(&tenant_id, &login.service_name);
+    let (attempt, user_id) = tokio::join!(
+        backoff::claim_without_lock(store, &key, now),
+        users::id_for_service(store, &tenant_id, &login.service_name)
+    );
+    let attempt = attempt?;
+    let user = users::get(store, user_id?.as_deref().unwrap_or(&users::new_user_id()))
+        .await?
+        .filter(|user| user.kind == AccountKind::Service && user.tenant_id.as_deref() == Some(tenant_id.as_str()));
+    let verified = passwords::verify(&login.password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+    let user = match (user, verified) {
+        (Some(user), Verified::Yes | Verified::YesRehash) => user,
+        _ => {
+            attempt.failed(store, now).await?;
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    if user.status == AccountStatus::Disabled {
+        attempt.failed(store, now).await?;
+        return Err(Error::AccountDisabled);
+    }
+    let frontend = user.role == Some(Role::Frontend);
+    if frontend != login.frontend_user_id.is_some() {
+        attempt.release(store).await?;
+        return Err(Error::InvalidField(if frontend {
+            "A frontend account must name frontend_user_id.".to_owned()
+        } else {
+            "Only a frontend account names frontend_user_id.".to_owned()
+        }));
+    }
+    let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
+    session.scope_to(database.as_ref());
+    session.fuid = login.frontend_user_id;
+    let items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    let (written, ()) = tokio::join!(
+        store.transact(items),
+        account::upgrade_hash(store, &user, &login.password, verified == Verified::YesRehash)
+    );
+    if !written? {
+        return Err(Error::Conflict("The sign-in raced another request; try again."));
+    }
+    session::token_response(state, &user, &session, &refresh, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_and_frontend_user_ids_are_bounded() {
+        assert!(check_service_name("billing.worker-1_a").is_ok());
+        for bad in ["ab", "Billing", "a b", "a/b", &"a".repeat(65)] {
+            assert!(check_service_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_frontend_user_id(None).unwrap(), None);
+        assert!(check_frontend_user_id(Some("user 42 ✓".into())).is_ok());
+        assert!(check_frontend_user_id(Some("x".repeat(128))).is_ok());
+        for bad in [String::new(), "x".repeat(129), "a\nb".to_owned()] {
+            assert!(check_frontend_user_id(Some(bad)).is_err());
+        }
+    }
+
+    #[test]
+    fn a_service_sign_in_names_exactly_one_tenant() {
+        let tenant = users::new_user_id();
+        assert_eq!(
+            ServiceTenant::from_fields(Some(tenant.clone()), None, None).unwrap(),
+            ServiceTenant::Tenant(tenant.clone())
+        );
+        assert!(matches!(
+            ServiceTenant::from_fields(None, None, Some("contoso/default".into())).unwrap(),
+            ServiceTenant::Database(Selector::Namespace(_))
+        ));
+        assert!(ServiceTenant::from_fields(None, None, None).is_err());
+        assert!(ServiceTenant::from_fields(Some(tenant.clone()), Some(tenant), None).is_err());
+        assert!(ServiceTenant::from_fields(Some("x".repeat(3000)), None, None).is_err());
+    }
+}

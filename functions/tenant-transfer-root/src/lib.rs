@@ -1,5 +1,5 @@
 //! `POST /v1/tenant/transfer-root`: `{account_id}` → 204. Root only (`tenant:admin`, and the caller's current role
-//! is root: 403 `insufficient_role` otherwise). The account, a verified, active individual account of the tenant,
+//! is root: 403 `insufficient_scope` otherwise). The account, a verified, active individual account of the tenant,
 //! becomes root and the caller a manager, in one transaction; the caller's sessions end (its tokens carry the
 //! root role). Another tenant's account is 404; the caller itself, a service or unverified account 422.
 //!

@@ -176,8 +176,8 @@ pub struct ServiceLogin {
 /// `invalid_credentials`, after the same argon2 run. The password is checked before anything about the account
 /// is told: then a disabled account is 403 `account_disabled`, and a frontend account without
 /// `frontend_user_id` (or another with one) 422 `invalid_field`. The backoff applies, never the lock.
-/// Five round trips in three round-trip times with `tenant_id`: (the IP counter), (the backoff claim, the name
-/// marker), the user, one transaction (the session, clearing the failures); with a database one more read,
+/// Five round trips in four round-trip times with `tenant_id`: the IP counter, (the backoff claim, the name
+/// marker), the user, one transaction (the session, clearing the failures); with a database six, its read
 /// concurrent with the IP counter. A failure past the free ones writes its wait instead.
 pub async fn login_service(
     state: &State,

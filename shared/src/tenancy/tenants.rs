@@ -140,7 +140,8 @@ pub async fn rename(store: &Store, user: &User, name: &str, now: UnixTime) -> Re
 /// unverified one is 422. Two round trips: the account, the transaction.
 pub async fn transfer_root(store: &Store, caller: &User, account_id: &str, now: UnixTime) -> Result<(), Error> {
     if caller.role != Some(Role::Root) {
-        return Err(Error::InsufficientRole("Only the tenant's root can transfer it."));
+        // A refusal by role is `insufficient_scope`, like one by scope (the rule).
+        return Err(Error::InsufficientScope("Only the tenant's root can transfer it."));
     }
     if !users::is_id(account_id) {
         return Err(Error::NotFound);

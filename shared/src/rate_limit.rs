@@ -81,6 +81,9 @@ impl RateLimits {
 pub enum MailKind {
     /// A code or a link: what the owner needs to sign in or recover.
     Code,
+    /// An invitation (or the notice an address with an account gets instead): a budget of its own, so that any
+    /// tenant inviting an address cannot spend the code budget its owner needs to recover.
+    Invitation,
     /// A registration code: a budget of its own, so that registering an address never spends, nor reveals
     /// through a 429 elsewhere, the code budget of the other send endpoints.
     Registration,
@@ -96,6 +99,7 @@ impl RateLimits {
         let (rule, limit) = match kind {
             MailKind::Code => ("mail-code", self.mail_per_hour),
             MailKind::Registration => ("mail-register", self.mail_per_hour),
+            MailKind::Invitation => ("mail-invite", self.notices_per_hour),
             MailKind::Notice => ("mail-notice", self.notices_per_hour),
         };
         Budget {

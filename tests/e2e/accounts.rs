@@ -655,7 +655,10 @@ async fn activating_a_service_account_clears_its_failed_logins() {
         .send()
         .await
         .unwrap();
-    let failures = format!("LOGINFAIL#{}", domain::service_failures_key(&tenant, "billing-bot"));
+    let failures = format!(
+        "LOGINFAIL#{}",
+        keygate::store::users::service_backoff_key(&tenant, "billing-bot")
+    );
     client
         .put_item()
         .table_name(table)
@@ -688,4 +691,38 @@ async fn activating_a_service_account_clears_its_failed_logins() {
     assert_eq!(delete(&app, &root, &id).await.status, 204);
     assert!(app.items(&failures).await.is_empty(), "deleted with the account");
     assert_eq!(get(&app, &root, &id).await.status, 404);
+}
+
+/// Found by the attacker review: a tenant inviting an address that has an account elsewhere, then deleting the
+/// invited account, must not touch that account's codes or login backoff.
+#[tokio::test]
+async fn deleting_an_invitation_of_another_tenants_address_leaves_that_account_alone() {
+    let app = TestApp::spawn().await;
+    let (victim, _) = app.signed_up_user().await;
+    // The victim's account has failed logins and a pending sign-in code.
+    for _ in 0..3 {
+        assert_eq!(app.login(&victim, "not the password at all").await.status, 401);
+    }
+    app.post("/v1/auth/otp/send", json!({ "email": victim, "purpose": "login" }))
+        .await;
+    let code = app.code_sent_to(&victim, "sign-in code").await;
+
+    let (_, attacker) = app.signed_up_user().await;
+    let answer = invite(&app, &jwt(&attacker), &victim, "backend").await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    let deleted = delete(&app, &jwt(&attacker), &answer.str("id")).await;
+    assert!(matches!(deleted.status, 202 | 204), "{:?}", deleted.body);
+    while delete(&app, &jwt(&attacker), &answer.str("id")).await.status == 202 {}
+
+    let failures = app.items(&format!("LOGINFAIL#{victim}")).await;
+    assert_eq!(failures.len(), 1, "the victim's backoff record survives");
+    assert_eq!(failures[0]["failures"].as_n().unwrap(), "3");
+    let login = app
+        .post("/v1/auth/otp/login", json!({ "email": victim, "code": code }))
+        .await;
+    assert_eq!(
+        login.status, 200,
+        "the victim's pending code survives: {:?}",
+        login.body
+    );
 }

@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest};
 use serde::Deserialize;
 
-use super::users::{self, accounts_partition, email_pk, AccountStatus, User};
+use super::users::{self, accounts_partition, email_pk, AccountKind, AccountStatus, User};
 use super::{built, decode, encode, key, n, s, Item, Store};
 use crate::clock::UnixTime;
 use crate::email::Email;
@@ -356,15 +356,25 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
             None => break,
         }
     }
-    if let Ok(email) = Email::parse(&user.email) {
-        // The marker goes last, with the user, so a deletion that stops here can still be found and continued.
-        for item in partition_keys(store, &email_pk(&email), Some("USER")).await? {
-            if !purge.add(item).await? {
-                return Ok(false);
+    // The address partition (codes, notices) and the address's failure record belong to whoever holds the
+    // address. An invited account never did: its address may be another tenant's account, whose codes and
+    // backoff a deletion must not touch. Strongly consistent; the marker goes last (in `finish`), so a resumed
+    // deletion sees the same answer.
+    let owns_address = match Email::parse(&user.email) {
+        Ok(email) => users::id_for_email(store, &email).await?.as_deref() == Some(user.id.as_str()),
+        Err(_) => false,
+    };
+    if owns_address {
+        if let Ok(email) = Email::parse(&user.email) {
+            for item in partition_keys(store, &email_pk(&email), Some("USER")).await? {
+                if !purge.add(item).await? {
+                    return Ok(false);
+                }
             }
         }
     }
-    if !purge.add(super::login_failures::failures_key(failures_key)).await? {
+    let owns_backoff = owns_address || user.kind == AccountKind::Service;
+    if owns_backoff && !purge.add(super::login_failures::failures_key(failures_key)).await? {
         return Ok(false);
     }
     purge.flush().await

@@ -46,7 +46,7 @@ pub async fn invite(
     let (holder, tenant, spent) = tokio::join!(
         users::id_for_email(store, email),
         tenants::get(store, tenant_id),
-        rate_limit::spend_mail(store, &state.config.rate_limits, MailKind::Code, email, now),
+        rate_limit::spend_mail(store, &state.config.rate_limits, MailKind::Invitation, email, now),
     );
     let (holder, tenant) = (holder?, tenant?.ok_or(Error::NotFound)?);
     if let Some(retry_after) = spent? {

@@ -7,7 +7,8 @@
 //! a PAT; argon2 runs once.
 
 use keygate::auth::{self, Access};
-use keygate::tenancy::service_accounts::{self as accounts, AccountView, NewServiceAccount};
+use keygate::tenancy::accounts::AccountView;
+use keygate::tenancy::service_accounts::{self as accounts, NewServiceAccount};
 use keygate::tenancy::Role;
 use keygate::{http, Error, State};
 use lambda_http::{Body, Request, Response};

@@ -332,22 +332,7 @@ pub(crate) fn create_service_items(store: &Store, user: &User) -> Result<Vec<Tra
             std::io::Error::other("a service account needs a tenant and a name"),
         ));
     };
-    let marker = EmailMarker {
-        pk: service_pk(tenant_id, service_name),
-        sk: MARKER_SK.to_owned(),
-        user_id: user.id.clone(),
-    };
-    let put = |item| -> Result<TransactWriteItem, Error> {
-        let put = built(
-            Put::builder()
-                .table_name(store.table())
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    };
-    Ok(vec![put(encode(&marker)?)?, put(encode(user)?)?])
+    user_with_marker(store, user, service_pk(tenant_id, service_name))
 }
 
 /// A transaction item that records the latest "you already have an account" notice for an address. It exists so
@@ -372,8 +357,14 @@ pub(crate) fn notice_item(store: &Store, email: &Email, now: UnixTime) -> Result
 /// Transaction items that create a user and claim its address; the claim fails if the address is taken.
 pub(crate) fn create_items(store: &Store, user: &User) -> Result<Vec<TransactWriteItem>, Error> {
     let email = Email::parse(&user.email)?;
+    user_with_marker(store, user, email_pk(&email))
+}
+
+/// Transaction items that create `user` and its marker at `marker_pk` (an address, or a service name in its
+/// tenant), both only if absent: the marker is what makes the name unique (DESIGN §6).
+fn user_with_marker(store: &Store, user: &User, marker_pk: String) -> Result<Vec<TransactWriteItem>, Error> {
     let marker = EmailMarker {
-        pk: email_pk(&email),
+        pk: marker_pk,
         sk: MARKER_SK.to_owned(),
         user_id: user.id.clone(),
     };

@@ -56,6 +56,16 @@ impl From<&Account> for AccountView {
     }
 }
 
+impl From<&User> for AccountView {
+    /// An account no deletion has started on (one just created, say).
+    fn from(user: &User) -> Self {
+        Self::from(&Account {
+            user: user.clone(),
+            deleting: false,
+        })
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Serialize)]
 pub struct AccountPage {

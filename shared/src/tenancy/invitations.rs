@@ -16,7 +16,7 @@ use crate::mail::Mail;
 use crate::passwords;
 use crate::rate_limit::{self, MailKind};
 use crate::session::{self, TokenResponse};
-use crate::store::accounts::{self, Account, AddressHolder};
+use crate::store::accounts::{self, AddressHolder};
 use crate::store::invitations::{self, INVALID};
 use crate::store::sessions::{self, Lifetime, Session};
 use crate::store::tenants;
@@ -72,7 +72,7 @@ pub async fn invite(
         Some(_) => Mail::InvitedButRegistered { tenant: &tenant.name },
     };
     state.mailer.send(email, mail).await?;
-    Ok(AccountView::from(&Account { user, deleting: false }))
+    Ok(AccountView::from(&user))
 }
 
 /// Accepts an invitation: the account becomes active and verified (the link proves the mailbox) with the chosen

@@ -3,11 +3,10 @@
 //! (so no email reset, no second factor, and the backoff without the lock that only an email could lift).
 
 use secrecy::SecretString;
-use serde::Serialize;
 
 use crate::auth::Principal;
 use crate::backoff;
-use crate::clock::{rfc3339, UnixTime};
+use crate::clock::UnixTime;
 use crate::http::ClientInfo;
 use crate::passwords::{self, Verified};
 use crate::rate_limit;
@@ -20,44 +19,6 @@ use crate::{account, Error, State};
 
 /// Longest `frontend_user_id`, in characters.
 pub const MAX_FRONTEND_USER_ID_CHARS: usize = 128;
-
-/// An account as the accounts of its tenant see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccountView {
-    /// Account id.
-    pub id: String,
-    /// `individual` or `service`.
-    pub kind: AccountKind,
-    /// An individual's email.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// A service account's name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_name: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
-    /// Role in the tenant.
-    pub role: Option<Role>,
-    /// `invited`, `active` or `disabled`.
-    pub status: AccountStatus,
-    /// RFC 3339.
-    pub created_at: String,
-}
-
-impl From<&User> for AccountView {
-    fn from(user: &User) -> Self {
-        Self {
-            id: user.id.clone(),
-            kind: user.kind,
-            email: (!user.email.is_empty()).then(|| user.email.clone()),
-            service_name: user.service_name.clone(),
-            name: user.name.clone(),
-            role: user.role,
-            status: user.status,
-            created_at: rfc3339(user.created_at),
-        }
-    }
-}
 
 /// Checks a service name: 3 to 64 of `a-z0-9._-` (422 `invalid_field` otherwise).
 pub fn check_service_name(raw: &str) -> Result<String, Error> {

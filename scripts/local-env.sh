@@ -7,6 +7,7 @@ if [ -n "${PRIVATE_STACK:-}" ]; then
   API_PORT=0
   export KEYGATE_TABLE=$PRIVATE_STACK KEYGATE_KEY_SECRET_ID=$PRIVATE_STACK/signing-keys
   export KEYGATE_PUBLIC_KEYS_SECRET_ID=$PRIVATE_STACK/public-keys
+  export KEYGATE_MFA_KEY_SECRET_ID=$PRIVATE_STACK/mfa-key
   export KEYGATE_ISSUER=http://$PRIVATE_STACK.local
   export RUST_LOG=${RUST_LOG:-warn}
 fi
@@ -18,6 +19,7 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:${MOTO_PORT}"
 export KEYGATE_TABLE=${KEYGATE_TABLE:-keygate}
 export KEYGATE_KEY_SECRET_ID=${KEYGATE_KEY_SECRET_ID:-keygate/signing-keys}
 export KEYGATE_PUBLIC_KEYS_SECRET_ID=${KEYGATE_PUBLIC_KEYS_SECRET_ID:-keygate/public-keys}
+export KEYGATE_MFA_KEY_SECRET_ID=${KEYGATE_MFA_KEY_SECRET_ID:-keygate/mfa-key}
 export KEYGATE_ISSUER=${KEYGATE_ISSUER:-http://127.0.0.1:${API_PORT}}
 export KEYGATE_MAIL_FROM=${KEYGATE_MAIL_FROM:-no-reply@keygate.example.com}
 export KEYGATE_APP_URL=${KEYGATE_APP_URL:-http://localhost:5173}

@@ -25,6 +25,8 @@ async fn main() -> Result<(), BoxError> {
                 public: &config.public_keys_secret_id,
             };
             keygate_local::setup::ensure_signing_key(&aws_sdk_secretsmanager::Client::new(&aws), secrets).await?;
+            keygate_local::setup::ensure_mfa_key(&aws_sdk_secretsmanager::Client::new(&aws), &config.mfa_key_secret_id)
+                .await?;
             keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &env("KEYGATE_MAIL_FROM")?).await?;
             keygate_local::setup::create_mail_queue(&aws_sdk_sqs::Client::new(&aws), &env("KEYGATE_MAIL_QUEUE_URL")?)
                 .await?;

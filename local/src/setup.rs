@@ -165,6 +165,24 @@ pub async fn ensure_signing_key(
     Ok(())
 }
 
+/// Creates the second-factor data key secret with a random key if it does not exist, as the stack's
+/// `SecondFactorKeySecret` does in AWS. An existing one is kept: replacing it would strand every sealed secret.
+pub async fn ensure_mfa_key(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<(), BoxError> {
+    match client
+        .create_secret()
+        .name(secret_id)
+        .description("keygate second-factor data key")
+        .secret_string(keygate::mfa::data_key::new_secret_string())
+        .send()
+        .await
+    {
+        Ok(_) => println!("created secret {secret_id}"),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {}
+        Err(err) => return Err(err.into()),
+    }
+    Ok(())
+}
+
 /// Verifies the sender identity in SES (moto accepts it at once).
 pub async fn verify_sender(client: &aws_sdk_sesv2::Client, from: &str) -> Result<(), BoxError> {
     match client.create_email_identity().email_identity(from).send().await {

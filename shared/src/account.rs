@@ -8,9 +8,11 @@ use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
+use crate::mfa::challenge::{self, SignIn};
 use crate::passwords::{self, Verified};
 use crate::rate_limit::{self, MailKind};
-use crate::session::{self, TokenResponse};
+use crate::session::{self, RootToken, TokenResponse};
+use crate::store::mfa_challenges::Outcome;
 use crate::store::codes::{self, Purpose};
 use crate::store::login_failures;
 use crate::store::sessions::{self, Lifetime, Session};
@@ -173,7 +175,7 @@ pub async fn verify_registration(
     code: &str,
     client: &ClientInfo,
     now: UnixTime,
-) -> Result<TokenResponse, Error> {
+) -> Result<SignIn<TokenResponse>, Error> {
     redeem_code_for_session(state, email, Purpose::Register, code, client, now).await
 }
 
@@ -181,8 +183,10 @@ pub async fn verify_registration(
 /// the address, so an unverified account becomes verified in the same transaction: with the password its
 /// registration set when the code is that registration's own, and with no usable password when it is a sign-in
 /// code, which no password-setting request asked for (DESIGN §7). A first proof is welcomed by email.
+/// An account with two-factor authentication on gets a challenge instead of the session (see [`challenge`]).
 /// Four round trips in three round-trip times: the code attempt and the guess budget (concurrent), the user read,
-/// the transaction (consume the code and refund the guess, verify, create the session, forget failed logins).
+/// the transaction (consume the code and refund the guess, verify, create the session or the challenge, forget
+/// failed logins).
 pub async fn redeem_code_for_session(
     state: &State,
     email: &Email,
@@ -190,7 +194,7 @@ pub async fn redeem_code_for_session(
     code: &str,
     client: &ClientInfo,
     now: UnixTime,
-) -> Result<TokenResponse, Error> {
+) -> Result<SignIn<TokenResponse>, Error> {
     let guesses = state.config.rate_limits.code_guesses_per_day;
     let checked = codes::check(&state.store, email, purpose, code, guesses, now).await?;
     let user = users::get(&state.store, checked.user_id())
@@ -202,7 +206,7 @@ pub async fn redeem_code_for_session(
     };
     let mut items = Vec::from(codes::consume_items(&state.store, &checked, guesses)?);
     items.push(login_failures::clear_item(&state.store, email.as_str())?);
-    sign_in_with_mailbox_proof(state, user, proof, &["otp"], items, client, now)
+    sign_in_with_mailbox_proof(state, user, proof, "otp", items, client, now)
         .await
         .map_err(|err| match err {
             Error::Conflict(_) => Error::InvalidCode,
@@ -213,17 +217,19 @@ pub async fn redeem_code_for_session(
 /// Starts a session for a user who just proved their mailbox, writing `items` in the same transaction; verifies a
 /// pending account (see [`users::verify_item`]) and welcomes it by email. An account in no tenant (a registration
 /// being verified, or an account made before tenancy) gets a tenant of its own in the same transaction, as its
-/// root (see [`tenants::new_for_root`]). A lost race is 409 `conflict`.
+/// root (see [`tenants::new_for_root`]). A lost race is 409 `conflict`. An account with two-factor
+/// authentication on gets a challenge instead of the session; the mailbox proof still forgets failed passwords, as
+/// a password reset (which the same proof allows) would.
 /// One round trip (one more per taken tenant slug), and one SQS call for a first proof.
 pub(crate) async fn sign_in_with_mailbox_proof(
     state: &State,
     read: User,
     proof: MailboxProof,
-    amr: &[&str],
+    amr: &str,
     mut items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     client: &ClientInfo,
     now: UnixTime,
-) -> Result<TokenResponse, Error> {
+) -> Result<SignIn<TokenResponse>, Error> {
     if read.status == AccountStatus::Disabled {
         return Err(Error::AccountDisabled);
     }
@@ -245,8 +251,15 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         None if tenant.is_some() => items.push(users::join_tenant_item(&state.store, &user, now)?),
         None => {}
     }
-    let (session, refresh) = Session::start(&user, amr, client, Lifetime::from_config(&state.config), now);
-    items.push(sessions::create_item(&state.store, &session)?);
+    let started = if challenge::required(&user) {
+        let (item, answer) = challenge::issue(state, &user, amr, Outcome::Session, None, now)?;
+        items.push(item);
+        Err(answer)
+    } else {
+        let (session, refresh) = Session::start(&user, &[amr], client, Lifetime::from_config(&state.config), now);
+        items.push(sessions::create_item(&state.store, &session)?);
+        Ok((session, refresh))
+    };
     if !tenants::transact_creating(&state.store, items, tenant.as_mut()).await? {
         return Err(Error::Conflict("The account changed during sign-in; try again."));
     }
@@ -260,7 +273,12 @@ pub(crate) async fn sign_in_with_mailbox_proof(
             tracing::warn!(error = ?err, "queueing the welcome mail failed");
         }
     }
-    session::token_response(state, &user, &session, &refresh, now).await
+    match started {
+        Ok((session, refresh)) => Ok(SignIn::Complete(
+            session::token_response(state, &user, &session, &refresh, now).await?,
+        )),
+        Err(answer) => Ok(SignIn::Challenged(answer)),
+    }
 }
 
 /// Checks an email and password and starts a session, scoped to the database `database` names when given (a
@@ -269,11 +287,13 @@ pub(crate) async fn sign_in_with_mailbox_proof(
 /// the marker read and the database read, so attempts sent at once get no more verdicts than the backoff allows.
 /// Unknown addresses cost the same argon2 run as known ones, and count failures the same way; an account without
 /// a usable password fails like a wrong password. An account made before tenancy gets a tenant of its own, as
-/// its root, in the session's transaction.
+/// its root, in the session's transaction. An account with two-factor authentication on gets a challenge instead
+/// of the session (see [`challenge`]), bound to the database; its attempt stays counted in the backoff until the
+/// second factor's verdict, so a password alone never resets the backoff.
 /// Five round trips in three round-trip times when the password is right: (the per-IP counter, the claim, the
-/// marker, and the database when one is named), the user, one transaction (the session, clearing the failures,
-/// and a legacy account's new tenant); a failure past the free ones writes its wait instead; an old hash is
-/// upgraded concurrently with the transaction.
+/// marker, and the database when one is named), the user, one transaction (the session or the challenge, clearing
+/// the failures, and a legacy account's new tenant); a failure past the free ones writes its wait instead; an old
+/// hash is upgraded concurrently with the transaction.
 pub async fn login(
     state: &State,
     email: &str,
@@ -281,7 +301,7 @@ pub async fn login(
     database: Option<&Selector>,
     client: &ClientInfo,
     now: UnixTime,
-) -> Result<TokenResponse, Error> {
+) -> Result<SignIn<TokenResponse>, Error> {
     let store = &state.store;
     let Checked {
         mut user,
@@ -300,12 +320,22 @@ pub async fn login(
         },
         None => None,
     };
-    let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
-    session.scope_to(scoped.as_ref());
-    let mut items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    let mut items = Vec::new();
     if tenant.is_some() {
         items.push(users::join_tenant_item(store, &user, now)?);
     }
+    let started = if challenge::required(&user) {
+        let (item, answer) = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
+        items.push(item);
+        attempt.count_until_second_factor();
+        Err(answer)
+    } else {
+        let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
+        session.scope_to(scoped.as_ref());
+        items.push(sessions::create_item(store, &session)?);
+        items.push(attempt.succeeded_item(store)?);
+        Ok((session, refresh))
+    };
     // The breach check (when on) runs beside the write: the password is right, so it may be told about.
     let (written, (), breach) = tokio::join!(
         tenants::transact_creating(store, items, tenant.as_mut()),
@@ -315,9 +345,13 @@ pub async fn login(
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
+    let (session, refresh) = match started {
+        Ok(started) => started,
+        Err(answer) => return Ok(SignIn::Challenged(answer)),
+    };
     let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
     tokens.password_breached = matches!(breach, Breach::Found(_));
-    Ok(tokens)
+    Ok(SignIn::Complete(tokens))
 }
 
 /// A password attempt whose password was right, for an active, verified account.
@@ -407,31 +441,21 @@ pub(crate) async fn upgrade_hash(store: &crate::store::Store, user: &User, passw
     }
 }
 
-/// A root token: an access JWT with no session and no refresh token.
-#[derive(Debug, serde::Serialize)]
-pub struct RootToken {
-    /// The access JWT.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Seconds until it expires.
-    pub expires_in: i64,
-}
-
 /// Checks an email and password exactly as [`login`] does (same failures, same backoff), and only then refuses a
 /// right password of an account that is not its tenant's root (403 `insufficient_role`). The token has no
 /// session: it carries the account's session epoch instead, so anything that ends the account's sessions (a
 /// password change or reset, a transfer of root, a disable) ends it too. An account made before tenancy becomes
-/// the root of a tenant of its own here, as at any sign-in.
-/// Five round trips in three round-trip times: the password check's four, one transaction (clearing the failures,
-/// and a pre-tenancy account's new tenant).
+/// the root of a tenant of its own here, as at any sign-in. A root with two-factor authentication on gets a
+/// challenge, whose answer is the root token (see [`challenge`]).
+/// Five round trips in three round-trip times: the password check's four, one transaction (clearing the failures
+/// or storing the challenge, and a pre-tenancy account's new tenant).
 pub async fn login_root(
     state: &State,
     email: &str,
     password: &SecretString,
     client: &ClientInfo,
     now: UnixTime,
-) -> Result<RootToken, Error> {
+) -> Result<SignIn<RootToken>, Error> {
     let store = &state.store;
     let Checked {
         mut user,
@@ -440,10 +464,20 @@ pub async fn login_root(
         ..
     } = check_password(state, email, password, None, client, now).await?;
     let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
-    let mut items = vec![attempt.succeeded_item(store)?];
+    let mut items = Vec::new();
     if tenant.is_some() {
         items.push(users::join_tenant_item(store, &user, now)?);
     }
+    let is_root = user.role == Some(crate::tenancy::Role::Root);
+    let answer = if challenge::required(&user) && is_root {
+        let (item, answer) = challenge::issue(state, &user, "pwd", Outcome::Root, None, now)?;
+        items.push(item);
+        attempt.count_until_second_factor();
+        Some(answer)
+    } else {
+        items.push(attempt.succeeded_item(store)?);
+        None
+    };
     let (written, ()) = tokio::join!(
         tenants::transact_creating(store, items, tenant.as_mut()),
         upgrade_hash(store, &user, password, rehash)
@@ -451,17 +485,15 @@ pub async fn login_root(
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
-    if user.role != Some(crate::tenancy::Role::Root) {
+    if !is_root {
         return Err(Error::InsufficientRole(
             "Only the tenant's root can sign in here; use /v1/auth/login.",
         ));
     }
-    let (access_token, expires_in) = session::root_token(state, &user, now).await?;
-    Ok(RootToken {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-    })
+    match answer {
+        Some(answer) => Ok(SignIn::Challenged(answer)),
+        None => Ok(SignIn::Complete(session::root_token(state, &user, &["pwd"], now).await?)),
+    }
 }
 
 /// How recent a sign-in must be to set a first password without the current one.

@@ -85,6 +85,11 @@ impl Attempt {
         login_failures::release(store, &self.email, self.failures, &self.before).await
     }
 
+    /// The first factor was right but a second is due: the attempt stays counted as a failure until the second
+    /// factor's verdict clears the record, so that a password alone never resets the backoff that limits guesses
+    /// at the second factor.
+    pub fn count_until_second_factor(self) {}
+
     /// The attempt succeeded: a transaction item that clears the record, to write with the session.
     pub fn succeeded_item(self, store: &Store) -> Result<TransactWriteItem, Error> {
         login_failures::clear_item(store, &self.email)

@@ -29,6 +29,12 @@ pub struct Config {
     /// Secrets Manager secret with the public key set (JWKS JSON) that the key rotation publishes and the
     /// verifying functions read (`KEYGATE_PUBLIC_KEYS_SECRET_ID`, default `<KEYGATE_KEY_SECRET_ID>-public`).
     pub public_keys_secret_id: String,
+    /// Secrets Manager secret with the data key that seals TOTP secrets and hashes backup codes
+    /// (`KEYGATE_MFA_KEY_SECRET_ID`, default `<KEYGATE_KEY_SECRET_ID>-mfa`); only the second-factor functions read
+    /// it.
+    pub mfa_key_secret_id: String,
+    /// The issuer name authenticator apps show beside a TOTP entry (`KEYGATE_TOTP_ISSUER`, default `keygate`).
+    pub totp_issuer: String,
     /// `iss` of every access token and the OpenID issuer (`KEYGATE_ISSUER`).
     pub issuer: String,
     /// `aud` of every access token (`KEYGATE_AUDIENCE`).
@@ -207,7 +213,17 @@ impl Config {
                 reason: reason.into(),
             })?;
         let key_secret_id = required("KEYGATE_KEY_SECRET_ID")?;
+        let totp_issuer = get("KEYGATE_TOTP_ISSUER").unwrap_or("keygate").trim().to_owned();
+        if totp_issuer.is_empty() || totp_issuer.contains(':') || totp_issuer.chars().count() > 64 {
+            return Err(ConfigError::Invalid {
+                name: "KEYGATE_TOTP_ISSUER",
+                reason: "an issuer is 1 to 64 characters without a colon".into(),
+            });
+        }
         Ok(Self {
+            mfa_key_secret_id: get("KEYGATE_MFA_KEY_SECRET_ID")
+                .map_or_else(|| format!("{key_secret_id}-mfa"), str::to_owned),
+            totp_issuer,
             custom_scopes,
             pat_prefix,
             breached_password_check,
@@ -325,6 +341,17 @@ mod tests {
         assert_eq!(config.issuer, "https://auth.example.com");
         assert!(config.check_registration_enabled);
         assert_eq!(config.public_keys_secret_id, "s-public");
+        assert_eq!(config.mfa_key_secret_id, "s-mfa");
+        assert_eq!(config.totp_issuer, "keygate");
+    }
+
+    #[test]
+    fn the_totp_issuer_cannot_break_the_otpauth_label() {
+        let mut vars = base();
+        vars.insert("KEYGATE_TOTP_ISSUER".into(), "Acme:Prod".into());
+        assert!(Config::from_vars(&vars).is_err());
+        vars.insert("KEYGATE_TOTP_ISSUER".into(), "Acme Prod".into());
+        assert_eq!(Config::from_vars(&vars).unwrap().totp_issuer, "Acme Prod");
     }
 
     #[test]

@@ -85,9 +85,18 @@ pub enum Error {
     /// Password login is locked after too many consecutive failures, until the owner proves the address.
     #[error("Too many failed sign-in attempts. Reset your password, or sign in with an emailed code or link.")]
     AccountLocked,
-    /// Setting a first password needs a sign-in at most five minutes old.
-    #[error("Sign in again (with an emailed code or link) to set a password; this session is too old.")]
+    /// The action needs a sign-in at most five minutes old (setting a first password, enrolling a second factor).
+    #[error("Sign in again: this action needs a sign-in at most five minutes old.")]
     ReauthenticationRequired,
+    /// Two-factor authentication is already on.
+    #[error("Two-factor authentication is already on; disable it first to enrol a new authenticator.")]
+    MfaAlreadyEnabled,
+    /// Two-factor authentication is off, so there is nothing to disable or regenerate.
+    #[error("Two-factor authentication is not on for this account.")]
+    MfaNotEnabled,
+    /// Enabling needs a setup of the last ten minutes.
+    #[error("No two-factor setup is pending (or it expired); call /v1/auth/2fa/setup first.")]
+    MfaSetupRequired,
     /// The emailed code is wrong, expired or used up.
     #[error("The code is invalid or has expired.")]
     InvalidCode,
@@ -137,6 +146,9 @@ impl Error {
             Self::AccountDisabled => "account_disabled",
             Self::InsufficientRole(_) => "insufficient_role",
             Self::ReauthenticationRequired => "reauthentication_required",
+            Self::MfaAlreadyEnabled => "mfa_already_enabled",
+            Self::MfaNotEnabled => "mfa_not_enabled",
+            Self::MfaSetupRequired => "mfa_setup_required",
             Self::InvalidCode => "invalid_code",
             Self::InvalidToken(_) => "invalid_token",
             Self::SessionRevoked => "session_revoked",
@@ -161,7 +173,11 @@ impl Error {
             | Self::InsufficientScope(_)
             | Self::ReauthenticationRequired => 403,
             Self::NotFound => 404,
-            Self::RefreshConflict | Self::Conflict(_) => 409,
+            Self::RefreshConflict
+            | Self::Conflict(_)
+            | Self::MfaAlreadyEnabled
+            | Self::MfaNotEnabled
+            | Self::MfaSetupRequired => 409,
             Self::PayloadTooLarge(_) => 413,
             Self::InvalidEmail
             | Self::InvalidField(_)

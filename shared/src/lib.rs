@@ -15,6 +15,7 @@ pub mod http;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod mfa;
 pub mod passwordless;
 pub mod passwords;
 pub mod pat;

@@ -60,6 +60,17 @@ pub enum Mail<'a> {
         /// The inviting tenant's name.
         tenant: &'a str,
     },
+    /// Two-factor authentication was turned on.
+    TwoFactorEnabled,
+    /// Two-factor authentication was turned off.
+    TwoFactorDisabled,
+    /// New backup codes replaced the old ones.
+    BackupCodesRegenerated,
+    /// A backup code was used to sign in or to turn two-factor authentication off.
+    BackupCodeUsed {
+        /// Unused codes left.
+        remaining: usize,
+    },
     /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
     /// one with an account. The mailer drops it.
     Decoy,
@@ -179,6 +190,51 @@ impl Mail<'_> {
                     "If you did not expect this invitation, ignore this email. Your account is unchanged.".into(),
                 ],
             ),
+            Self::TwoFactorEnabled => (
+                "Two-factor authentication is on",
+                vec![
+                    "Two-factor authentication was just turned on for your account. Signing in now also needs a \
+                     code from your authenticator app, or one of your backup codes."
+                        .into(),
+                    "Keep the backup codes somewhere safe: they are the way back in if you lose your phone.".into(),
+                    "If this was not you, reset your password now and contact your administrator.".into(),
+                ],
+            ),
+            Self::TwoFactorDisabled => (
+                "Two-factor authentication is off",
+                vec![
+                    "Two-factor authentication was just turned off for your account. Signing in needs only your \
+                     first factor now."
+                        .into(),
+                    "If this was not you, reset your password now, turn two-factor authentication on again, and \
+                     review your sessions."
+                        .into(),
+                ],
+            ),
+            Self::BackupCodesRegenerated => (
+                "New backup codes",
+                vec![
+                    "New backup codes were just made for your account; the old ones no longer work.".into(),
+                    "If this was not you, reset your password now and review your sessions.".into(),
+                ],
+            ),
+            Self::BackupCodeUsed { remaining } => (
+                "A backup code was used",
+                vec![
+                    format!(
+                        "One of your backup codes was just used. {remaining} unused {} left.",
+                        if *remaining == 1 { "code is" } else { "codes are" }
+                    ),
+                    if *remaining < 3 {
+                        "You are running out of backup codes: make new ones in your security settings, with a code \
+                         from your authenticator app."
+                            .into()
+                    } else {
+                        "Each backup code works once.".into()
+                    },
+                    "If this was not you, reset your password now and review your sessions.".into(),
+                ],
+            ),
             Self::Decoy => {
                 return Rendered {
                     subject: String::new(),
@@ -241,6 +297,11 @@ mod tests {
                 url: "https://app.example.com/accept-invitation?token=abc",
             },
             Mail::InvitedButRegistered { tenant: "Contoso" },
+            Mail::TwoFactorEnabled,
+            Mail::TwoFactorDisabled,
+            Mail::BackupCodesRegenerated,
+            Mail::BackupCodeUsed { remaining: 9 },
+            Mail::BackupCodeUsed { remaining: 1 },
         ] {
             let rendered = mail.render("https://app.example.com");
             assert!(!rendered.subject.is_empty());

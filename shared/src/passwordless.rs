@@ -5,6 +5,7 @@ use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
+use crate::mfa::challenge::SignIn;
 use crate::session::TokenResponse;
 use crate::store::users::{self, MailboxProof};
 use crate::store::{login_failures, magic_links};
@@ -46,12 +47,12 @@ pub async fn send_magic_link(
     state.mailer.send(email, mail).await
 }
 
-/// What a redeemed link yields: tokens, and where the application should go next.
+/// What a redeemed link yields: tokens (or a second-factor challenge), and where the application should go next.
 #[derive(Debug, serde::Serialize)]
 pub struct MagicLinkLogin {
-    /// The token response.
+    /// The token response, or the challenge.
     #[serde(flatten)]
-    pub tokens: TokenResponse,
+    pub tokens: SignIn<TokenResponse>,
     /// The allow-listed `redirect_uri` given when the link was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
@@ -72,7 +73,7 @@ pub async fn login_with_magic_link(
     let user = users::get(&state.store, &link.user_id).await?.ok_or(INVALID)?;
     let items = vec![login_failures::clear_item(&state.store, &user.email)?];
     let tokens =
-        account::sign_in_with_mailbox_proof(state, user, MailboxProof::SignIn, &["email_link"], items, client, now)
+        account::sign_in_with_mailbox_proof(state, user, MailboxProof::SignIn, "email_link", items, client, now)
             .await
             .map_err(|err| match err {
                 Error::Conflict(_) => INVALID,

@@ -79,9 +79,20 @@ pub async fn token_response(
     })
 }
 
+/// A root token: an access JWT with no session and no refresh token.
+#[derive(Debug, Serialize)]
+pub struct RootToken {
+    /// The access JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
 /// Signs a root token for `user` (see [`crate::account::login_root`]): no session, the account's session epoch
-/// as its stamp, the root role's scopes. Returns the JWT and its lifetime. No DynamoDB call.
-pub async fn root_token(state: &State, user: &User, now: UnixTime) -> Result<(String, i64), Error> {
+/// as its stamp, the root role's scopes, `amr` as the sign-in proved it. No DynamoDB call.
+pub async fn root_token(state: &State, user: &User, amr: &[&str], now: UnixTime) -> Result<RootToken, Error> {
     let keys = state.keys.signing(now).await?;
     let ttl = state.config.access_token_ttl;
     let claims = AccessClaims {
@@ -93,7 +104,7 @@ pub async fn root_token(state: &State, user: &User, now: UnixTime) -> Result<(St
         jti: secret::random_b64(16),
         sid: String::new(),
         scope: roles::scope_claim(&state.config, user.role),
-        amr: vec!["pwd".to_owned()],
+        amr: amr.iter().map(|m| (*m).to_owned()).collect(),
         auth_time: now,
         tenant: user.tenant_id.clone(),
         role: user.role.map(|role| role.as_str().to_owned()),
@@ -101,7 +112,11 @@ pub async fn root_token(state: &State, user: &User, now: UnixTime) -> Result<(St
         epoch: Some(user.session_epoch),
         ..AccessClaims::default()
     };
-    Ok((tokens::sign_access_token(&keys, &claims)?, ttl))
+    Ok(RootToken {
+        access_token: tokens::sign_access_token(&keys, &claims)?,
+        token_type: "Bearer",
+        expires_in: ttl,
+    })
 }
 
 /// Re-scopes the caller's own session to `database` (a database of its tenant, else 404) or to none, and answers

@@ -20,6 +20,8 @@ pub struct State {
     pub mailer: Mailer,
     /// Signing keys (private secret) and verifying keys (public key set) from Secrets Manager.
     pub keys: KeyStore,
+    /// The data key that seals TOTP secrets and hashes backup codes, from Secrets Manager.
+    pub mfa_keys: crate::mfa::data_key::DataKeyStore,
     /// The breached-password check (off unless configured).
     pub breach: BreachChecker,
     /// Namespaces the authorizer read lately (`X-Namespace`).
@@ -69,8 +71,14 @@ impl State {
             aws_sdk_sqs::Client::from_conf(sqs.build()),
             config.mail_queue_url.clone(),
         );
+        let secrets = aws_sdk_secretsmanager::Client::new(aws);
+        let mfa_keys = crate::mfa::data_key::DataKeyStore::new(
+            secrets.clone(),
+            config.mfa_key_secret_id.clone(),
+            config.key_cache_ttl,
+        );
         let keys = KeyStore::new(
-            aws_sdk_secretsmanager::Client::new(aws),
+            secrets,
             config.key_secret_id.clone(),
             config.public_keys_secret_id.clone(),
             config.key_cache_ttl,
@@ -82,6 +90,7 @@ impl State {
             store,
             mailer,
             keys,
+            mfa_keys,
             namespaces: crate::tenancy::databases::NamespaceCache::default(),
         }
     }

@@ -2,6 +2,7 @@
 //! the code before the hardening.
 
 use keygate_e2e::{authorizer_event, link_token, random_loopback, unique_email, Answer, TestApp, PASSWORD};
+use keygate_e2e::jwt_claims as claims;
 use serde_json::{json, Value};
 
 const ATTACKER_PASSWORD: &str = "attacker chosen passphrase";
@@ -15,12 +16,6 @@ async fn otp_login(app: &TestApp, email: &str) -> Answer {
     let code = app.code_sent_to(email, "sign-in code").await;
     app.post("/v1/auth/otp/login", json!({ "email": email, "code": code }))
         .await
-}
-
-fn claims(access_token: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode::<Value>(access_token)
-        .unwrap()
-        .claims
 }
 
 // Item 1: pre-hijacking through a pending registration.

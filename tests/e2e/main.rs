@@ -20,3 +20,4 @@ mod sessions;
 mod template;
 mod tenancy;
 mod tokens;
+mod two_factor;

@@ -3,13 +3,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use keygate_e2e::{authorizer_event, unique_email, Answer, TestApp, PASSWORD};
+use keygate_e2e::jwt_claims as claims;
 use serde_json::{json, Value};
-
-fn claims(access_token: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode::<Value>(access_token)
-        .unwrap()
-        .claims
-}
 
 fn unique(prefix: &str) -> String {
     format!(

@@ -27,6 +27,11 @@ pub fn link_token(body: &str) -> String {
         .collect()
 }
 
+/// The claims of a JWT, unverified (the tests read what keygate signed).
+pub fn jwt_claims(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(token).unwrap().claims
+}
+
 /// A real API Gateway authorizer event (payload 2.0) carrying `authorization` as its `Authorization` header.
 pub fn authorizer_event(authorization: &str) -> Value {
     let raw = std::fs::read_to_string(format!(

@@ -314,11 +314,12 @@ const BATCH: usize = 25;
 
 /// Removes what a deleting account owns, in BatchWriteItem calls of up to 25 deletes, at most `max_batches` of
 /// them: its sessions and each session's rotated-out hashes (`PREV#` items), found through GSI1
-/// `USER#<id>#SESSIONS`; its PATs (GSI1 `USER#<id>#PATS`); what its address partition holds besides the marker
-/// (codes, notices); and its login-failure record `failures_key`. `true` when nothing is left but the user item
+/// `USER#<id>#SESSIONS`; its PATs (GSI1 `USER#<id>#PATS`); its own partition besides the profile (second
+/// factors); what its address partition holds besides the marker (codes, notices); and its login-failure record
+/// `failures_key`. `true` when nothing is left but the user item
 /// and its markers. Safe to run again: every step finds only what is still there.
-/// Round trips: one GSI query per 25 sessions and one partition query per session, one per 25 PATs, one for the
-/// address partition, and one per batch (more when DynamoDB leaves items unprocessed).
+/// Round trips: one GSI query per 25 sessions and one partition query per session, one per 25 PATs, one for its
+/// own partition, one for the address partition, and one per batch (more when DynamoDB leaves items unprocessed).
 pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: usize) -> Result<bool, Error> {
     let mut purge = Purge {
         store,
@@ -354,6 +355,12 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
         match next {
             Some(next) => start = Some(next),
             None => break,
+        }
+    }
+    // The user's own partition besides its profile: its second factors and a pending enrolment.
+    for item in partition_keys(store, &format!("USER#{}", user.id), Some("PROFILE")).await? {
+        if !purge.add(item).await? {
+            return Ok(false);
         }
     }
     // The address partition (codes, notices) and the address's failure record belong to whoever holds the

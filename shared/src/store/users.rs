@@ -55,6 +55,10 @@ pub struct User {
     /// Invited, active or disabled; a disabled account's credentials all fail.
     #[serde(default)]
     pub status: AccountStatus,
+    /// When two-factor authentication was turned on; `None` while it is off. Every first-factor sign-in of an
+    /// account with it on answers with a challenge instead of tokens (see [`crate::mfa`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_enabled_at: Option<UnixTime>,
     /// GSI1 partition: the tenant's accounts, for listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
@@ -125,6 +129,8 @@ pub struct UserView {
     pub role: Option<Role>,
     /// `individual` or `service`.
     pub kind: AccountKind,
+    /// Whether sign-ins need a second factor.
+    pub mfa_enabled: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,6 +186,7 @@ impl User {
             kind: AccountKind::Individual,
             service_name: None,
             status: AccountStatus::Active,
+            mfa_enabled_at: None,
             gsi1pk: None,
             gsi1sk: None,
         }
@@ -212,6 +219,7 @@ impl User {
             kind: AccountKind::Service,
             service_name: Some(service_name),
             status: AccountStatus::Active,
+            mfa_enabled_at: None,
             gsi1pk: None,
             gsi1sk: None,
         };
@@ -251,6 +259,7 @@ impl User {
             tenant_id: self.tenant_id.clone(),
             role: self.role,
             kind: self.kind,
+            mfa_enabled: self.mfa_enabled_at.is_some(),
         }
     }
 }
@@ -304,6 +313,30 @@ pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>,
         Some(id) => get(store, &id).await,
         None => Ok(None),
     }
+}
+
+/// A transaction item that turns the user's second-factor flag on (`Some(now)`, only if it is off) or off
+/// (`None`, only if it is on), so that two enrolments racing cannot both win.
+pub(crate) fn second_factor_item(
+    store: &Store,
+    user_id: &str,
+    enabled_at: Option<UnixTime>,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(user_id)))
+        .expression_attribute_values(":now", n(now));
+    let update = match enabled_at {
+        Some(at) => update
+            .update_expression("SET mfa_enabled_at = :at, updated_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(mfa_enabled_at)")
+            .expression_attribute_values(":at", n(at)),
+        None => update
+            .update_expression("SET updated_at = :now REMOVE mfa_enabled_at")
+            .condition_expression("attribute_exists(pk) AND attribute_exists(mfa_enabled_at)"),
+    };
+    transact_update(update)
 }
 
 /// The password-backoff key of a service account; it cannot collide with a normalised address, which has an `@`.

@@ -1,0 +1,208 @@
+//! The login challenge. A first factor that is right for an account with two-factor authentication on yields a
+//! [`SignIn::Challenged`] instead of tokens: a single-use challenge, stored server-side
+//! ([`crate::store::mfa_challenges`]), that [`verify`] exchanges for what the first factor would have given.
+//! Nothing in a challenge answer but `methods` depends on the account.
+
+use serde::Serialize;
+
+use super::enrolment::notify;
+use super::{check_code, methods};
+use crate::backoff;
+use crate::clock::UnixTime;
+use crate::http::ClientInfo;
+use crate::mail::Mail;
+use crate::rate_limit;
+use crate::session::{self, RootToken, TokenResponse};
+use crate::store::databases::{self, Database};
+use crate::store::mfa_challenges::{self, Challenge, Outcome, CHALLENGE_TTL_SECONDS};
+use crate::store::second_factors::{self, Proof, SecondFactors};
+use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::users::{self, AccountStatus, User};
+use crate::store::{decode, Item};
+use crate::tenancy::Role;
+use crate::{Error, State};
+
+/// What a first factor answers: tokens, or a challenge for the second factor.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SignIn<T> {
+    /// Signed in.
+    Complete(T),
+    /// A second factor is due.
+    Challenged(ChallengeAnswer),
+}
+
+/// The body that asks for a second factor.
+#[derive(Debug, Serialize)]
+pub struct ChallengeAnswer {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// The token to send back to `/v1/auth/2fa/verify` with the code.
+    pub challenge_token: String,
+    /// The second factors the account can answer with.
+    pub methods: Vec<&'static str>,
+    /// Seconds left to answer.
+    pub expires_in: i64,
+}
+
+/// Whether a first factor of `user` must be followed by a second.
+pub fn required(user: &User) -> bool {
+    user.mfa_enabled_at.is_some()
+}
+
+/// A new challenge for `user` after the first factor `amr`, the transaction item that stores it (to write in
+/// place of the session), and the answer to give.
+pub(crate) fn issue(
+    state: &State,
+    user: &User,
+    amr: &str,
+    outcome: Outcome,
+    database: Option<&Database>,
+    now: UnixTime,
+) -> Result<(aws_sdk_dynamodb::types::TransactWriteItem, ChallengeAnswer), Error> {
+    let (challenge, token) = Challenge::issue(user, &[amr], outcome, database.map(|d| d.id.as_str()), now);
+    let item = mfa_challenges::create_item(&state.store, &challenge)?;
+    Ok((
+        item,
+        ChallengeAnswer {
+            mfa_required: true,
+            challenge_token: token,
+            methods: methods(user, None),
+            expires_in: CHALLENGE_TTL_SECONDS,
+        },
+    ))
+}
+
+/// What an answered challenge yields: the first factor's own answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Verified {
+    /// A session's tokens.
+    Session(Box<TokenResponse>),
+    /// A root token.
+    Root(RootToken),
+}
+
+const INVALID: Error = Error::InvalidToken("The challenge is invalid, used or expired; sign in again.");
+
+/// Answers a challenge with a TOTP code or a backup code. A right code that was not used before ends the
+/// challenge and yields the first factor's answer, with both factors and `mfa` in `amr`. A wrong, used or
+/// replayed code is 400 `invalid_code`; it counts against the challenge (five kill it) and against the account's
+/// backoff. A challenge that is unknown, used, expired or dead, or whose account's sessions were ended since
+/// (a password reset, a disable), is 401 `invalid_token`.
+/// Round trips: the per-IP counter and the challenge concurrently; the backoff claim and one BatchGetItem (user,
+/// factors, and the database when the sign-in named one) concurrently; one transaction (spend the code, use the
+/// challenge, clear the backoff, start the session). A wrong code writes the challenge's count and the backoff's
+/// wait concurrently instead; a used backup code adds one SQS call.
+pub async fn verify(state: &State, token: &str, code: &str, client: &ClientInfo, now: UnixTime) -> Result<Verified, Error> {
+    let store = &state.store;
+    let code = super::check_code_field(code)?;
+    let rule = state.config.rate_limits.verify_rule("2fa-verify");
+    let (limited, challenge) = tokio::join!(
+        rate_limit::check_client_ip(store, &rule, client, now),
+        mfa_challenges::get(store, token, now)
+    );
+    limited?;
+    let challenge = challenge?.ok_or(INVALID)?;
+    let (attempt, read) = tokio::join!(
+        backoff::claim(store, &challenge.backoff_key, now),
+        read_for(state, &challenge)
+    );
+    let attempt = attempt?;
+    let (user, factors, database) = match read {
+        Ok(Some(read)) => read,
+        Ok(None) => {
+            attempt.release(store).await?;
+            return Err(INVALID);
+        }
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
+    };
+    let keys = state.mfa_keys.get(now).await?;
+    let Some(proof) = check_code(&keys, &factors, code, true, now)? else {
+        let (failed, counted) = tokio::join!(attempt.failed(store, now), mfa_challenges::count_wrong(store, &challenge));
+        failed?;
+        counted?;
+        return Err(Error::InvalidCode);
+    };
+    let mut amr: Vec<&str> = challenge.amr.iter().map(String::as_str).collect();
+    amr.extend([proof.amr(), "mfa"]);
+    let mut items = vec![
+        second_factors::spend_item(store, &user.id, &proof, now)?,
+        mfa_challenges::consume_item(store, &challenge)?,
+        attempt.succeeded_item(store)?,
+    ];
+    let started = match challenge.outcome {
+        Outcome::Session => {
+            let (mut session, refresh) = Session::start(&user, &amr, client, Lifetime::from_config(&state.config), now);
+            session.scope_to(database.as_ref());
+            items.push(sessions::create_item(store, &session)?);
+            Some((session, refresh))
+        }
+        Outcome::Root if user.role == Some(Role::Root) => None,
+        // Demoted since the password was checked.
+        Outcome::Root => return Err(INVALID),
+    };
+    if !store.transact(items).await? {
+        // Another request spent this code or this challenge first.
+        mfa_challenges::count_wrong(store, &challenge).await?;
+        return Err(Error::InvalidCode);
+    }
+    if let Proof::BackupCode { .. } = proof {
+        let remaining = factors.backup_codes.len().saturating_sub(1);
+        notify(state, &user, Mail::BackupCodeUsed { remaining }).await;
+    }
+    match started {
+        Some((session, refresh)) => Ok(Verified::Session(Box::new(
+            session::token_response(state, &user, &session, &refresh, now).await?,
+        ))),
+        None => Ok(Verified::Root(session::root_token(state, &user, &amr, now).await?)),
+    }
+}
+
+/// The challenge's user, factors and database in one strongly consistent BatchGetItem; `None` when any of them is
+/// gone or no longer what the challenge was issued for (another epoch, disabled, two-factor turned off, the
+/// database deleted or moved).
+async fn read_for(
+    state: &State,
+    challenge: &Challenge,
+) -> Result<Option<(User, SecondFactors, Option<Database>)>, Error> {
+    let mut keys = vec![
+        users::user_key(&challenge.user_id),
+        second_factors::factors_key(&challenge.user_id),
+    ];
+    if let Some(db) = &challenge.db {
+        keys.push(databases::database_key(db));
+    }
+    let (mut user, mut factors, mut database) = (None, None, None);
+    for item in state.store.batch_get(keys).await? {
+        match (pk_of(&item), sk_of(&item)) {
+            (Some(pk), Some("PROFILE")) if pk.starts_with("USER#") => user = Some(decode::<User>(item)?),
+            (Some(pk), Some("MFA")) if pk.starts_with("USER#") => factors = Some(decode::<SecondFactors>(item)?),
+            (Some(pk), _) if pk.starts_with("DATABASE#") => database = Some(decode::<Database>(item)?),
+            _ => {}
+        }
+    }
+    let (Some(user), Some(factors)) = (user, factors) else {
+        return Ok(None);
+    };
+    let current = user.session_epoch == challenge.epoch
+        && user.status != AccountStatus::Disabled
+        && user.mfa_enabled_at.is_some();
+    let database_ok = match (&challenge.db, &database) {
+        (None, _) => true,
+        (Some(_), Some(db)) => user.tenant_id.as_deref() == Some(db.tenant_id.as_str()),
+        (Some(_), None) => false,
+    };
+    Ok((current && database_ok).then_some((user, factors, database)))
+}
+
+fn pk_of(item: &Item) -> Option<&str> {
+    item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn sk_of(item: &Item) -> Option<&str> {
+    item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)
+}

@@ -1,0 +1,228 @@
+//! Turning two-factor authentication on and off from a signed-in session, and reading where it stands.
+
+use serde::Serialize;
+
+use super::{backup_codes, check_code, methods, totp};
+use crate::account::REAUTHENTICATION_WINDOW_SECONDS;
+use crate::backoff;
+use crate::clock::{rfc3339, UnixTime};
+use crate::email::Email;
+use crate::mail::Mail;
+use crate::store::second_factors::{self, PendingTotp, Proof, SecondFactors};
+use crate::store::sessions::Session;
+use crate::store::users::{self, AccountKind, User};
+use crate::{Error, State};
+
+/// Where two-factor authentication stands for an account.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Whether sign-ins need a second factor.
+    pub enabled: bool,
+    /// RFC 3339, when it was turned on.
+    pub enabled_at: Option<String>,
+    /// Unused backup codes.
+    pub backup_codes_remaining: usize,
+    /// The second factors a challenge accepts.
+    pub methods: Vec<&'static str>,
+}
+
+/// The status of `user`'s second factors. One round trip when two-factor authentication is on, none when off.
+pub async fn status(state: &State, user: &User) -> Result<Status, Error> {
+    let factors = match user.mfa_enabled_at {
+        Some(_) => second_factors::get(&state.store, &user.id).await?,
+        None => None,
+    };
+    Ok(Status {
+        enabled: user.mfa_enabled_at.is_some(),
+        enabled_at: user.mfa_enabled_at.map(rfc3339),
+        backup_codes_remaining: factors.as_ref().map_or(0, |f| f.backup_codes.len()),
+        methods: methods(user, factors.as_ref()),
+    })
+}
+
+/// A new, pending TOTP secret, as an authenticator app takes it.
+#[derive(Debug, Serialize)]
+pub struct Setup {
+    /// The secret, base32 (to type in).
+    pub secret: String,
+    /// The `otpauth://` URI (to draw as a QR code).
+    pub otpauth_uri: String,
+    /// Seconds left to enable it.
+    pub expires_in: i64,
+}
+
+/// Begins enrolment: a new secret, sealed and pending for ten minutes, replacing any earlier setup. Needs a
+/// sign-in at most five minutes old, so that a stolen session cannot tie the account to the thief's authenticator;
+/// refused while two-factor authentication is on (409), and for service accounts, which have no interactive
+/// sign-in to protect. One round trip (the pending item), plus one Secrets Manager read on a cold data key.
+pub async fn setup(state: &State, user: &User, session: &Session, now: UnixTime) -> Result<Setup, Error> {
+    if user.kind != AccountKind::Individual {
+        return Err(Error::InsufficientRole(
+            "Service accounts sign in with a secret and have no second factor.",
+        ));
+    }
+    if user.mfa_enabled_at.is_some() {
+        return Err(Error::MfaAlreadyEnabled);
+    }
+    if now - session.created_at > REAUTHENTICATION_WINDOW_SECONDS {
+        return Err(Error::ReauthenticationRequired);
+    }
+    let secret = totp::new_secret();
+    let keys = state.mfa_keys.get(now).await?;
+    let sealed = keys.seal(&secret, &user.id)?;
+    let otpauth_uri = totp::otpauth_uri(&secret, &state.config.totp_issuer, &user.email)
+        .ok_or_else(|| Error::dependency("building the otpauth URI", std::io::Error::other("rejected")))?;
+    second_factors::put_pending(&state.store, &PendingTotp::new(&user.id, &sealed, now)).await?;
+    Ok(Setup {
+        secret: totp::base32(&secret),
+        otpauth_uri,
+        expires_in: second_factors::PENDING_TTL_SECONDS,
+    })
+}
+
+/// The backup codes, shown once.
+#[derive(Debug, Serialize)]
+pub struct BackupCodes {
+    /// Ten single-use codes.
+    pub backup_codes: Vec<String>,
+}
+
+/// New backup codes and their hashes under the current data key version.
+fn new_backup_codes(keys: &super::data_key::DataKeys) -> Result<(Vec<String>, Vec<String>), Error> {
+    let codes = backup_codes::generate();
+    let hashes = codes
+        .iter()
+        .map(|code| {
+            let canonical = backup_codes::normalize(code).unwrap_or_default();
+            keys.mac(keys.current_version(), canonical.as_bytes())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((codes, hashes))
+}
+
+/// Finishes enrolment with a code from the pending secret: the secret becomes the account's (the code's step
+/// counted as used), ten backup codes are made, and the owner is told by email. A wrong code spends the account's
+/// backoff like a wrong password. Three round trips in two round-trip times (the backoff claim and the pending
+/// secret concurrently, one transaction), and one SQS call.
+pub async fn enable(state: &State, user: &User, code: &str, now: UnixTime) -> Result<BackupCodes, Error> {
+    let store = &state.store;
+    if user.mfa_enabled_at.is_some() {
+        return Err(Error::MfaAlreadyEnabled);
+    }
+    let code = super::check_code_field(code)?;
+    let backoff_key = user.backoff_key();
+    let (attempt, pending) = tokio::join!(
+        backoff::claim(store, &backoff_key, now),
+        second_factors::get_pending(store, &user.id, now)
+    );
+    let attempt = attempt?;
+    let Some(pending) = pending? else {
+        attempt.release(store).await?;
+        return Err(Error::MfaSetupRequired);
+    };
+    let keys = state.mfa_keys.get(now).await?;
+    let secret = keys.open(&pending.sealed(), &user.id)?;
+    let Some(step) = totp::matching_step(&secret, code, now) else {
+        attempt.failed(store, now).await?;
+        return Err(Error::InvalidCode);
+    };
+    let (codes, hashes) = new_backup_codes(&keys)?;
+    let factors = SecondFactors::new(&user.id, &pending.sealed(), step, hashes, keys.current_version(), now);
+    let mut items = second_factors::enable_items(store, &factors, &pending)?;
+    items.push(users::second_factor_item(store, &user.id, Some(now), now)?);
+    items.push(attempt.succeeded_item(store)?);
+    if !store.transact(items).await? {
+        return Err(Error::Conflict("Two-factor authentication changed meanwhile; start again."));
+    }
+    notify(state, user, Mail::TwoFactorEnabled).await;
+    Ok(BackupCodes { backup_codes: codes })
+}
+
+/// Checks a current factor for a change to the factors themselves (disable, regenerate): the account's backoff
+/// claim and the factors concurrently, then the code. A wrong code sets the backoff's wait. Two round trips in one
+/// round-trip time, plus the wait's write after a wrong code.
+async fn prove_current_factor(
+    state: &State,
+    user: &User,
+    code: &str,
+    backup_codes_count: bool,
+    now: UnixTime,
+) -> Result<(SecondFactors, Proof, backoff::Attempt), Error> {
+    let store = &state.store;
+    if user.mfa_enabled_at.is_none() {
+        return Err(Error::MfaNotEnabled);
+    }
+    let code = super::check_code_field(code)?;
+    let backoff_key = user.backoff_key();
+    let (attempt, factors) = tokio::join!(
+        backoff::claim(store, &backoff_key, now),
+        second_factors::get(store, &user.id)
+    );
+    let attempt = attempt?;
+    let Some(factors) = factors? else {
+        attempt.release(store).await?;
+        return Err(Error::MfaNotEnabled);
+    };
+    let keys = state.mfa_keys.get(now).await?;
+    match check_code(&keys, &factors, code, backup_codes_count, now)? {
+        Some(proof) => Ok((factors, proof, attempt)),
+        None => {
+            attempt.failed(store, now).await?;
+            Err(Error::InvalidCode)
+        }
+    }
+}
+
+/// Turns two-factor authentication off with a current TOTP code or an unused backup code (ASVS 7.5.1), deleting
+/// the secret and the backup codes, and tells the owner. Three round trips in two round-trip times (the claim and
+/// the factors concurrently, one transaction), and one SQS call.
+pub async fn disable(state: &State, user: &User, code: &str, now: UnixTime) -> Result<(), Error> {
+    let store = &state.store;
+    let (_, proof, attempt) = prove_current_factor(state, user, code, true, now).await?;
+    let items = vec![
+        second_factors::remove_item(store, &user.id, &proof)?,
+        users::second_factor_item(store, &user.id, None, now)?,
+        attempt.succeeded_item(store)?,
+    ];
+    if !store.transact(items).await? {
+        return Err(Error::InvalidCode);
+    }
+    notify(state, user, Mail::TwoFactorDisabled).await;
+    Ok(())
+}
+
+/// Replaces the backup codes, authorised by a current TOTP code (a backup code cannot mint new ones), and tells
+/// the owner. Three round trips in two round-trip times, and one SQS call.
+pub async fn regenerate_backup_codes(
+    state: &State,
+    user: &User,
+    code: &str,
+    now: UnixTime,
+) -> Result<BackupCodes, Error> {
+    let store = &state.store;
+    let (_, proof, attempt) = prove_current_factor(state, user, code, false, now).await?;
+    let Proof::Totp { step } = proof else {
+        return Err(Error::InvalidCode);
+    };
+    let keys = state.mfa_keys.get(now).await?;
+    let (codes, hashes) = new_backup_codes(&keys)?;
+    let items = vec![
+        second_factors::replace_backup_codes_item(store, &user.id, step, hashes, keys.current_version(), now)?,
+        attempt.succeeded_item(store)?,
+    ];
+    if !store.transact(items).await? {
+        return Err(Error::InvalidCode);
+    }
+    notify(state, user, Mail::BackupCodesRegenerated).await;
+    Ok(BackupCodes { backup_codes: codes })
+}
+
+/// Emails the owner a security notice. The change is made: a mail that cannot be queued is logged, not an error.
+pub(crate) async fn notify(state: &State, user: &User, mail: Mail<'_>) {
+    let Ok(email) = Email::parse(&user.email) else {
+        return;
+    };
+    if let Err(err) = state.mailer.send(&email, mail).await {
+        tracing::warn!(error = ?err, "queueing a two-factor notice failed");
+    }
+}

@@ -10,8 +10,17 @@ fn env(name: &str) -> Result<String, BoxError> {
     std::env::var(name).map_err(|_| format!("{name} must be set (the Makefile sets it)").into())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
+fn main() -> Result<(), BoxError> {
+    // Lambda gives a function's thread 8 MiB of stack; the local server's threads get the same, which unoptimised
+    // builds of the sign-in flows need.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), BoxError> {
     let command = std::env::args().nth(1).unwrap_or_default();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match command.as_str() {

@@ -12,9 +12,9 @@ use crate::mfa::challenge::{self, SignIn};
 use crate::passwords::{self, Verified};
 use crate::rate_limit::{self, MailKind};
 use crate::session::{self, RootToken, TokenResponse};
-use crate::store::mfa_challenges::Outcome;
 use crate::store::codes::{self, Purpose};
 use crate::store::login_failures;
+use crate::store::mfa_challenges::{self, Outcome};
 use crate::store::sessions::{self, Lifetime, Session};
 use crate::store::users::{self, AccountStatus, MailboxProof, Revoke, User};
 use crate::tenancy::databases::{self, Selector};
@@ -252,9 +252,9 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         None => {}
     }
     let started = if challenge::required(&user) {
-        let (item, answer) = challenge::issue(state, &user, amr, Outcome::Session, None, now)?;
-        items.push(item);
-        Err(answer)
+        let issued = challenge::issue(state, &user, amr, Outcome::Session, None, now)?;
+        items.push(issued.item);
+        Err(issued.answer)
     } else {
         let (session, refresh) = Session::start(&user, &[amr], client, Lifetime::from_config(&state.config), now);
         items.push(sessions::create_item(&state.store, &session)?);
@@ -325,10 +325,10 @@ pub async fn login(
         items.push(users::join_tenant_item(store, &user, now)?);
     }
     let started = if challenge::required(&user) {
-        let (item, answer) = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
-        items.push(item);
+        let issued = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
+        items.push(issued.item);
         attempt.count_until_second_factor();
-        Err(answer)
+        Err((issued.challenge, issued.answer))
     } else {
         let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
         session.scope_to(scoped.as_ref());
@@ -345,12 +345,19 @@ pub async fn login(
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
+    let breached = matches!(breach, Breach::Found(_));
     let (session, refresh) = match started {
         Ok(started) => started,
-        Err(answer) => return Ok(SignIn::Challenged(answer)),
+        Err((challenge, answer)) => {
+            // The answer to the challenge says so, as this one would have.
+            if breached {
+                mfa_challenges::mark_password_breached(store, &challenge).await?;
+            }
+            return Ok(SignIn::Challenged(answer));
+        }
     };
     let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
-    tokens.password_breached = matches!(breach, Breach::Found(_));
+    tokens.password_breached = breached;
     Ok(SignIn::Complete(tokens))
 }
 
@@ -470,10 +477,10 @@ pub async fn login_root(
     }
     let is_root = user.role == Some(crate::tenancy::Role::Root);
     let answer = if challenge::required(&user) && is_root {
-        let (item, answer) = challenge::issue(state, &user, "pwd", Outcome::Root, None, now)?;
-        items.push(item);
+        let issued = challenge::issue(state, &user, "pwd", Outcome::Root, None, now)?;
+        items.push(issued.item);
         attempt.count_until_second_factor();
-        Some(answer)
+        Some(issued.answer)
     } else {
         items.push(attempt.succeeded_item(store)?);
         None
@@ -492,7 +499,9 @@ pub async fn login_root(
     }
     match answer {
         Some(answer) => Ok(SignIn::Challenged(answer)),
-        None => Ok(SignIn::Complete(session::root_token(state, &user, &["pwd"], now).await?)),
+        None => Ok(SignIn::Complete(
+            session::root_token(state, &user, &["pwd"], now).await?,
+        )),
     }
 }
 

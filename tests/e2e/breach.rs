@@ -236,6 +236,21 @@ async fn a_login_with_a_breached_password_succeeds_and_says_so() {
 }
 
 #[tokio::test]
+async fn a_breached_password_is_reported_once_the_second_factor_is_in() {
+    let server = spawn_range_server(&[PASSWORD]).await;
+    let unchecked = keygate_e2e::TestApp::spawn().await;
+    let user = crate::two_factor::enrolled(&unchecked).await;
+    let app = app_checking_against(&server.url).await;
+    let login = app.login(&user.email, PASSWORD).await;
+    crate::two_factor::assert_challenge(&login);
+    // Nothing about the password before the second factor.
+    assert!(login.body.get("password_breached").is_none(), "{:?}", login.body);
+    let tokens = crate::two_factor::verify(&app, &login.str("challenge_token"), &user.backup_codes[0]).await;
+    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+    assert_eq!(tokens.body["password_breached"], true);
+}
+
+#[tokio::test]
 async fn a_dead_range_api_lets_registration_and_login_through() {
     let app = app_checking_against(&closed_port_url()).await;
     let (email, verified) = app.signed_up_user().await;

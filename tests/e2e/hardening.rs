@@ -1,8 +1,8 @@
 //! Issue 9's attacks, each run over HTTP as a stranger or a thief would run it. Every test here failed against
 //! the code before the hardening.
 
-use keygate_e2e::{authorizer_event, link_token, random_loopback, unique_email, Answer, TestApp, PASSWORD};
 use keygate_e2e::jwt_claims as claims;
+use keygate_e2e::{authorizer_event, link_token, random_loopback, unique_email, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
 const ATTACKER_PASSWORD: &str = "attacker chosen passphrase";

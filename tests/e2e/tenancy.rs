@@ -2,8 +2,8 @@
 //! their user item directly, as the accounts endpoints (another issue's work) will.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use keygate_e2e::{authorizer_event, unique_email, Answer, TestApp, PASSWORD};
 use keygate_e2e::jwt_claims as claims;
+use keygate_e2e::{authorizer_event, unique_email, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
 fn unique(prefix: &str) -> String {

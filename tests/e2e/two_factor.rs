@@ -8,12 +8,12 @@ use keygate_e2e::{jwt_claims, link_token, unique_email, Answer, TestApp, PASSWOR
 use serde_json::{json, Value};
 
 /// A user with two-factor authentication on.
-struct Enrolled {
-    email: String,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
     session: Answer,
     secret: Vec<u8>,
     base32: String,
-    backup_codes: Vec<String>,
+    pub(crate) backup_codes: Vec<String>,
 }
 
 impl Enrolled {
@@ -47,17 +47,23 @@ fn decode_base32(secret: &str) -> Vec<u8> {
 }
 
 /// Signs up a user and turns two-factor authentication on for it.
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     app.state.clock.freeze();
     let (email, session) = app.signed_up_user().await;
-    let setup = app.post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({})).await;
+    let setup = app
+        .post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({}))
+        .await;
     assert_eq!(setup.status, 200, "{:?}", setup.body);
     let base32 = setup.str("secret");
     let secret = decode_base32(&base32);
     assert_eq!(secret.len(), 20, "160 bits");
     let code = code_at(&secret, app.state.clock.now());
     let enabled = app
-        .post_as(&session.str("access_token"), "/v1/auth/2fa/enable", json!({ "code": code }))
+        .post_as(
+            &session.str("access_token"),
+            "/v1/auth/2fa/enable",
+            json!({ "code": code }),
+        )
         .await;
     assert_eq!(enabled.status, 200, "{:?}", enabled.body);
     let backup_codes: Vec<String> = enabled.body["backup_codes"]
@@ -82,7 +88,7 @@ async fn challenged_login(app: &TestApp, email: &str) -> String {
     login.str("challenge_token")
 }
 
-fn assert_challenge(answer: &Answer) {
+pub(crate) fn assert_challenge(answer: &Answer) {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["mfa_required"], json!(true), "{:?}", answer.body);
     assert_eq!(answer.body["methods"], json!(["totp", "backup_code"]));
@@ -90,7 +96,7 @@ fn assert_challenge(answer: &Answer) {
     assert_eq!(answer.str("challenge_token").len(), 43, "256 bits");
 }
 
-async fn verify(app: &TestApp, challenge: &str, code: &str) -> Answer {
+pub(crate) async fn verify(app: &TestApp, challenge: &str, code: &str) -> Answer {
     app.post(
         "/v1/auth/2fa/verify",
         json!({ "challenge_token": challenge, "code": code }),
@@ -141,7 +147,11 @@ async fn enrol_then_sign_in_with_both_factors_and_a_replayed_code_is_refused() {
     assert_eq!((reuse.status, reuse.code()), (401, "invalid_token"));
     // The enabling code's step was spent too: its code never signs in.
     let emails = app.emails_to(&user.email).await;
-    assert!(subjects(&emails).contains(&"Two-factor authentication is on"), "{:?}", subjects(&emails));
+    assert!(
+        subjects(&emails).contains(&"Two-factor authentication is on"),
+        "{:?}",
+        subjects(&emails)
+    );
 }
 
 #[tokio::test]
@@ -174,7 +184,10 @@ async fn concurrent_verifies_with_one_code_let_exactly_one_through() {
     for answer in answers.iter().filter(|a| a.status != 200) {
         // A loser either lost the code (400) or found its challenge already used (401); never a 5xx.
         assert!(
-            matches!((answer.status, answer.code()), (400, "invalid_code") | (401, "invalid_token") | (429, "rate_limited")),
+            matches!(
+                (answer.status, answer.code()),
+                (400, "invalid_code") | (401, "invalid_token") | (429, "rate_limited")
+            ),
             "{:?}",
             answer.body
         );
@@ -209,8 +222,14 @@ async fn a_backup_code_works_once_and_its_use_is_reported() {
         .map(|(_, body)| body)
         .collect();
     assert_eq!(used.len(), 2, "{:?}", subjects(&emails));
-    assert!(used.iter().any(|body| body.contains("9 unused codes are left")), "{used:?}");
-    assert!(used.iter().any(|body| body.contains("8 unused codes are left")), "{used:?}");
+    assert!(
+        used.iter().any(|body| body.contains("9 unused codes are left")),
+        "{used:?}"
+    );
+    assert!(
+        used.iter().any(|body| body.contains("8 unused codes are left")),
+        "{used:?}"
+    );
 }
 
 #[tokio::test]
@@ -246,13 +265,21 @@ async fn regenerating_needs_a_totp_code_and_retires_the_old_codes() {
         .await;
     assert_eq!((refused.status, refused.code()), (400, "invalid_code"));
     let wrong = app
-        .post_as(&user.jwt(), "/v1/auth/2fa/backup-codes/regenerate", json!({ "code": "000000" }))
+        .post_as(
+            &user.jwt(),
+            "/v1/auth/2fa/backup-codes/regenerate",
+            json!({ "code": "000000" }),
+        )
         .await;
     assert_eq!((wrong.status, wrong.code()), (400, "invalid_code"));
 
     let code = next_code(&app, &user.secret);
     let fresh = app
-        .post_as(&user.jwt(), "/v1/auth/2fa/backup-codes/regenerate", json!({ "code": code }))
+        .post_as(
+            &user.jwt(),
+            "/v1/auth/2fa/backup-codes/regenerate",
+            json!({ "code": code }),
+        )
         .await;
     assert_eq!(fresh.status, 200, "{:?}", fresh.body);
     let new_codes: Vec<String> = fresh.body["backup_codes"]
@@ -294,7 +321,10 @@ async fn disabling_needs_a_current_factor_and_then_sign_ins_need_one_factor() {
         .await;
     assert_eq!(off.status, 204, "{:?}", off.body);
     let after = status(&app, &user.jwt()).await;
-    assert_eq!(after, json!({ "enabled": false, "enabled_at": null, "backup_codes_remaining": 0, "methods": [] }));
+    assert_eq!(
+        after,
+        json!({ "enabled": false, "enabled_at": null, "backup_codes_remaining": 0, "methods": [] })
+    );
     let login = app.login(&user.email, PASSWORD).await;
     assert_eq!(login.status, 200);
     assert_eq!(jwt_claims(&login.str("access_token"))["amr"], json!(["pwd"]));
@@ -302,7 +332,11 @@ async fn disabling_needs_a_current_factor_and_then_sign_ins_need_one_factor() {
     let items = app.items(&format!("USER#{}", user.id())).await;
     assert!(items.iter().all(|i| i["sk"].as_s().unwrap() == "PROFILE"), "{items:?}");
     let again = app
-        .post_as(&user.jwt(), "/v1/auth/2fa/disable", json!({ "code": next_code(&app, &user.secret) }))
+        .post_as(
+            &user.jwt(),
+            "/v1/auth/2fa/disable",
+            json!({ "code": next_code(&app, &user.secret) }),
+        )
         .await;
     assert_eq!((again.status, again.code()), (409, "mfa_not_enabled"));
     let emails = app.emails_to(&user.email).await;
@@ -314,7 +348,11 @@ async fn a_backup_code_can_turn_two_factor_off() {
     let app = TestApp::spawn().await;
     let user = enrolled(&app).await;
     let off = app
-        .post_as(&user.jwt(), "/v1/auth/2fa/disable", json!({ "code": user.backup_codes[3] }))
+        .post_as(
+            &user.jwt(),
+            "/v1/auth/2fa/disable",
+            json!({ "code": user.backup_codes[3] }),
+        )
         .await;
     assert_eq!(off.status, 204, "{:?}", off.body);
     assert_eq!(app.login(&user.email, PASSWORD).await.body["mfa_required"], Value::Null);
@@ -334,7 +372,10 @@ async fn email_code_and_magic_link_sign_ins_are_challenged_too() {
     assert_challenge(&otp);
     let tokens = verify(&app, &otp.str("challenge_token"), &next_code(&app, &user.secret)).await;
     assert_eq!(tokens.status, 200, "{:?}", tokens.body);
-    assert_eq!(jwt_claims(&tokens.str("access_token"))["amr"], json!(["otp", "totp", "mfa"]));
+    assert_eq!(
+        jwt_claims(&tokens.str("access_token"))["amr"],
+        json!(["otp", "totp", "mfa"])
+    );
 
     let sent = app
         .post(
@@ -363,7 +404,10 @@ async fn the_root_login_and_a_database_login_are_challenged_and_keep_their_shape
     let app = TestApp::spawn().await;
     let user = enrolled(&app).await;
     let root = app
-        .post("/v1/auth/login/root", json!({ "email": user.email, "password": PASSWORD }))
+        .post(
+            "/v1/auth/login/root",
+            json!({ "email": user.email, "password": PASSWORD }),
+        )
         .await;
     assert_challenge(&root);
     let token = verify(&app, &root.str("challenge_token"), &next_code(&app, &user.secret)).await;
@@ -373,7 +417,10 @@ async fn the_root_login_and_a_database_login_are_challenged_and_keep_their_shape
     assert_eq!(claims["amr"], json!(["pwd", "totp", "mfa"]));
     assert_eq!(claims["role"], json!("root"));
     assert!(claims.get("sid").is_none_or(|sid| sid == ""), "{claims}");
-    assert_eq!(app.get("/v1/tenant", Some(&token.str("access_token"))).await.status, 200);
+    assert_eq!(
+        app.get("/v1/tenant", Some(&token.str("access_token"))).await.status,
+        200
+    );
 
     let database = app
         .post_as(&user.jwt(), "/v1/databases", json!({ "name": "orders" }))
@@ -401,7 +448,12 @@ async fn the_root_login_and_a_database_login_are_challenged_and_keep_their_shape
         .await;
     assert_challenge(&login);
     let deleted = app
-        .send("DELETE", &format!("/v1/databases/{}", database.str("id")), Some(&user.jwt()), None)
+        .send(
+            "DELETE",
+            &format!("/v1/databases/{}", database.str("id")),
+            Some(&user.jwt()),
+            None,
+        )
         .await;
     assert_eq!(deleted.status, 204);
     let stale = verify(&app, &login.str("challenge_token"), &next_code(&app, &user.secret)).await;
@@ -415,7 +467,12 @@ async fn five_wrong_codes_kill_a_challenge_and_spend_the_backoff() {
     let challenge = challenged_login(&app, &user.email).await;
     for wrong in ["000000", "111111", "222222", "333333", "zzzzz-zzzzz"] {
         let answer = verify(&app, &challenge, wrong).await;
-        assert_eq!((answer.status, answer.code()), (400, "invalid_code"), "{:?}", answer.body);
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, "invalid_code"),
+            "{:?}",
+            answer.body
+        );
         // Each wrong code is judged after the backoff's claim; step past any wait it sets.
         app.state.clock.advance(2);
     }
@@ -427,6 +484,10 @@ async fn five_wrong_codes_kill_a_challenge_and_spend_the_backoff() {
     // The password login (kept counted until its second factor) and the five wrong codes are six failures: the
     // backoff now makes the next attempt wait.
     let fresh = challenged_login(&app, &user.email).await;
+    // Past the free failures every claim holds the next attempt back a moment.
+    let held = verify(&app, &fresh, "444444").await;
+    assert_eq!((held.status, held.code()), (429, "rate_limited"), "{:?}", held.body);
+    app.state.clock.advance(2);
     let waited = verify(&app, &fresh, "444444").await;
     assert_eq!((waited.status, waited.code()), (400, "invalid_code"));
     let held = app.login(&user.email, PASSWORD).await;
@@ -436,7 +497,7 @@ async fn five_wrong_codes_kill_a_challenge_and_spend_the_backoff() {
     app.state.clock.advance(60);
     let tokens = verify(&app, &fresh, &next_code(&app, &user.secret)).await;
     assert_eq!(tokens.status, 200, "{:?}", tokens.body);
-    assert_eq!(app.login(&user.email, PASSWORD).await.status, 200);
+    assert_challenge(&app.login(&user.email, PASSWORD).await);
 }
 
 #[tokio::test]
@@ -446,7 +507,9 @@ async fn expired_forged_foreign_and_malformed_challenges_are_refused() {
     let other = {
         // A second enrolled user of the same API (its own secret and challenge).
         let (email, session) = app.signed_up_user().await;
-        let setup = app.post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({})).await;
+        let setup = app
+            .post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({}))
+            .await;
         let secret = decode_base32(&setup.str("secret"));
         let enabled = app
             .post_as(
@@ -494,7 +557,12 @@ async fn expired_forged_foreign_and_malformed_challenges_are_refused() {
         json!({ "challenge_token": challenge, "code": long }),
     ] {
         let answer = app.post("/v1/auth/2fa/verify", body.clone()).await;
-        assert!((400..500).contains(&answer.status), "{body}: {} {:?}", answer.status, answer.body);
+        assert!(
+            (400..500).contains(&answer.status),
+            "{body}: {} {:?}",
+            answer.status,
+            answer.body
+        );
         assert!(answer.body["error"]["code"].is_string(), "{body}: {:?}", answer.body);
     }
     let not_json = app
@@ -531,7 +599,9 @@ async fn enrolment_rules_setup_needs_a_fresh_session_and_a_pending_secret() {
     assert_eq!(status(&app, &jwt).await["enabled"], json!(false));
 
     // No setup yet.
-    let early = app.post_as(&jwt, "/v1/auth/2fa/enable", json!({ "code": "123456" })).await;
+    let early = app
+        .post_as(&jwt, "/v1/auth/2fa/enable", json!({ "code": "123456" }))
+        .await;
     assert_eq!((early.status, early.code()), (409, "mfa_setup_required"));
 
     // A second setup replaces the first: the first secret's codes no longer enable.
@@ -558,20 +628,31 @@ async fn enrolment_rules_setup_needs_a_fresh_session_and_a_pending_secret() {
     let stale_setup = app
         .post_as(&refreshed.str("access_token"), "/v1/auth/2fa/setup", json!({}))
         .await;
-    assert_eq!((stale_setup.status, stale_setup.code()), (403, "reauthentication_required"));
+    assert_eq!(
+        (stale_setup.status, stale_setup.code()),
+        (403, "reauthentication_required")
+    );
 
     // A fresh sign-in enrols; then setup is 409 until disabled.
     let fresh = app.login(&email, PASSWORD).await.str("access_token");
     let setup = app.post_as(&fresh, "/v1/auth/2fa/setup", json!({})).await;
     let secret = decode_base32(&setup.str("secret"));
     let enabled = app
-        .post_as(&fresh, "/v1/auth/2fa/enable", json!({ "code": code_at(&secret, app.state.clock.now()) }))
+        .post_as(
+            &fresh,
+            "/v1/auth/2fa/enable",
+            json!({ "code": code_at(&secret, app.state.clock.now()) }),
+        )
         .await;
     assert_eq!(enabled.status, 200, "{:?}", enabled.body);
     let twice = app.post_as(&fresh, "/v1/auth/2fa/setup", json!({})).await;
     assert_eq!((twice.status, twice.code()), (409, "mfa_already_enabled"));
     let twice = app
-        .post_as(&fresh, "/v1/auth/2fa/enable", json!({ "code": next_code(&app, &secret) }))
+        .post_as(
+            &fresh,
+            "/v1/auth/2fa/enable",
+            json!({ "code": next_code(&app, &secret) }),
+        )
         .await;
     assert_eq!((twice.status, twice.code()), (409, "mfa_already_enabled"));
 }
@@ -602,7 +683,11 @@ async fn tokens_other_than_a_session_cannot_manage_second_factors() {
         assert_eq!((answer.status, answer.code()), (403, "insufficient_scope"), "{path}");
     }
     let no_scope = app
-        .post_as(&user.jwt(), "/v1/api-tokens", json!({ "name": "none", "scopes": ["tokens:write"] }))
+        .post_as(
+            &user.jwt(),
+            "/v1/api-tokens",
+            json!({ "name": "none", "scopes": ["tokens:write"] }),
+        )
         .await
         .str("token");
     let refused = app.get("/v1/auth/2fa/status", Some(&no_scope)).await;
@@ -612,7 +697,9 @@ async fn tokens_other_than_a_session_cannot_manage_second_factors() {
         assert_eq!((anonymous.status, anonymous.code()), (401, "invalid_token"), "{path}");
     }
     // The PAT refused above did not spend the code: the session still disables with it.
-    let off = app.post_as(&user.jwt(), "/v1/auth/2fa/disable", json!({ "code": code })).await;
+    let off = app
+        .post_as(&user.jwt(), "/v1/auth/2fa/disable", json!({ "code": code }))
+        .await;
     assert_eq!(off.status, 204, "{:?}", off.body);
 }
 
@@ -623,7 +710,9 @@ async fn the_table_holds_no_totp_secret_or_backup_code_in_plaintext() {
     // A pending setup too, beside the enabled factors: its secret is sealed as well.
     let other = {
         let (_, session) = app.signed_up_user().await;
-        let setup = app.post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({})).await;
+        let setup = app
+            .post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({}))
+            .await;
         setup.str("secret")
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -654,7 +743,10 @@ async fn the_table_holds_no_totp_secret_or_backup_code_in_plaintext() {
         assert!(!dump.contains(&needle), "a TOTP secret is readable in the table");
     }
     for code in &user.backup_codes {
-        assert!(!dump.contains(code.as_str()) && !dump.contains(&code.replace('-', "")), "a backup code is readable");
+        assert!(
+            !dump.contains(code.as_str()) && !dump.contains(&code.replace('-', "")),
+            "a backup code is readable"
+        );
     }
 }
 
@@ -681,7 +773,9 @@ async fn service_accounts_have_no_second_factor_to_enrol() {
         )
         .await;
     assert_eq!(login.status, 200, "{:?}", login.body);
-    let setup = app.post_as(&login.str("access_token"), "/v1/auth/2fa/setup", json!({})).await;
+    let setup = app
+        .post_as(&login.str("access_token"), "/v1/auth/2fa/setup", json!({}))
+        .await;
     assert_eq!(setup.status, 403, "{:?}", setup.body);
 }
 
@@ -706,7 +800,10 @@ async fn deleting_an_account_deletes_its_second_factors() {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     for mut item in factors.into_iter().filter(|i| i["sk"].as_s().unwrap() != "PROFILE") {
-        item.insert("pk".into(), aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{id}")));
+        item.insert(
+            "pk".into(),
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{id}")),
+        );
         client
             .put_item()
             .table_name(&app.state.config.table_name)
@@ -716,7 +813,9 @@ async fn deleting_an_account_deletes_its_second_factors() {
             .unwrap();
     }
     assert_eq!(app.items(&format!("USER#{id}")).await.len(), 2);
-    let deleted = app.send("DELETE", &format!("/v1/accounts/{id}"), Some(&root_jwt), None).await;
+    let deleted = app
+        .send("DELETE", &format!("/v1/accounts/{id}"), Some(&root_jwt), None)
+        .await;
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
     assert!(app.items(&format!("USER#{id}")).await.is_empty());
 }

@@ -19,7 +19,10 @@ pub fn generate() -> Vec<String> {
             let mut bytes = [0u8; CHARS];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             // 256 is a multiple of 32, so the low five bits are uniform.
-            let chars: String = bytes.iter().map(|b| char::from(ALPHABET[usize::from(b & 0x1f)])).collect();
+            let chars: String = bytes
+                .iter()
+                .map(|b| char::from(ALPHABET[usize::from(b & 0x1f)]))
+                .collect();
             format!("{}-{}", &chars[..5], &chars[5..])
         })
         .collect()
@@ -74,7 +77,15 @@ mod tests {
         assert_eq!(normalize("AB0CD EF1GH").as_deref(), Some("ab0cdef1gh"));
         assert_eq!(normalize("abOcdefIgh").as_deref(), Some("ab0cdef1gh"));
         assert_eq!(normalize("ab0cdeflgh").as_deref(), Some("ab0cdef1gh"));
-        for junk in ["", "abcd", "ab0cd-ef1gh-x", "ab0cd-ef1gu", "ab0cd_ef1gh", &"a".repeat(40), "ab0cd-ef1gé"] {
+        for junk in [
+            "",
+            "abcd",
+            "ab0cd-ef1gh-x",
+            "ab0cd-ef1gu",
+            "ab0cd_ef1gh",
+            &"a".repeat(40),
+            "ab0cd-ef1gé",
+        ] {
             assert_eq!(normalize(junk), None, "{junk:?}");
         }
     }

@@ -50,8 +50,17 @@ pub fn required(user: &User) -> bool {
     user.mfa_enabled_at.is_some()
 }
 
-/// A new challenge for `user` after the first factor `amr`, the transaction item that stores it (to write in
-/// place of the session), and the answer to give.
+/// A challenge issued at a sign-in: what to write (in place of the session), and what to answer.
+pub(crate) struct Issued {
+    /// The stored challenge.
+    pub challenge: Challenge,
+    /// The transaction item that stores it.
+    pub item: aws_sdk_dynamodb::types::TransactWriteItem,
+    /// The answer to give.
+    pub answer: ChallengeAnswer,
+}
+
+/// A new challenge for `user` after the first factor `amr`.
 pub(crate) fn issue(
     state: &State,
     user: &User,
@@ -59,18 +68,19 @@ pub(crate) fn issue(
     outcome: Outcome,
     database: Option<&Database>,
     now: UnixTime,
-) -> Result<(aws_sdk_dynamodb::types::TransactWriteItem, ChallengeAnswer), Error> {
+) -> Result<Issued, Error> {
     let (challenge, token) = Challenge::issue(user, &[amr], outcome, database.map(|d| d.id.as_str()), now);
     let item = mfa_challenges::create_item(&state.store, &challenge)?;
-    Ok((
+    Ok(Issued {
+        challenge,
         item,
-        ChallengeAnswer {
+        answer: ChallengeAnswer {
             mfa_required: true,
             challenge_token: token,
             methods: methods(user, None),
             expires_in: CHALLENGE_TTL_SECONDS,
         },
-    ))
+    })
 }
 
 /// What an answered challenge yields: the first factor's own answer.
@@ -94,7 +104,13 @@ const INVALID: Error = Error::InvalidToken("The challenge is invalid, used or ex
 /// factors, and the database when the sign-in named one) concurrently; one transaction (spend the code, use the
 /// challenge, clear the backoff, start the session). A wrong code writes the challenge's count and the backoff's
 /// wait concurrently instead; a used backup code adds one SQS call.
-pub async fn verify(state: &State, token: &str, code: &str, client: &ClientInfo, now: UnixTime) -> Result<Verified, Error> {
+pub async fn verify(
+    state: &State,
+    token: &str,
+    code: &str,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<Verified, Error> {
     let store = &state.store;
     let code = super::check_code_field(code)?;
     let rule = state.config.rate_limits.verify_rule("2fa-verify");
@@ -120,9 +136,12 @@ pub async fn verify(state: &State, token: &str, code: &str, client: &ClientInfo,
             return Err(err);
         }
     };
-    let keys = state.mfa_keys.get(now).await?;
+    let keys = super::keys_for(state, &factors, now).await?;
     let Some(proof) = check_code(&keys, &factors, code, true, now)? else {
-        let (failed, counted) = tokio::join!(attempt.failed(store, now), mfa_challenges::count_wrong(store, &challenge));
+        let (failed, counted) = tokio::join!(
+            attempt.failed(store, now),
+            mfa_challenges::count_wrong(store, &challenge)
+        );
         failed?;
         counted?;
         return Err(Error::InvalidCode);
@@ -155,9 +174,11 @@ pub async fn verify(state: &State, token: &str, code: &str, client: &ClientInfo,
         notify(state, &user, Mail::BackupCodeUsed { remaining }).await;
     }
     match started {
-        Some((session, refresh)) => Ok(Verified::Session(Box::new(
-            session::token_response(state, &user, &session, &refresh, now).await?,
-        ))),
+        Some((session, refresh)) => {
+            let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+            tokens.password_breached = challenge.password_breached;
+            Ok(Verified::Session(Box::new(tokens)))
+        }
         None => Ok(Verified::Root(session::root_token(state, &user, &amr, now).await?)),
     }
 }

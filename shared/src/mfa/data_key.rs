@@ -23,7 +23,8 @@ use tokio::sync::Mutex;
 use crate::clock::UnixTime;
 use crate::Error;
 
-/// After a failed reload, a cached key set is served this long before the next attempt.
+/// After a failed reload, a cached key set is served this long before the next attempt; and a stored secret that
+/// names a version the cache lacks (just rotated in) reloads at most this often.
 const RETRY_SECONDS: i64 = 30;
 /// Shortest accepted key text: the stack generates 64 characters.
 const MIN_KEY_CHARS: usize = 32;
@@ -70,7 +71,10 @@ fn derive(key: &SecretString) -> Result<Derived, Error> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keygate second factors").extract(key.expose_secret().as_bytes());
     let mut aead_key = [0u8; 32];
     let mut mac_key = [0u8; 32];
-    for (info, out) in [(&b"totp secret encryption"[..], &mut aead_key), (&b"backup code hashing"[..], &mut mac_key)] {
+    for (info, out) in [
+        (&b"totp secret encryption"[..], &mut aead_key),
+        (&b"backup code hashing"[..], &mut mac_key),
+    ] {
         prk.expand(&[info], hkdf::HKDF_SHA256)
             .and_then(|okm| okm.fill(out))
             .map_err(|_| unusable("deriving a key failed"))?;
@@ -88,7 +92,9 @@ impl DataKeys {
             serde_json::from_str(raw).map_err(|_| unusable("the secret is not {\"version\", \"key\"} JSON"))?;
         let mut versions = HashMap::new();
         for (version, key) in &document.retired {
-            let version: u32 = version.parse().map_err(|_| unusable("a retired version is not a number"))?;
+            let version: u32 = version
+                .parse()
+                .map_err(|_| unusable("a retired version is not a number"))?;
             versions.insert(version, derive(key)?);
         }
         versions.insert(document.version, derive(&document.key)?);
@@ -103,6 +109,11 @@ impl DataKeys {
         self.versions
             .get(&version)
             .ok_or_else(|| unusable("a stored secret names a data key version the secret no longer holds"))
+    }
+
+    /// Whether every version in `versions` is here.
+    pub fn has_versions(&self, versions: &[u32]) -> bool {
+        versions.iter().all(|v| self.versions.contains_key(v))
     }
 
     /// The version new secrets are sealed and hashed with.
@@ -180,9 +191,18 @@ impl DataKeyStore {
     /// The data keys: one GetSecretValue when the cache is cold or old. A failed reload serves the cached keys
     /// (they change rarely, and retired versions stay in the secret).
     pub async fn get(&self, now: UnixTime) -> Result<Arc<DataKeys>, Error> {
+        self.get_with(&[], now).await
+    }
+
+    /// The data keys, holding every version in `versions` if the secret does: a version the cache lacks (a key
+    /// rotated in since the cache was filled) reloads the secret, at most every 30 seconds, so that a rotation
+    /// never strands a warm function.
+    pub async fn get_with(&self, versions: &[u32], now: UnixTime) -> Result<Arc<DataKeys>, Error> {
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref() {
-            if now - cached.keys.loaded_at < self.ttl || now < cached.retry_at {
+            let fresh = now - cached.keys.loaded_at < self.ttl;
+            let complete = cached.keys.has_versions(versions) || now - cached.keys.loaded_at < RETRY_SECONDS;
+            if (fresh && complete) || now < cached.retry_at {
                 return Ok(Arc::clone(&cached.keys));
             }
         }
@@ -238,7 +258,9 @@ mod tests {
         let again = keys.seal(b"twenty bytes secret!", "user-a").unwrap();
         assert_ne!(again.ciphertext, sealed.ciphertext, "each seal has a fresh nonce");
         let mut tampered = sealed.clone();
-        tampered.ciphertext.replace_range(20..21, if &sealed.ciphertext[20..21] == "A" { "B" } else { "A" });
+        tampered
+            .ciphertext
+            .replace_range(20..21, if &sealed.ciphertext[20..21] == "A" { "B" } else { "A" });
         assert!(keys.open(&tampered, "user-a").is_err());
     }
 
@@ -247,7 +269,9 @@ mod tests {
         let old = keys(&format!(r#"{{"version":1,"key":"{KEY_1}"}}"#));
         let sealed = old.seal(b"secret", "u").unwrap();
         let hash = old.mac(1, b"code").unwrap();
-        let rotated = keys(&format!(r#"{{"version":2,"key":"{KEY_2}","retired":{{"1":"{KEY_1}"}}}}"#));
+        let rotated = keys(&format!(
+            r#"{{"version":2,"key":"{KEY_2}","retired":{{"1":"{KEY_1}"}}}}"#
+        ));
         assert_eq!(rotated.current_version(), 2);
         assert_eq!(rotated.open(&sealed, "u").unwrap(), b"secret");
         assert_eq!(rotated.mac(1, b"code").unwrap(), hash);

@@ -120,7 +120,7 @@ pub async fn enable(state: &State, user: &User, code: &str, now: UnixTime) -> Re
         attempt.release(store).await?;
         return Err(Error::MfaSetupRequired);
     };
-    let keys = state.mfa_keys.get(now).await?;
+    let keys = state.mfa_keys.get_with(&[pending.totp_key_version], now).await?;
     let secret = keys.open(&pending.sealed(), &user.id)?;
     let Some(step) = totp::matching_step(&secret, code, now) else {
         attempt.failed(store, now).await?;
@@ -132,7 +132,9 @@ pub async fn enable(state: &State, user: &User, code: &str, now: UnixTime) -> Re
     items.push(users::second_factor_item(store, &user.id, Some(now), now)?);
     items.push(attempt.succeeded_item(store)?);
     if !store.transact(items).await? {
-        return Err(Error::Conflict("Two-factor authentication changed meanwhile; start again."));
+        return Err(Error::Conflict(
+            "Two-factor authentication changed meanwhile; start again.",
+        ));
     }
     notify(state, user, Mail::TwoFactorEnabled).await;
     Ok(BackupCodes { backup_codes: codes })
@@ -163,7 +165,7 @@ async fn prove_current_factor(
         attempt.release(store).await?;
         return Err(Error::MfaNotEnabled);
     };
-    let keys = state.mfa_keys.get(now).await?;
+    let keys = super::keys_for(state, &factors, now).await?;
     match check_code(&keys, &factors, code, backup_codes_count, now)? {
         Some(proof) => Ok((factors, proof, attempt)),
         None => {

@@ -29,6 +29,18 @@ pub fn methods(user: &User, factors: Option<&SecondFactors>) -> Vec<&'static str
     methods
 }
 
+/// The data keys that open `factors`.
+pub(crate) async fn keys_for(
+    state: &crate::State,
+    factors: &SecondFactors,
+    now: UnixTime,
+) -> Result<std::sync::Arc<DataKeys>, Error> {
+    state
+        .mfa_keys
+        .get_with(&[factors.totp_key_version, factors.backup_key_version], now)
+        .await
+}
+
 /// What a submitted code proves against `factors`, or `None` when it proves nothing: a TOTP code of a step not yet
 /// accepted, or an unused backup code (only when `backup_codes_count`). Nothing is spent here.
 pub(crate) fn check_code(

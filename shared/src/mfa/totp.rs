@@ -19,7 +19,10 @@ pub fn new_secret() -> Vec<u8> {
 
 /// The secret as authenticator apps take it typed in: base32 without padding.
 pub fn base32(secret: &[u8]) -> String {
-    Secret::from(secret.to_vec()).to_base32().trim_end_matches('=').to_owned()
+    Secret::from(secret.to_vec())
+        .to_base32()
+        .trim_end_matches('=')
+        .to_owned()
 }
 
 fn totp(secret: &[u8], issuer: &str, account: &str) -> Option<Totp> {
@@ -52,7 +55,11 @@ pub fn matching_step(secret: &[u8], code: &str, now: UnixTime) -> Option<i64> {
 
 /// The code of the step holding `at` (for tests and the local tools).
 pub fn code_at(secret: &[u8], at: UnixTime) -> Option<String> {
-    Some(totp(secret, "keygate", "code")?.generate(u64::try_from(at).ok()?).to_string())
+    Some(
+        totp(secret, "keygate", "code")?
+            .generate(u64::try_from(at).ok()?)
+            .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -73,10 +80,18 @@ mod tests {
             (2_000_000_000, "69279037"),
             (20_000_000_000, "65353130"),
         ];
-        let eight = Builder::new().with_digits(8).with_secret(RFC_SEED.to_vec()).build().unwrap();
+        let eight = Builder::new()
+            .with_digits(8)
+            .with_secret(RFC_SEED.to_vec())
+            .build()
+            .unwrap();
         for (time, expected) in vectors {
             assert_eq!(eight.generate(time).to_string(), expected, "8 digits at {time}");
-            assert_eq!(code_at(RFC_SEED, time as i64).unwrap(), expected[2..], "6 digits at {time}");
+            assert_eq!(
+                code_at(RFC_SEED, time as i64).unwrap(),
+                expected[2..],
+                "6 digits at {time}"
+            );
         }
     }
 
@@ -88,13 +103,21 @@ mod tests {
         let step = now / STEP_SECONDS;
         for offset in -1..=1 {
             let code = code_at(&secret, now + offset * STEP_SECONDS).unwrap();
-            assert_eq!(matching_step(&secret, &code, now), Some(step + offset), "offset {offset}");
+            assert_eq!(
+                matching_step(&secret, &code, now),
+                Some(step + offset),
+                "offset {offset}"
+            );
         }
         for offset in [-3, -2, 2, 3] {
             let code = code_at(&secret, now + offset * STEP_SECONDS).unwrap();
             // A far step's code can collide with a near one's by chance (one in 10^6 per pair); then it is that
             // step's code, and a match would name the near step, never the far one.
-            assert_ne!(matching_step(&secret, &code, now), Some(step + offset), "offset {offset}");
+            assert_ne!(
+                matching_step(&secret, &code, now),
+                Some(step + offset),
+                "offset {offset}"
+            );
         }
         for junk in ["", "12345", "1234567", "abcdef", "+12345", " 12345", "12 345"] {
             assert_eq!(matching_step(&secret, junk, now), None, "{junk:?}");

@@ -50,6 +50,10 @@ pub struct Challenge {
     /// Wrong codes so far.
     #[serde(default)]
     pub wrong: i64,
+    /// Whether the optional breach check found the first factor's password in a known breach: the tokens the
+    /// answer yields say so, as a password login's would.
+    #[serde(default)]
+    pub password_breached: bool,
     /// Unix seconds.
     pub created_at: UnixTime,
     /// Unix seconds; also the TTL attribute.
@@ -59,7 +63,10 @@ pub struct Challenge {
 }
 
 fn pk_for(token: &str) -> String {
-    format!("MFACHALLENGE#{}", secret::sha256_b64(&[b"mfa-challenge", token.as_bytes()]))
+    format!(
+        "MFACHALLENGE#{}",
+        secret::sha256_b64(&[b"mfa-challenge", token.as_bytes()])
+    )
 }
 
 impl Challenge {
@@ -77,6 +84,7 @@ impl Challenge {
             outcome,
             db: db.map(str::to_owned),
             wrong: 0,
+            password_breached: false,
             created_at: now,
             expires_at,
             expiry_bucket: expiry_bucket(expires_at),
@@ -115,6 +123,22 @@ pub(crate) fn consume_item(store: &Store, challenge: &Challenge) -> Result<Trans
         .condition_expression("attribute_exists(pk) AND wrong < :max")
         .expression_attribute_values(":max", n(MAX_WRONG_CODES));
     Ok(TransactWriteItem::builder().delete(built(delete.build())?).build())
+}
+
+/// Records that the challenge's password is in a known breach (the check runs beside the challenge's write). One
+/// round trip, made only for a breached password.
+pub async fn mark_password_breached(store: &Store, challenge: &Challenge) -> Result<(), Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(&challenge.pk, SK)))
+        .update_expression("SET password_breached = :true")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+        .send()
+        .await;
+    conditional(result, "dynamodb UpdateItem").map(|_| ())
 }
 
 /// Counts a wrong code against the challenge. One round trip; a challenge already gone is left alone.

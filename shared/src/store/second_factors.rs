@@ -46,7 +46,14 @@ pub struct SecondFactors {
 
 impl SecondFactors {
     /// A new set: the enrolled secret, the step of the code that enabled it, and the backup codes' hashes.
-    pub fn new(user_id: &str, totp: &Sealed, step: i64, backup_codes: Vec<String>, backup_key_version: u32, now: UnixTime) -> Self {
+    pub fn new(
+        user_id: &str,
+        totp: &Sealed,
+        step: i64,
+        backup_codes: Vec<String>,
+        backup_key_version: u32,
+        now: UnixTime,
+    ) -> Self {
         Self {
             pk: user_pk(user_id),
             sk: FACTORS_SK.to_owned(),
@@ -204,7 +211,12 @@ type UpdateBuilder = aws_sdk_dynamodb::types::builders::UpdateBuilder;
 
 /// A transaction item that spends `proof`: records the TOTP step, or deletes the backup code's hash. It fails
 /// when the step was already accepted or the code already used, so of two requests with one code one wins.
-pub(crate) fn spend_item(store: &Store, user_id: &str, proof: &Proof, now: UnixTime) -> Result<TransactWriteItem, Error> {
+pub(crate) fn spend_item(
+    store: &Store,
+    user_id: &str,
+    proof: &Proof,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(factors_key(user_id)))
@@ -215,7 +227,12 @@ pub(crate) fn spend_item(store: &Store, user_id: &str, proof: &Proof, now: UnixT
         Proof::BackupCode { .. } => "SET updated_at = :now DELETE backup_codes :hashes",
     };
     Ok(TransactWriteItem::builder()
-        .update(built(update.update_expression(expression).condition_expression(condition).build())?)
+        .update(built(
+            update
+                .update_expression(expression)
+                .condition_expression(condition)
+                .build(),
+        )?)
         .build())
 }
 

@@ -219,7 +219,8 @@ pub async fn redeem_code_for_session(
 /// being verified, or an account made before tenancy) gets a tenant of its own in the same transaction, as its
 /// root (see [`tenants::new_for_root`]). A lost race is 409 `conflict`. An account with two-factor
 /// authentication on gets a challenge instead of the session; the mailbox proof still forgets failed passwords, as
-/// a password reset (which the same proof allows) would.
+/// a password reset (which the same proof allows) would, but not failed second factors
+/// ([`crate::backoff::claim_second_factor`]).
 /// One round trip (one more per taken tenant slug), and one SQS call for a first proof.
 pub(crate) async fn sign_in_with_mailbox_proof(
     state: &State,
@@ -476,14 +477,23 @@ pub async fn login_root(
         items.push(users::join_tenant_item(store, &user, now)?);
     }
     let is_root = user.role == Some(crate::tenancy::Role::Root);
-    let answer = if challenge::required(&user) && is_root {
-        let issued = challenge::issue(state, &user, "pwd", Outcome::Root, None, now)?;
-        items.push(issued.item);
-        attempt.count_until_second_factor();
-        Some(issued.answer)
-    } else {
-        items.push(attempt.succeeded_item(store)?);
-        None
+    let answer = match (challenge::required(&user), is_root) {
+        (true, true) => {
+            let issued = challenge::issue(state, &user, "pwd", Outcome::Root, None, now)?;
+            items.push(issued.item);
+            attempt.count_until_second_factor();
+            Some(issued.answer)
+        }
+        // Refused below for its role; a password alone never clears the backoff of an account with a second
+        // factor, or this endpoint would reset the budget of guesses at it.
+        (true, false) => {
+            attempt.count_until_second_factor();
+            None
+        }
+        (false, _) => {
+            items.push(attempt.succeeded_item(store)?);
+            None
+        }
     };
     let (written, ()) = tokio::join!(
         tenants::transact_creating(store, items, tenant.as_mut()),

@@ -96,6 +96,62 @@ impl Attempt {
     }
 }
 
+/// A claimed guess at a second factor. It counts in two records: the account's login backoff (wrong codes count
+/// toward it, as wrong passwords do), and a record of second-factor guesses alone, which no first factor clears
+/// (an emailed code, a link or a password reset each clear the login backoff). Only a right second factor clears
+/// both, so a thief holding the password or the mailbox gets no fresh guesses at the second factor by proving the
+/// first one again. The second record never locks (it backs off up to fifteen minutes between guesses), so a
+/// stranger cannot lock an owner out of their second factor.
+#[derive(Debug)]
+#[must_use = "a second-factor attempt must be settled: `failed`, `release`, or `succeeded_items` in the transaction"]
+pub struct SecondFactorAttempt {
+    login: Attempt,
+    factor: Attempt,
+}
+
+/// Claims a guess at the second factor of the account whose login backoff key is `login_key`, in both records
+/// concurrently. Refused (429, or 403 `account_locked` at the login backoff's ceiling) when either refuses. One
+/// round-trip time (two writes).
+pub async fn claim_second_factor(
+    store: &Store,
+    login_key: &str,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<SecondFactorAttempt, Error> {
+    let factor_key = login_failures::second_factor_key(user_id);
+    let (login, factor) = tokio::join!(
+        claim(store, login_key, now),
+        claim_without_lock(store, &factor_key, now)
+    );
+    match (login, factor) {
+        (Ok(login), Ok(factor)) => Ok(SecondFactorAttempt { login, factor }),
+        (Ok(granted), Err(refused)) | (Err(refused), Ok(granted)) => {
+            granted.release(store).await?;
+            Err(refused)
+        }
+        (Err(refused), Err(_)) => Err(refused),
+    }
+}
+
+impl SecondFactorAttempt {
+    /// The code was wrong: both records set their wait. One round-trip time.
+    pub async fn failed(self, store: &Store, now: UnixTime) -> Result<(), Error> {
+        let (login, factor) = tokio::join!(self.login.failed(store, now), self.factor.failed(store, now));
+        login.and(factor)
+    }
+
+    /// No code was judged: give both slots back. One round-trip time.
+    pub async fn release(self, store: &Store) -> Result<(), Error> {
+        let (login, factor) = tokio::join!(self.login.release(store), self.factor.release(store));
+        login.and(factor)
+    }
+
+    /// The code was right: transaction items that clear both records.
+    pub fn succeeded_items(self, store: &Store) -> Result<[TransactWriteItem; 2], Error> {
+        Ok([self.login.succeeded_item(store)?, self.factor.succeeded_item(store)?])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,7 +50,7 @@ async fn accept(app: &TestApp, token: &str) -> Answer {
 }
 
 /// An account of `role` in the tenant of `root`, made by invitation: (email, account id, its token response).
-async fn member(app: &TestApp, root: &str, role: &str) -> (String, String, Answer) {
+pub(crate) async fn member(app: &TestApp, root: &str, role: &str) -> (String, String, Answer) {
     let email = unique_email();
     let invited = invite(app, root, &email, role).await;
     assert_eq!(invited.status, 201, "{:?}", invited.body);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 10] = [
+const SIGNING: [&str; 11] = [
     "auth-register-verify",
     "auth-login",
     "auth-login-root",
@@ -17,6 +17,7 @@ const SIGNING: [&str; 10] = [
     "auth-refresh",
     "key-rotation",
     "auth-invitations-accept",
+    "auth-2fa-verify",
 ];
 
 /// What a function's statements allow on one resource, by the resource's logical id.
@@ -134,6 +135,26 @@ fn only_the_functions_that_sign_can_read_the_private_keys() {
         .map(|(name, _)| name)
         .collect();
     assert_eq!(private, SIGNING.iter().map(|s| (*s).to_owned()).collect());
+}
+
+#[test]
+fn only_the_second_factor_functions_can_read_the_data_key() {
+    let readers: BTreeSet<String> = functions()
+        .into_iter()
+        .filter(|(_, g)| g.references("SecondFactorKeySecret"))
+        .map(|(name, _)| name)
+        .collect();
+    let expected: BTreeSet<String> = [
+        "auth-2fa-setup",
+        "auth-2fa-enable",
+        "auth-2fa-disable",
+        "auth-2fa-verify",
+        "auth-2fa-backup-codes-regenerate",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    assert_eq!(readers, expected);
 }
 
 #[test]

@@ -50,6 +50,11 @@ fn decode_base32(secret: &str) -> Vec<u8> {
 pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     app.state.clock.freeze();
     let (email, session) = app.signed_up_user().await;
+    enrol(app, email, session).await
+}
+
+/// Turns two-factor authentication on from a fresh session.
+async fn enrol(app: &TestApp, email: String, session: Answer) -> Enrolled {
     let setup = app
         .post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({}))
         .await;
@@ -192,6 +197,92 @@ async fn concurrent_verifies_with_one_code_let_exactly_one_through() {
             answer.body
         );
     }
+}
+
+#[tokio::test]
+async fn no_first_factor_resets_the_budget_of_guesses_at_the_second() {
+    let app = TestApp::spawn().await;
+    app.state.clock.freeze();
+    let (_, root) = app.signed_up_user().await;
+    // A backend member: its right password is refused by the root login, which must not clear its backoff either.
+    let (email, _, session) = crate::accounts::member(&app, &root.str("access_token"), "backend").await;
+    let user = enrol(&app, email, session).await;
+    let challenge = challenged_login(&app, &user.email).await;
+    for wrong in ["000000", "111111", "222222", "333333", "444444"] {
+        assert_eq!(verify(&app, &challenge, wrong).await.code(), "invalid_code");
+        app.state.clock.advance(2);
+    }
+    let refused = app
+        .post(
+            "/v1/auth/login/root",
+            json!({ "email": user.email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!((refused.status, refused.code()), (403, "insufficient_role"));
+    app.state.clock.advance(2);
+    let fresh = challenged_login(&app, &user.email).await;
+    // The backoff refuses before any code is judged, so the code's step does not matter here.
+    let held = verify(&app, &fresh, &code_at(&user.secret, app.state.clock.now())).await;
+    assert_eq!((held.status, held.code()), (429, "rate_limited"), "{:?}", held.body);
+
+    // An emailed code proves the mailbox and clears failed passwords, but not failed second factors.
+    app.state.clock.advance(60);
+    app.post("/v1/auth/otp/send", json!({ "email": user.email, "purpose": "login" }))
+        .await;
+    let code = app.code_sent_to(&user.email, "sign-in code").await;
+    let otp = app
+        .post("/v1/auth/otp/login", json!({ "email": user.email, "code": code }))
+        .await;
+    assert_challenge(&otp);
+    let wrong = verify(&app, &otp.str("challenge_token"), "555555").await;
+    assert_eq!(wrong.code(), "invalid_code");
+    let held = verify(
+        &app,
+        &otp.str("challenge_token"),
+        &code_at(&user.secret, app.state.clock.now()),
+    )
+    .await;
+    assert_eq!((held.status, held.code()), (429, "rate_limited"), "{:?}", held.body);
+    // Past the wait, the right code clears both records.
+    app.state.clock.advance(60);
+    let tokens = verify(&app, &otp.str("challenge_token"), &next_code(&app, &user.secret)).await;
+    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+    let again = challenged_login(&app, &user.email).await;
+    assert_eq!(verify(&app, &again, &next_code(&app, &user.secret)).await.status, 200);
+}
+
+#[tokio::test]
+async fn enabling_ends_other_sessions_and_only_the_setup_session_can_enable() {
+    let app = TestApp::spawn().await;
+    app.state.clock.freeze();
+    let (email, first) = app.signed_up_user().await;
+    let second = app.login(&email, PASSWORD).await;
+    let setup = app
+        .post_as(&first.str("access_token"), "/v1/auth/2fa/setup", json!({}))
+        .await;
+    let secret = decode_base32(&setup.str("secret"));
+    // Another session of the same account cannot finish the first one's setup.
+    let other = app
+        .post_as(
+            &second.str("access_token"),
+            "/v1/auth/2fa/enable",
+            json!({ "code": code_at(&secret, app.state.clock.now()) }),
+        )
+        .await;
+    assert_eq!((other.status, other.code()), (409, "mfa_setup_required"));
+    let enabled = app
+        .post_as(
+            &first.str("access_token"),
+            "/v1/auth/2fa/enable",
+            json!({ "code": code_at(&secret, app.state.clock.now()) }),
+        )
+        .await;
+    assert_eq!(enabled.status, 200, "{:?}", enabled.body);
+    // The session that signed in with one factor is over; the enrolling one goes on.
+    assert_eq!(app.me(&second.str("access_token")).await.code(), "session_revoked");
+    assert_eq!(app.refresh(&second.str("refresh_token")).await.status, 401);
+    assert_eq!(app.me(&first.str("access_token")).await.status, 200);
+    assert_eq!(app.refresh(&first.str("refresh_token")).await.status, 200);
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 //! → 200 `{backup_codes}`; the old codes stop working and the owner is told by email. A session JWT only. A wrong
 //! or used code is 400 `invalid_code` and spends the account's backoff; 409 `mfa_not_enabled` when it is off.
 //!
-//! DynamoDB round trips: 4 in 3 round-trip times (the authenticating BatchGetItem; the backoff claim and the
-//! factors concurrently; one transaction: the new hashes with the code's step, the cleared backoff), and one SQS
+//! DynamoDB round trips: 5 in 3 round-trip times (the authenticating BatchGetItem; the two backoff claims and
+//! the factors concurrently; one transaction: the new hashes with the code's step, the cleared backoff), and one SQS
 //! call.
 
 use keygate::auth::{self, Access};

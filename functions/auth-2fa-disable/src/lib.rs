@@ -2,8 +2,8 @@
 //! backup codes are deleted and the owner is told by email. A session JWT only. A wrong or used code is 400
 //! `invalid_code` and spends the account's backoff; 409 `mfa_not_enabled` when it is off.
 //!
-//! DynamoDB round trips: 4 in 3 round-trip times (the authenticating BatchGetItem; the backoff claim and the
-//! factors concurrently; one transaction: the factors' deletion, the user's flag, the cleared backoff), and one
+//! DynamoDB round trips: 5 in 3 round-trip times (the authenticating BatchGetItem; the two backoff claims and
+//! the factors concurrently; one transaction: the factors' deletion, the user's flag, the cleared backoff), and one
 //! SQS call.
 
 use keygate::auth::{self, Access};

@@ -3,10 +3,10 @@
 //! `mfa` in `amr`. A wrong, used or replayed code is 400 `invalid_code` (five kill the challenge); an unknown,
 //! used, expired or dead challenge is 401 `invalid_token`.
 //!
-//! DynamoDB round trips: 5 in 3 round-trip times (the per-IP counter and the challenge; the backoff claim and one
-//! BatchGetItem of the user, the factors and the database; one transaction: the code spent, the challenge used,
-//! the backoff cleared, the session started). A wrong code: two writes (the challenge's count, the backoff's
-//! wait) in place of the transaction. One SQS call when a backup code is used.
+//! DynamoDB round trips: 6 in 3 round-trip times (the per-IP counter and the challenge; the two backoff claims and
+//! one BatchGetItem of the user, the factors and the database; one transaction: the code spent, the challenge
+//! used, the backoffs cleared, the session started). A wrong code: up to three writes (the challenge's count, the
+//! backoffs' waits) in place of the transaction. One SQS call when a backup code is used.
 
 use keygate::mfa::challenge;
 use keygate::{http, Error, State};

@@ -100,10 +100,11 @@ const INVALID: Error = Error::InvalidToken("The challenge is invalid, used or ex
 /// replayed code is 400 `invalid_code`; it counts against the challenge (five kill it) and against the account's
 /// backoff. A challenge that is unknown, used, expired or dead, or whose account's sessions were ended since
 /// (a password reset, a disable), is 401 `invalid_token`.
-/// Round trips: the per-IP counter and the challenge concurrently; the backoff claim and one BatchGetItem (user,
-/// factors, and the database when the sign-in named one) concurrently; one transaction (spend the code, use the
-/// challenge, clear the backoff, start the session). A wrong code writes the challenge's count and the backoff's
-/// wait concurrently instead; a used backup code adds one SQS call.
+/// Round trips: the per-IP counter and the challenge concurrently; the two backoff claims (see
+/// [`backoff::claim_second_factor`]) and one BatchGetItem (user, factors, and the database when the sign-in named
+/// one) concurrently; one transaction (spend the code, use the challenge, clear the backoffs, start the session).
+/// A wrong code writes the challenge's count and the backoffs' waits concurrently instead; a used backup code adds
+/// one SQS call.
 pub async fn verify(
     state: &State,
     token: &str,
@@ -121,23 +122,27 @@ pub async fn verify(
     limited?;
     let challenge = challenge?.ok_or(INVALID)?;
     let (attempt, read) = tokio::join!(
-        backoff::claim(store, &challenge.backoff_key, now),
+        backoff::claim_second_factor(store, &challenge.backoff_key, &challenge.user_id, now),
         read_for(state, &challenge)
     );
     let attempt = attempt?;
-    let (user, factors, database) = match read {
-        Ok(Some(read)) => read,
-        Ok(None) => {
-            attempt.release(store).await?;
-            return Err(INVALID);
-        }
+    // A request refused before its code is judged gives its claims back.
+    let judged = match read {
+        Ok(Some(read)) => match super::keys_for(state, &read.1, now).await {
+            Ok(keys) => check_code(&keys, &read.1, code, true, now).map(|proof| (read, proof)),
+            Err(err) => Err(err),
+        },
+        Ok(None) => Err(INVALID),
+        Err(err) => Err(err),
+    };
+    let ((user, factors, database), proof) = match judged {
+        Ok(judged) => judged,
         Err(err) => {
             attempt.release(store).await?;
             return Err(err);
         }
     };
-    let keys = super::keys_for(state, &factors, now).await?;
-    let Some(proof) = check_code(&keys, &factors, code, true, now)? else {
+    let Some(proof) = proof else {
         let (failed, counted) = tokio::join!(
             attempt.failed(store, now),
             mfa_challenges::count_wrong(store, &challenge)
@@ -151,8 +156,8 @@ pub async fn verify(
     let mut items = vec![
         second_factors::spend_item(store, &user.id, &proof, now)?,
         mfa_challenges::consume_item(store, &challenge)?,
-        attempt.succeeded_item(store)?,
     ];
+    items.extend(attempt.succeeded_items(store)?);
     let started = match challenge.outcome {
         Outcome::Session => {
             let (mut session, refresh) = Session::start(&user, &amr, client, Lifetime::from_config(&state.config), now);
@@ -160,11 +165,9 @@ pub async fn verify(
             items.push(sessions::create_item(store, &session)?);
             Some((session, refresh))
         }
-        Outcome::Root if user.role == Some(Role::Root) => None,
-        // Demoted since the password was checked.
-        Outcome::Root => return Err(INVALID),
+        Outcome::Root => None,
     };
-    if !store.transact(items).await? {
+    if !store.transact_racing(items).await? {
         // Another request spent this code or this challenge first.
         mfa_challenges::count_wrong(store, &challenge).await?;
         return Err(Error::InvalidCode);
@@ -185,7 +188,7 @@ pub async fn verify(
 
 /// The challenge's user, factors and database in one strongly consistent BatchGetItem; `None` when any of them is
 /// gone or no longer what the challenge was issued for (another epoch, disabled, two-factor turned off, the
-/// database deleted or moved).
+/// database deleted or moved, a root login's account no longer root).
 async fn read_for(
     state: &State,
     challenge: &Challenge,
@@ -211,7 +214,8 @@ async fn read_for(
     };
     let current = user.session_epoch == challenge.epoch
         && user.status != AccountStatus::Disabled
-        && user.mfa_enabled_at.is_some();
+        && user.mfa_enabled_at.is_some()
+        && (challenge.outcome != Outcome::Root || user.role == Some(Role::Root));
     let database_ok = match (&challenge.db, &database) {
         (None, _) => true,
         (Some(_), Some(db)) => user.tenant_id.as_deref() == Some(db.tenant_id.as_str()),

@@ -9,7 +9,7 @@ use crate::clock::{rfc3339, UnixTime};
 use crate::email::Email;
 use crate::mail::Mail;
 use crate::store::second_factors::{self, PendingTotp, Proof, SecondFactors};
-use crate::store::sessions::Session;
+use crate::store::sessions::{self, Session};
 use crate::store::users::{self, AccountKind, User};
 use crate::{Error, State};
 
@@ -72,7 +72,7 @@ pub async fn setup(state: &State, user: &User, session: &Session, now: UnixTime)
     let sealed = keys.seal(&secret, &user.id)?;
     let otpauth_uri = totp::otpauth_uri(&secret, &state.config.totp_issuer, &user.email)
         .ok_or_else(|| Error::dependency("building the otpauth URI", std::io::Error::other("rejected")))?;
-    second_factors::put_pending(&state.store, &PendingTotp::new(&user.id, &sealed, now)).await?;
+    second_factors::put_pending(&state.store, &PendingTotp::new(&user.id, &session.id, &sealed, now)).await?;
     Ok(Setup {
         secret: totp::base32(&secret),
         otpauth_uri,
@@ -100,11 +100,19 @@ fn new_backup_codes(keys: &super::data_key::DataKeys) -> Result<(Vec<String>, Ve
     Ok((codes, hashes))
 }
 
-/// Finishes enrolment with a code from the pending secret: the secret becomes the account's (the code's step
-/// counted as used), ten backup codes are made, and the owner is told by email. A wrong code spends the account's
-/// backoff like a wrong password. Three round trips in two round-trip times (the backoff claim and the pending
-/// secret concurrently, one transaction), and one SQS call.
-pub async fn enable(state: &State, user: &User, code: &str, now: UnixTime) -> Result<BackupCodes, Error> {
+/// Finishes enrolment with a code from the pending secret, from the session that ran setup: the secret becomes
+/// the account's (the code's step counted as used), ten backup codes are made, every other session of the account
+/// ends (they signed in with one factor), and the owner is told by email. A wrong code spends the backoff as a
+/// wrong second factor does ([`backoff::claim_second_factor`]).
+/// Four round trips in two round-trip times (the two backoff claims and the pending secret concurrently, one
+/// transaction), and one SQS call.
+pub async fn enable(
+    state: &State,
+    user: &User,
+    session: &Session,
+    code: &str,
+    now: UnixTime,
+) -> Result<BackupCodes, Error> {
     let store = &state.store;
     if user.mfa_enabled_at.is_some() {
         return Err(Error::MfaAlreadyEnabled);
@@ -112,26 +120,44 @@ pub async fn enable(state: &State, user: &User, code: &str, now: UnixTime) -> Re
     let code = super::check_code_field(code)?;
     let backoff_key = user.backoff_key();
     let (attempt, pending) = tokio::join!(
-        backoff::claim(store, &backoff_key, now),
+        backoff::claim_second_factor(store, &backoff_key, &user.id, now),
         second_factors::get_pending(store, &user.id, now)
     );
     let attempt = attempt?;
-    let Some(pending) = pending? else {
-        attempt.release(store).await?;
-        return Err(Error::MfaSetupRequired);
+    let pending = match pending {
+        Ok(Some(pending)) if pending.session_id == session.id => pending,
+        Ok(_) => {
+            attempt.release(store).await?;
+            return Err(Error::MfaSetupRequired);
+        }
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
     };
-    let keys = state.mfa_keys.get_with(&[pending.totp_key_version], now).await?;
-    let secret = keys.open(&pending.sealed(), &user.id)?;
+    let opened = match state.mfa_keys.get_with(&[pending.totp_key_version], now).await {
+        Ok(keys) => keys.open(&pending.sealed(), &user.id).map(|secret| (keys, secret)),
+        Err(err) => Err(err),
+    };
+    let (keys, secret) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
+    };
     let Some(step) = totp::matching_step(&secret, code, now) else {
         attempt.failed(store, now).await?;
         return Err(Error::InvalidCode);
     };
     let (codes, hashes) = new_backup_codes(&keys)?;
     let factors = SecondFactors::new(&user.id, &pending.sealed(), step, hashes, keys.current_version(), now);
+    let new_epoch = user.session_epoch + 1;
     let mut items = second_factors::enable_items(store, &factors, &pending)?;
-    items.push(users::second_factor_item(store, &user.id, Some(now), now)?);
-    items.push(attempt.succeeded_item(store)?);
-    if !store.transact(items).await? {
+    items.push(users::enable_second_factor_item(store, user, new_epoch, now)?);
+    items.push(sessions::move_to_epoch_item(store, &session.id, new_epoch)?);
+    items.extend(attempt.succeeded_items(store)?);
+    if !store.transact_racing(items).await? {
         return Err(Error::Conflict(
             "Two-factor authentication changed meanwhile; start again.",
         ));
@@ -140,16 +166,17 @@ pub async fn enable(state: &State, user: &User, code: &str, now: UnixTime) -> Re
     Ok(BackupCodes { backup_codes: codes })
 }
 
-/// Checks a current factor for a change to the factors themselves (disable, regenerate): the account's backoff
-/// claim and the factors concurrently, then the code. A wrong code sets the backoff's wait. Two round trips in one
-/// round-trip time, plus the wait's write after a wrong code.
+/// Checks a current factor for a change to the factors themselves (disable, regenerate): the backoff claims and
+/// the factors concurrently, then the code. A wrong code sets the backoff's wait; a request refused before its
+/// code was judged gives its claims back. Three round trips in one round-trip time, plus the waits' writes after a
+/// wrong code.
 async fn prove_current_factor(
     state: &State,
     user: &User,
     code: &str,
     backup_codes_count: bool,
     now: UnixTime,
-) -> Result<(SecondFactors, Proof, backoff::Attempt), Error> {
+) -> Result<(SecondFactors, Proof, backoff::SecondFactorAttempt), Error> {
     let store = &state.store;
     if user.mfa_enabled_at.is_none() {
         return Err(Error::MfaNotEnabled);
@@ -157,36 +184,51 @@ async fn prove_current_factor(
     let code = super::check_code_field(code)?;
     let backoff_key = user.backoff_key();
     let (attempt, factors) = tokio::join!(
-        backoff::claim(store, &backoff_key, now),
+        backoff::claim_second_factor(store, &backoff_key, &user.id, now),
         second_factors::get(store, &user.id)
     );
     let attempt = attempt?;
-    let Some(factors) = factors? else {
-        attempt.release(store).await?;
-        return Err(Error::MfaNotEnabled);
+    let factors = match factors {
+        Ok(Some(factors)) => factors,
+        Ok(None) => {
+            attempt.release(store).await?;
+            return Err(Error::MfaNotEnabled);
+        }
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
     };
-    let keys = super::keys_for(state, &factors, now).await?;
-    match check_code(&keys, &factors, code, backup_codes_count, now)? {
-        Some(proof) => Ok((factors, proof, attempt)),
-        None => {
+    let checked = match super::keys_for(state, &factors, now).await {
+        Ok(keys) => check_code(&keys, &factors, code, backup_codes_count, now),
+        Err(err) => Err(err),
+    };
+    match checked {
+        Ok(Some(proof)) => Ok((factors, proof, attempt)),
+        Ok(None) => {
             attempt.failed(store, now).await?;
             Err(Error::InvalidCode)
+        }
+        Err(err) => {
+            attempt.release(store).await?;
+            Err(err)
         }
     }
 }
 
 /// Turns two-factor authentication off with a current TOTP code or an unused backup code (ASVS 7.5.1), deleting
-/// the secret and the backup codes, and tells the owner. Three round trips in two round-trip times (the claim and
-/// the factors concurrently, one transaction), and one SQS call.
+/// the secret and the backup codes, and tells the owner. Other sessions stay (`DELETE /v1/auth/sessions` ends
+/// them). Four round trips in two round-trip times (the claims and the factors concurrently, one transaction), and
+/// one SQS call.
 pub async fn disable(state: &State, user: &User, code: &str, now: UnixTime) -> Result<(), Error> {
     let store = &state.store;
     let (_, proof, attempt) = prove_current_factor(state, user, code, true, now).await?;
-    let items = vec![
+    let mut items = vec![
         second_factors::remove_item(store, &user.id, &proof)?,
-        users::second_factor_item(store, &user.id, None, now)?,
-        attempt.succeeded_item(store)?,
+        users::disable_second_factor_item(store, &user.id, now)?,
     ];
-    if !store.transact(items).await? {
+    items.extend(attempt.succeeded_items(store)?);
+    if !store.transact_racing(items).await? {
         return Err(Error::InvalidCode);
     }
     notify(state, user, Mail::TwoFactorDisabled).await;
@@ -194,7 +236,7 @@ pub async fn disable(state: &State, user: &User, code: &str, now: UnixTime) -> R
 }
 
 /// Replaces the backup codes, authorised by a current TOTP code (a backup code cannot mint new ones), and tells
-/// the owner. Three round trips in two round-trip times, and one SQS call.
+/// the owner. Four round trips in two round-trip times, and one SQS call.
 pub async fn regenerate_backup_codes(
     state: &State,
     user: &User,
@@ -204,15 +246,21 @@ pub async fn regenerate_backup_codes(
     let store = &state.store;
     let (_, proof, attempt) = prove_current_factor(state, user, code, false, now).await?;
     let Proof::Totp { step } = proof else {
+        attempt.failed(store, now).await?;
         return Err(Error::InvalidCode);
     };
     let keys = state.mfa_keys.get(now).await?;
     let (codes, hashes) = new_backup_codes(&keys)?;
-    let items = vec![
-        second_factors::replace_backup_codes_item(store, &user.id, step, hashes, keys.current_version(), now)?,
-        attempt.succeeded_item(store)?,
-    ];
-    if !store.transact(items).await? {
+    let mut items = vec![second_factors::replace_backup_codes_item(
+        store,
+        &user.id,
+        step,
+        hashes,
+        keys.current_version(),
+        now,
+    )?];
+    items.extend(attempt.succeeded_items(store)?);
+    if !store.transact_racing(items).await? {
         return Err(Error::InvalidCode);
     }
     notify(state, user, Mail::BackupCodesRegenerated).await;

@@ -315,8 +315,8 @@ const BATCH: usize = 25;
 /// Removes what a deleting account owns, in BatchWriteItem calls of up to 25 deletes, at most `max_batches` of
 /// them: its sessions and each session's rotated-out hashes (`PREV#` items), found through GSI1
 /// `USER#<id>#SESSIONS`; its PATs (GSI1 `USER#<id>#PATS`); its own partition besides the profile (second
-/// factors); what its address partition holds besides the marker (codes, notices); and its login-failure record
-/// `failures_key`. `true` when nothing is left but the user item
+/// factors) and its second-factor backoff record; what its address partition holds besides the marker (codes,
+/// notices); and its login-failure record `failures_key`. `true` when nothing is left but the user item
 /// and its markers. Safe to run again: every step finds only what is still there.
 /// Round trips: one GSI query per 25 sessions and one partition query per session, one per 25 PATs, one for its
 /// own partition, one for the address partition, and one per batch (more when DynamoDB leaves items unprocessed).
@@ -379,6 +379,14 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
                 }
             }
         }
+    }
+    if !purge
+        .add(super::login_failures::failures_key(
+            &super::login_failures::second_factor_key(&user.id),
+        ))
+        .await?
+    {
+        return Ok(false);
     }
     let owns_backoff = owns_address || user.kind == AccountKind::Service;
     if owns_backoff && !purge.add(super::login_failures::failures_key(failures_key)).await? {

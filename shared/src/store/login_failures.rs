@@ -42,6 +42,12 @@ fn pk(email: &str) -> String {
 
 const SK: &str = "LOGINFAIL";
 
+/// The backoff key of an account's second-factor guesses (see [`crate::backoff::claim_second_factor`]). It
+/// cannot collide with an address (no `@`) or a service account's key.
+pub fn second_factor_key(user_id: &str) -> String {
+    format!("mfa:{user_id}")
+}
+
 /// The key of an address's failure record.
 pub(crate) fn failures_key(email: &str) -> super::Item {
     key(&pk(email), SK)

@@ -152,6 +152,21 @@ impl Store {
     /// A TransactWriteItems call that says which items failed their condition: empty when it was written, else the
     /// positions (in `items`) of the failed conditions, so a caller can tell a taken marker from a lost race.
     pub(crate) async fn transact_outcome(&self, items: Vec<TransactWriteItem>) -> Result<Vec<usize>, Error> {
+        self.transact_failing_on(items, &["ConditionalCheckFailed"]).await
+    }
+
+    /// A TransactWriteItems call where anything that stops it from applying is a lost race: `Ok(false)` when a
+    /// condition failed, or when another transaction wrote the same items at that moment (`TransactionConflict`,
+    /// which DynamoDB reports under contention and moto never does). For spending a single-use code, where two
+    /// racing requests must give one success and one clean refusal.
+    pub(crate) async fn transact_racing(&self, items: Vec<TransactWriteItem>) -> Result<bool, Error> {
+        Ok(self
+            .transact_failing_on(items, &["ConditionalCheckFailed", "TransactionConflict"])
+            .await?
+            .is_empty())
+    }
+
+    async fn transact_failing_on(&self, items: Vec<TransactWriteItem>, codes: &[&str]) -> Result<Vec<usize>, Error> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         let err = match self
             .client
@@ -168,7 +183,7 @@ impl Store {
                 .cancellation_reasons()
                 .iter()
                 .enumerate()
-                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                .filter(|(_, reason)| reason.code().is_some_and(|code| codes.contains(&code)))
                 .map(|(index, _)| index)
                 .collect(),
             _ => Vec::new(),

@@ -84,6 +84,10 @@ pub struct PendingTotp {
     sk: String,
     /// The owner.
     pub user_id: String,
+    /// The session that ran setup: only it may finish the enrolment.
+    pub session_id: String,
+    /// A random id of this setup, so that finishing it cannot delete a newer one.
+    pub setup_id: String,
     /// The secret, sealed.
     pub totp_secret: String,
     /// The data-key version that sealed it.
@@ -97,13 +101,15 @@ pub struct PendingTotp {
 }
 
 impl PendingTotp {
-    /// A pending enrolment of `sealed` for `user_id`, for ten minutes.
-    pub fn new(user_id: &str, sealed: &Sealed, now: UnixTime) -> Self {
+    /// A pending enrolment of `sealed` for `user_id`, started by `session_id`, for ten minutes.
+    pub fn new(user_id: &str, session_id: &str, sealed: &Sealed, now: UnixTime) -> Self {
         let expires_at = now + PENDING_TTL_SECONDS;
         Self {
             pk: user_pk(user_id),
             sk: PENDING_SK.to_owned(),
             user_id: user_id.to_owned(),
+            session_id: session_id.to_owned(),
+            setup_id: crate::secret::random_b64(16),
             totp_secret: sealed.ciphertext.clone(),
             totp_key_version: sealed.version,
             created_at: now,
@@ -158,8 +164,8 @@ pub(crate) fn enable_items(
     let delete = Delete::builder()
         .table_name(store.table())
         .set_key(Some(key(&pending.pk, &pending.sk)))
-        .condition_expression("created_at = :created")
-        .expression_attribute_values(":created", n(pending.created_at));
+        .condition_expression("setup_id = :setup")
+        .expression_attribute_values(":setup", s(&pending.setup_id));
     Ok(vec![
         TransactWriteItem::builder().put(built(put.build())?).build(),
         TransactWriteItem::builder().delete(built(delete.build())?).build(),

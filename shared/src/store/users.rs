@@ -315,27 +315,40 @@ pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>,
     }
 }
 
-/// A transaction item that turns the user's second-factor flag on (`Some(now)`, only if it is off) or off
-/// (`None`, only if it is on), so that two enrolments racing cannot both win.
-pub(crate) fn second_factor_item(
+/// A transaction item that turns the user's second-factor flag on, only if it is off (so that two enrolments
+/// racing cannot both win), and moves the account to the session epoch `new_epoch`, only if it is still at the one
+/// `user` was read with: turning a factor on ends the sessions that signed in without it.
+pub(crate) fn enable_second_factor_item(
+    store: &Store,
+    user: &User,
+    new_epoch: i64,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&user.id)))
+        .update_expression("SET mfa_enabled_at = :now, session_epoch = :new_epoch, updated_at = :now")
+        .condition_expression(
+            "attribute_exists(pk) AND attribute_not_exists(mfa_enabled_at) AND session_epoch = :old_epoch",
+        )
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":new_epoch", n(new_epoch))
+        .expression_attribute_values(":old_epoch", n(user.session_epoch));
+    transact_update(update)
+}
+
+/// A transaction item that turns the user's second-factor flag off, only if it is on.
+pub(crate) fn disable_second_factor_item(
     store: &Store,
     user_id: &str,
-    enabled_at: Option<UnixTime>,
     now: UnixTime,
 ) -> Result<TransactWriteItem, Error> {
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(user_key(user_id)))
+        .update_expression("SET updated_at = :now REMOVE mfa_enabled_at")
+        .condition_expression("attribute_exists(pk) AND attribute_exists(mfa_enabled_at)")
         .expression_attribute_values(":now", n(now));
-    let update = match enabled_at {
-        Some(at) => update
-            .update_expression("SET mfa_enabled_at = :at, updated_at = :now")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(mfa_enabled_at)")
-            .expression_attribute_values(":at", n(at)),
-        None => update
-            .update_expression("SET updated_at = :now REMOVE mfa_enabled_at")
-            .condition_expression("attribute_exists(pk) AND attribute_exists(mfa_enabled_at)"),
-    };
     transact_update(update)
 }
 

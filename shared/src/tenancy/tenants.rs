@@ -100,7 +100,12 @@ pub(crate) async fn transact_creating(
     tenant: Option<&mut Tenant>,
 ) -> Result<bool, Error> {
     let Some(tenant) = tenant else {
-        return store.transact(items).await;
+        // Nothing to write (a sign-in that leaves its backoff counted) is written.
+        return if items.is_empty() {
+            Ok(true)
+        } else {
+            store.transact(items).await
+        };
     };
     let base = tenant.slug.clone();
     let marker_at = items.len() + SLUG_MARKER_INDEX;

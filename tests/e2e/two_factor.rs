@@ -595,22 +595,10 @@ async fn five_wrong_codes_kill_a_challenge_and_spend_the_backoff() {
 async fn expired_forged_foreign_and_malformed_challenges_are_refused() {
     let app = TestApp::spawn().await;
     let user = enrolled(&app).await;
+    // A second enrolled user of the same API (its own secret and challenge).
     let other = {
-        // A second enrolled user of the same API (its own secret and challenge).
         let (email, session) = app.signed_up_user().await;
-        let setup = app
-            .post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({}))
-            .await;
-        let secret = decode_base32(&setup.str("secret"));
-        let enabled = app
-            .post_as(
-                &session.str("access_token"),
-                "/v1/auth/2fa/enable",
-                json!({ "code": code_at(&secret, app.state.clock.now()) }),
-            )
-            .await;
-        assert_eq!(enabled.status, 200, "{:?}", enabled.body);
-        (email, secret)
+        enrol(&app, email, session).await
     };
 
     // Expired: five minutes and a second.
@@ -625,9 +613,9 @@ async fn expired_forged_foreign_and_malformed_challenges_are_refused() {
 
     // Foreign: this user's challenge answered with the other user's valid code, and with its backup codes.
     let challenge = challenged_login(&app, &user.email).await;
-    let foreign = verify(&app, &challenge, &next_code(&app, &other.1)).await;
+    let foreign = verify(&app, &challenge, &next_code(&app, &other.secret)).await;
     assert_eq!((foreign.status, foreign.code()), (400, "invalid_code"));
-    let theirs = challenged_login(&app, &other.0).await;
+    let theirs = challenged_login(&app, &other.email).await;
     let crossed = verify(&app, &theirs, &user.backup_codes[0]).await;
     assert_eq!((crossed.status, crossed.code()), (400, "invalid_code"));
 

@@ -35,6 +35,8 @@ pub struct Config {
     pub mfa_key_secret_id: String,
     /// The issuer name authenticator apps show beside a TOTP entry (`KEYGATE_TOTP_ISSUER`, default `keygate`).
     pub totp_issuer: String,
+    /// The WebAuthn relying party: passkeys are bound to its id for good.
+    pub webauthn: WebauthnConfig,
     /// `iss` of every access token and the OpenID issuer (`KEYGATE_ISSUER`).
     pub issuer: String,
     /// `aud` of every access token (`KEYGATE_AUDIENCE`).
@@ -213,6 +215,10 @@ impl Config {
                 reason: reason.into(),
             })?;
         let key_secret_id = required("KEYGATE_KEY_SECRET_ID")?;
+        let app_url = get("KEYGATE_APP_URL")
+            .unwrap_or("http://localhost:5173")
+            .trim_end_matches('/')
+            .to_owned();
         let totp_issuer = get("KEYGATE_TOTP_ISSUER").unwrap_or("keygate").trim().to_owned();
         if totp_issuer.is_empty() || totp_issuer.contains(':') || totp_issuer.chars().count() > 64 {
             return Err(ConfigError::Invalid {
@@ -240,10 +246,7 @@ impl Config {
             session_max_lifetime: number("KEYGATE_SESSION_MAX_LIFETIME_SECONDS", 30 * 86_400, 300, 365 * 86_400)?,
             mail_from: required("KEYGATE_MAIL_FROM")?,
             mail_queue_url: required("KEYGATE_MAIL_QUEUE_URL")?,
-            app_url: get("KEYGATE_APP_URL")
-                .unwrap_or("http://localhost:5173")
-                .trim_end_matches('/')
-                .to_owned(),
+            app_url: app_url.clone(),
             check_registration_enabled: flag("KEYGATE_CHECK_REGISTRATION", true)?,
             key_cache_ttl: number("KEYGATE_KEY_CACHE_SECONDS", 300, 0, 3_600)?,
             account_delete_batches: number("KEYGATE_ACCOUNT_DELETE_BATCHES", 40, 1, 400)?,
@@ -270,6 +273,7 @@ impl Config {
                     })
                 }
             },
+            webauthn: WebauthnConfig::from_vars(&get, &app_url)?,
             redirect_allowlist: get("KEYGATE_REDIRECT_ALLOWLIST")
                 .unwrap_or_default()
                 .split(',')
@@ -278,6 +282,69 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
         })
+    }
+}
+
+/// The WebAuthn relying party (`KEYGATE_WEBAUTHN_RP_ID`, default the host of `KEYGATE_APP_URL`;
+/// `KEYGATE_WEBAUTHN_RP_NAME`, default `keygate`; `KEYGATE_WEBAUTHN_ORIGINS`, comma-separated, default
+/// `KEYGATE_APP_URL`). Checked at load: every origin must be the RP id's host or a subdomain of it.
+#[derive(Debug, Clone)]
+pub struct WebauthnConfig {
+    /// The RP id, a registrable domain.
+    pub rp_id: String,
+    /// The name authenticators show.
+    pub rp_name: String,
+    /// Origins a ceremony may come from (scheme, host and port).
+    pub origins: Vec<webauthn_rs::prelude::Url>,
+}
+
+impl WebauthnConfig {
+    fn from_vars<'a>(get: &impl Fn(&'static str) -> Option<&'a str>, app_url: &str) -> Result<Self, ConfigError> {
+        let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
+        let origins: Vec<webauthn_rs::prelude::Url> = get("KEYGATE_WEBAUTHN_ORIGINS")
+            .unwrap_or(app_url)
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| webauthn_rs::prelude::Url::parse(o).map_err(|_| invalid("KEYGATE_WEBAUTHN_ORIGINS", format!("{o:?} is not a URL"))))
+            .collect::<Result<_, _>>()?;
+        let first = origins
+            .first()
+            .ok_or_else(|| invalid("KEYGATE_WEBAUTHN_ORIGINS", "names no origin".into()))?;
+        let rp_id = match get("KEYGATE_WEBAUTHN_RP_ID") {
+            Some(id) => id.trim().to_owned(),
+            None => first.host_str().unwrap_or_default().to_owned(),
+        };
+        for origin in &origins {
+            let host = origin.host_str().unwrap_or_default();
+            if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+                return Err(invalid(
+                    "KEYGATE_WEBAUTHN_ORIGINS",
+                    format!("{origin} is not on the relying party {rp_id:?} or a subdomain of it"),
+                ));
+            }
+        }
+        let rp_name = get("KEYGATE_WEBAUTHN_RP_NAME").unwrap_or("keygate").trim().to_owned();
+        if rp_name.is_empty() {
+            return Err(invalid("KEYGATE_WEBAUTHN_RP_NAME", "is empty".into()));
+        }
+        let config = Self { rp_id, rp_name, origins };
+        config
+            .relying_party()
+            .map_err(|err| invalid("KEYGATE_WEBAUTHN_RP_ID", format!("{err}")))?;
+        Ok(config)
+    }
+
+    /// The webauthn-rs relying party. Cheap: it parses nothing that was not checked at load.
+    pub fn relying_party(&self) -> Result<webauthn_rs::Webauthn, webauthn_rs::prelude::WebauthnError> {
+        let Some(first) = self.origins.first() else {
+            return Err(webauthn_rs::prelude::WebauthnError::Configuration);
+        };
+        let mut builder = webauthn_rs::WebauthnBuilder::new(&self.rp_id, first)?.rp_name(&self.rp_name);
+        for origin in &self.origins[1..] {
+            builder = builder.append_allowed_origin(origin);
+        }
+        builder.build()
     }
 }
 

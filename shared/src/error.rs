@@ -94,6 +94,15 @@ pub enum Error {
     /// Two-factor authentication is off, so there is nothing to disable or regenerate.
     #[error("Two-factor authentication is not on for this account.")]
     MfaNotEnabled,
+    /// A passkey registration's credential did not verify (wrong origin or RP, no user verification, malformed).
+    #[error("{0}")]
+    InvalidPasskey(&'static str),
+    /// The credential is registered to an account already.
+    #[error("This passkey is registered already.")]
+    PasskeyAlreadyRegistered,
+    /// A passkey sign-in did not verify: as a wrong password, 401 `invalid_credentials`.
+    #[error("{0}")]
+    PasskeyRejected(&'static str),
     /// Enabling needs a setup of the last ten minutes.
     #[error("No two-factor setup is pending (or it expired); call /v1/auth/2fa/setup first.")]
     MfaSetupRequired,
@@ -140,7 +149,9 @@ impl Error {
             Self::WrongPassword => "invalid_current_password",
             Self::WeakPassword(_) => "weak_password",
             Self::BreachedPassword => "breached_password",
-            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidCredentials | Self::PasskeyRejected(_) => "invalid_credentials",
+            Self::InvalidPasskey(_) => "invalid_passkey",
+            Self::PasskeyAlreadyRegistered => "passkey_already_registered",
             Self::EmailNotVerified => "email_not_verified",
             Self::AccountLocked => "account_locked",
             Self::AccountDisabled => "account_disabled",
@@ -163,8 +174,8 @@ impl Error {
     /// The HTTP status that goes with the code.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MalformedJson | Self::InvalidRequest(_) | Self::InvalidCode => 400,
-            Self::InvalidCredentials | Self::InvalidToken(_) | Self::SessionRevoked => 401,
+            Self::MalformedJson | Self::InvalidRequest(_) | Self::InvalidCode | Self::InvalidPasskey(_) => 400,
+            Self::InvalidCredentials | Self::PasskeyRejected(_) | Self::InvalidToken(_) | Self::SessionRevoked => 401,
             Self::EmailNotVerified
             | Self::WrongPassword
             | Self::AccountLocked
@@ -177,7 +188,8 @@ impl Error {
             | Self::Conflict(_)
             | Self::MfaAlreadyEnabled
             | Self::MfaNotEnabled
-            | Self::MfaSetupRequired => 409,
+            | Self::MfaSetupRequired
+            | Self::PasskeyAlreadyRegistered => 409,
             Self::PayloadTooLarge(_) => 413,
             Self::InvalidEmail
             | Self::InvalidField(_)

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;
+pub mod passkeys;
 pub mod passwordless;
 pub mod passwords;
 pub mod pat;

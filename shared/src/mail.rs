@@ -60,6 +60,21 @@ pub enum Mail<'a> {
         /// The inviting tenant's name.
         tenant: &'a str,
     },
+    /// A passkey was added to the account.
+    PasskeyAdded {
+        /// Its name.
+        name: &'a str,
+    },
+    /// A passkey was removed from the account.
+    PasskeyRemoved {
+        /// Its name.
+        name: &'a str,
+    },
+    /// A passkey sign-in presented a signature counter that went backwards: the credential may have been cloned.
+    PasskeyCounterRegressed {
+        /// Its name.
+        name: &'a str,
+    },
     /// Two-factor authentication was turned on.
     TwoFactorEnabled,
     /// Two-factor authentication was turned off.
@@ -190,6 +205,34 @@ impl Mail<'_> {
                     "If you did not expect this invitation, ignore this email. Your account is unchanged.".into(),
                 ],
             ),
+            Self::PasskeyAdded { name } => (
+                "A passkey was added",
+                vec![
+                    format!("A passkey named \"{name}\" was just added to your account. It can sign you in."),
+                    "If this was not you, remove it in your security settings, reset your password and review your \
+                     sessions."
+                        .into(),
+                ],
+            ),
+            Self::PasskeyRemoved { name } => (
+                "A passkey was removed",
+                vec![
+                    format!("The passkey named \"{name}\" was just removed from your account."),
+                    "If this was not you, reset your password now and review your sessions.".into(),
+                ],
+            ),
+            Self::PasskeyCounterRegressed { name } => (
+                "A sign-in with your passkey was refused",
+                vec![
+                    format!(
+                        "A sign-in with your passkey \"{name}\" was refused: its signature counter went backwards, \
+                         which can mean the key was copied."
+                    ),
+                    "If you did not just try to sign in with it, remove that passkey in your security settings and \
+                     review your sessions."
+                        .into(),
+                ],
+            ),
             Self::TwoFactorEnabled => (
                 "Two-factor authentication is on",
                 vec![
@@ -297,6 +340,9 @@ mod tests {
                 url: "https://app.example.com/accept-invitation?token=abc",
             },
             Mail::InvitedButRegistered { tenant: "Contoso" },
+            Mail::PasskeyAdded { name: "Laptop" },
+            Mail::PasskeyRemoved { name: "Laptop" },
+            Mail::PasskeyCounterRegressed { name: "Key" },
             Mail::TwoFactorEnabled,
             Mail::TwoFactorDisabled,
             Mail::BackupCodesRegenerated,

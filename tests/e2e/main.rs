@@ -11,6 +11,7 @@ mod handlers;
 mod hardening;
 mod keys;
 mod mail;
+mod passkeys;
 mod password;
 mod passwordless;
 mod rate_limits;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 11] = [
+const SIGNING: [&str; 12] = [
     "auth-register-verify",
     "auth-login",
     "auth-login-root",
@@ -18,6 +18,7 @@ const SIGNING: [&str; 11] = [
     "key-rotation",
     "auth-invitations-accept",
     "auth-2fa-verify",
+    "auth-passkey-login-verify",
 ];
 
 /// What a function's statements allow on one resource, by the resource's logical id.
@@ -150,6 +151,7 @@ fn only_the_second_factor_functions_can_read_the_data_key() {
         "auth-2fa-disable",
         "auth-2fa-verify",
         "auth-2fa-backup-codes-regenerate",
+        "auth-passkey-login-options",
     ]
     .iter()
     .map(|s| (*s).to_owned())

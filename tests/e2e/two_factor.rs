@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 /// A user with two-factor authentication on.
 pub(crate) struct Enrolled {
     pub(crate) email: String,
-    session: Answer,
+    pub(crate) session: Answer,
     secret: Vec<u8>,
     base32: String,
     pub(crate) backup_codes: Vec<String>,

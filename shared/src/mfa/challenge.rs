@@ -158,15 +158,7 @@ pub async fn verify(
         mfa_challenges::consume_item(store, &challenge)?,
     ];
     items.extend(attempt.succeeded_items(store)?);
-    let started = match challenge.outcome {
-        Outcome::Session => {
-            let (mut session, refresh) = Session::start(&user, &amr, client, Lifetime::from_config(&state.config), now);
-            session.scope_to(database.as_ref());
-            items.push(sessions::create_item(store, &session)?);
-            Some((session, refresh))
-        }
-        Outcome::Root => None,
-    };
+    let started = start_if_session(state, &challenge, &user, database.as_ref(), &amr, client, now, &mut items)?;
     if !store.transact_racing(items).await? {
         // Another request spent this code or this challenge first.
         mfa_challenges::count_wrong(store, &challenge).await?;
@@ -176,13 +168,107 @@ pub async fn verify(
         let remaining = factors.backup_codes.len().saturating_sub(1);
         notify(state, &user, Mail::BackupCodeUsed { remaining }).await;
     }
+    answer(state, &challenge, &user, started, &amr, now).await
+}
+
+/// Answers a challenge with a passkey: a ceremony started at `/v1/auth/passkey/login/options` with this challenge
+/// token, and its credential. The passkey must be the challenge's account's; the answer is what the first factor
+/// would have given, with `amr` `[<first factor>, "hwk" | "swk", "mfa"]`. A passkey that does not verify counts
+/// against the challenge and the backoff as a wrong code does (401 `invalid_credentials`).
+/// Round trips: the per-IP counter and the challenge; the ceremony; the credential's owner; the user and the
+/// passkey; the backoff claim; one BatchGetItem (user, factors, database); one transaction (the passkey's counter,
+/// the challenge used, the backoffs cleared, the session).
+pub async fn verify_with_passkey(
+    state: &State,
+    token: &str,
+    ceremony_id: &str,
+    credential: &webauthn_rs::prelude::PublicKeyCredential,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<Verified, Error> {
+    use crate::store::ceremonies::{self, Kind};
+    let store = &state.store;
+    let rule = state.config.rate_limits.verify_rule("2fa-verify");
+    let (limited, challenge, ceremony) = tokio::join!(
+        rate_limit::check_client_ip(store, &rule, client, now),
+        mfa_challenges::get(store, token, now),
+        ceremonies::take(store, ceremony_id, &[Kind::SecondFactor], now)
+    );
+    limited?;
+    let challenge = challenge?.ok_or(INVALID)?;
+    let hash = mfa_challenges::token_hash(token);
+    let ceremony = ceremony?
+        .filter(|c| c.challenge.as_deref() == Some(hash.as_str()) && c.user_id == challenge.user_id)
+        .ok_or(Error::InvalidToken("The ceremony is invalid, used or expired; start again."))?;
+    let asserted = match crate::passkeys::authentication::assert(state, &ceremony, credential, now).await {
+        Ok(asserted) => asserted,
+        Err(err) => {
+            if matches!(err, Error::PasskeyRejected(_)) {
+                mfa_challenges::count_wrong(store, &challenge).await?;
+            }
+            return Err(err);
+        }
+    };
+    let Some((user, _, database)) = read_for(state, &challenge).await? else {
+        asserted.attempt.release(store).await?;
+        return Err(INVALID);
+    };
+    let mut amr: Vec<&str> = challenge.amr.iter().map(String::as_str).collect();
+    amr.extend(asserted.amr.iter().copied());
+    let factor_key = crate::store::login_failures::second_factor_key(&user.id);
+    let mut items = vec![
+        asserted.used,
+        mfa_challenges::consume_item(store, &challenge)?,
+        asserted.attempt.succeeded_item(store)?,
+        crate::store::login_failures::clear_item(store, &factor_key)?,
+    ];
+    let started = start_if_session(state, &challenge, &user, database.as_ref(), &amr, client, now, &mut items)?;
+    if !store.transact_racing(items).await? {
+        mfa_challenges::count_wrong(store, &challenge).await?;
+        return Err(Error::PasskeyRejected("Another request answered this challenge first."));
+    }
+    answer(state, &challenge, &user, started, &amr, now).await
+}
+
+/// The session a challenge's answer starts (pushed onto `items`), or `None` for a root login.
+#[allow(clippy::too_many_arguments)]
+fn start_if_session(
+    state: &State,
+    challenge: &Challenge,
+    user: &User,
+    database: Option<&Database>,
+    amr: &[&str],
+    client: &ClientInfo,
+    now: UnixTime,
+    items: &mut Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<Option<(Session, crate::tokens::RefreshToken)>, Error> {
+    match challenge.outcome {
+        Outcome::Session => {
+            let (mut session, refresh) = Session::start(user, amr, client, Lifetime::from_config(&state.config), now);
+            session.scope_to(database);
+            items.push(sessions::create_item(&state.store, &session)?);
+            Ok(Some((session, refresh)))
+        }
+        Outcome::Root => Ok(None),
+    }
+}
+
+/// What an answered challenge yields, once its transaction is written.
+async fn answer(
+    state: &State,
+    challenge: &Challenge,
+    user: &User,
+    started: Option<(Session, crate::tokens::RefreshToken)>,
+    amr: &[&str],
+    now: UnixTime,
+) -> Result<Verified, Error> {
     match started {
         Some((session, refresh)) => {
-            let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+            let mut tokens = session::token_response(state, user, &session, &refresh, now).await?;
             tokens.password_breached = challenge.password_breached;
             Ok(Verified::Session(Box::new(tokens)))
         }
-        None => Ok(Verified::Root(session::root_token(state, &user, &amr, now).await?)),
+        None => Ok(Verified::Root(session::root_token(state, user, amr, now).await?)),
     }
 }
 

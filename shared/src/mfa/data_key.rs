@@ -38,10 +38,11 @@ struct Document {
     retired: HashMap<String, SecretString>,
 }
 
-/// The two keys derived from one version of the data key.
+/// The keys derived from one version of the data key.
 struct Derived {
     aead: RandomizedNonceKey,
     mac: hmac::Key,
+    fake_credentials: [u8; 32],
 }
 
 /// Every usable version of the data key, and which one new secrets use.
@@ -82,6 +83,7 @@ fn derive(key: &SecretString) -> Result<Derived, Error> {
     Ok(Derived {
         aead: RandomizedNonceKey::new(&AES_256_GCM, &aead_key).map_err(|_| unusable("a bad AES key"))?,
         mac: hmac::Key::new(hmac::HMAC_SHA256, &mac_key),
+        fake_credentials,
     })
 }
 
@@ -155,6 +157,11 @@ impl DataKeys {
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut in_out)
             .map_err(|_| unusable("a sealed secret does not open"))?;
         Ok(plaintext.to_vec())
+    }
+
+    /// The key that derives believable credential ids for an address with no passkey (current version).
+    pub fn fake_credential_key(&self) -> Result<[u8; 32], Error> {
+        Ok(self.version(self.current)?.fake_credentials)
     }
 
     /// The keyed hash of `data` under `version`, base64url.

@@ -26,6 +26,9 @@ pub fn methods(user: &User, factors: Option<&SecondFactors>) -> Vec<&'static str
     if factors.is_none_or(|f| !f.backup_codes.is_empty()) {
         methods.push("backup_code");
     }
+    if user.passkey_count > 0 {
+        methods.push("passkey");
+    }
     methods
 }
 

@@ -357,7 +357,15 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
             None => break,
         }
     }
-    // The user's own partition besides its profile: its second factors and a pending enrolment.
+    // Each passkey's credential marker, so the credential can be registered again and never names a deleted owner.
+    for passkey in super::passkeys::list(store, &user.id).await? {
+        if let Some(marker) = super::passkeys::marker_key_of(&passkey) {
+            if !purge.add(marker).await? {
+                return Ok(false);
+            }
+        }
+    }
+    // The user's own partition besides its profile: its second factors, a pending enrolment, its passkeys.
     for item in partition_keys(store, &format!("USER#{}", user.id), Some("PROFILE")).await? {
         if !purge.add(item).await? {
             return Ok(false);

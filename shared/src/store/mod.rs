@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api_tokens;
+pub mod ceremonies;
 pub mod codes;
 pub mod databases;
 pub mod invitations;
@@ -9,6 +10,7 @@ pub mod login_failures;
 pub mod magic_links;
 pub mod mail_sent;
 pub mod mfa_challenges;
+pub mod passkeys;
 pub mod rate_limits;
 pub mod second_factors;
 pub mod sessions;

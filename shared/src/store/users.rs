@@ -59,6 +59,9 @@ pub struct User {
     /// account with it on answers with a challenge instead of tokens (see [`crate::mfa`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa_enabled_at: Option<UnixTime>,
+    /// How many passkeys the account has (kept in the transactions that add and remove them).
+    #[serde(default)]
+    pub passkey_count: i64,
     /// GSI1 partition: the tenant's accounts, for listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
@@ -187,6 +190,7 @@ impl User {
             service_name: None,
             status: AccountStatus::Active,
             mfa_enabled_at: None,
+            passkey_count: 0,
             gsi1pk: None,
             gsi1sk: None,
         }
@@ -220,6 +224,7 @@ impl User {
             service_name: Some(service_name),
             status: AccountStatus::Active,
             mfa_enabled_at: None,
+            passkey_count: 0,
             gsi1pk: None,
             gsi1sk: None,
         };
@@ -334,6 +339,17 @@ pub(crate) fn enable_second_factor_item(
         .expression_attribute_values(":now", n(now))
         .expression_attribute_values(":new_epoch", n(new_epoch))
         .expression_attribute_values(":old_epoch", n(user.session_epoch));
+    transact_update(update)
+}
+
+/// A transaction item that moves the user's passkey count by `delta`, only while the account exists.
+pub(crate) fn passkey_count_item(store: &Store, user_id: &str, delta: i64) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(user_id)))
+        .update_expression("ADD passkey_count :delta")
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_values(":delta", n(delta));
     transact_update(update)
 }
 

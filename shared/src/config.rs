@@ -306,7 +306,10 @@ impl WebauthnConfig {
             .split(',')
             .map(str::trim)
             .filter(|o| !o.is_empty())
-            .map(|o| webauthn_rs::prelude::Url::parse(o).map_err(|_| invalid("KEYGATE_WEBAUTHN_ORIGINS", format!("{o:?} is not a URL"))))
+            .map(|o| {
+                webauthn_rs::prelude::Url::parse(o)
+                    .map_err(|_| invalid("KEYGATE_WEBAUTHN_ORIGINS", format!("{o:?} is not a URL")))
+            })
             .collect::<Result<_, _>>()?;
         let first = origins
             .first()
@@ -328,7 +331,11 @@ impl WebauthnConfig {
         if rp_name.is_empty() {
             return Err(invalid("KEYGATE_WEBAUTHN_RP_NAME", "is empty".into()));
         }
-        let config = Self { rp_id, rp_name, origins };
+        let config = Self {
+            rp_id,
+            rp_name,
+            origins,
+        };
         config
             .relying_party()
             .map_err(|err| invalid("KEYGATE_WEBAUTHN_RP_ID", format!("{err}")))?;

@@ -82,7 +82,9 @@ async fn register_then_sign_in_with_an_email_and_without_one() {
         json!([{ "type": "public-key", "id": key.id() }])
     );
     let emails = app.emails_to(&email).await;
-    assert!(emails.iter().any(|(s, b)| s == "A passkey was added" && b.contains("Laptop")));
+    assert!(emails
+        .iter()
+        .any(|(s, b)| s == "A passkey was added" && b.contains("Laptop")));
 }
 
 #[tokio::test]
@@ -90,7 +92,11 @@ async fn a_device_bound_key_signs_in_as_hwk_and_its_counter_must_move_forward() 
     let app = TestApp::spawn().await;
     let (email, session) = app.signed_up_user().await;
     let options = app
-        .post_as(&session.str("access_token"), "/v1/auth/passkey/register/options", json!({}))
+        .post_as(
+            &session.str("access_token"),
+            "/v1/auth/passkey/register/options",
+            json!({}),
+        )
         .await;
     let mut key = SoftPasskey::new(&options.body["options"]);
     key.synced = false;
@@ -111,9 +117,16 @@ async fn a_device_bound_key_signs_in_as_hwk_and_its_counter_must_move_forward() 
     // A clone of the key replays an older counter: refused, and the owner is told.
     key.counter = 3;
     let cloned = sign_in(&app, &key, Some(&email)).await;
-    assert_eq!((cloned.status, cloned.code()), (401, "invalid_credentials"), "{:?}", cloned.body);
+    assert_eq!(
+        (cloned.status, cloned.code()),
+        (401, "invalid_credentials"),
+        "{:?}",
+        cloned.body
+    );
     let emails = app.emails_to(&email).await;
-    assert!(emails.iter().any(|(s, _)| s == "A sign-in with your passkey was refused"));
+    assert!(emails
+        .iter()
+        .any(|(s, _)| s == "A sign-in with your passkey was refused"));
     key.counter = 6;
     assert_eq!(sign_in(&app, &key, None).await.status, 200);
 }
@@ -126,14 +139,24 @@ async fn ceremonies_are_single_use_bound_to_their_kind_and_expire() {
     let options = app.post_as(&jwt, "/v1/auth/passkey/register/options", json!({})).await;
     let key = SoftPasskey::new(&options.body["options"]);
     let body = json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) });
-    assert_eq!(app.post_as(&jwt, "/v1/auth/passkey/register/verify", body.clone()).await.status, 201);
+    assert_eq!(
+        app.post_as(&jwt, "/v1/auth/passkey/register/verify", body.clone())
+            .await
+            .status,
+        201
+    );
     let twice = app.post_as(&jwt, "/v1/auth/passkey/register/verify", body).await;
     assert_eq!((twice.status, twice.code()), (401, "invalid_token"));
 
     // A replayed assertion: its ceremony is used up.
     let options = login_options(&app, json!({ "email": email })).await;
     let assertion = key.assert(&options.body["options"]);
-    assert_eq!(login_verify(&app, &options.str("ceremony_id"), assertion.clone()).await.status, 200);
+    assert_eq!(
+        login_verify(&app, &options.str("ceremony_id"), assertion.clone())
+            .await
+            .status,
+        200
+    );
     let replay = login_verify(&app, &options.str("ceremony_id"), assertion.clone()).await;
     assert_eq!((replay.status, replay.code()), (401, "invalid_token"));
     // The same assertion against a fresh ceremony answers the wrong challenge.
@@ -158,7 +181,12 @@ async fn ceremonies_are_single_use_bound_to_their_kind_and_expire() {
     app.state.clock.advance(301);
     let expired = login_verify(&app, &options.str("ceremony_id"), key.assert(&options.body["options"])).await;
     assert_eq!((expired.status, expired.code()), (401, "invalid_token"));
-    let forged = login_verify(&app, &keygate::secret::random_b64(32), key.assert(&options.body["options"])).await;
+    let forged = login_verify(
+        &app,
+        &keygate::secret::random_b64(32),
+        key.assert(&options.body["options"]),
+    )
+    .await;
     assert_eq!((forged.status, forged.code()), (401, "invalid_token"));
 }
 
@@ -182,8 +210,17 @@ async fn wrong_origin_wrong_rp_and_no_user_verification_are_refused() {
                 json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) }),
             )
             .await;
-        assert_eq!((refused.status, refused.code()), (400, "invalid_passkey"), "{tamper}: {:?}", refused.body);
-        assert!(refused.body["error"]["message"].as_str().unwrap().contains(what), "{:?}", refused.body);
+        assert_eq!(
+            (refused.status, refused.code()),
+            (400, "invalid_passkey"),
+            "{tamper}: {:?}",
+            refused.body
+        );
+        assert!(
+            refused.body["error"]["message"].as_str().unwrap().contains(what),
+            "{:?}",
+            refused.body
+        );
     }
     let (mut key, created) = register(&app, &jwt, None).await;
     assert_eq!(created.status, 201);
@@ -195,7 +232,11 @@ async fn wrong_origin_wrong_rp_and_no_user_verification_are_refused() {
             _ => key.user_verified = false,
         }
         let refused = sign_in(&app, &key, Some(&email)).await;
-        assert_eq!((refused.status, refused.code()), (401, "invalid_credentials"), "{tamper}");
+        assert_eq!(
+            (refused.status, refused.code()),
+            (401, "invalid_credentials"),
+            "{tamper}"
+        );
         (key.origin, key.rp_id, key.user_verified) = (origin, rp_id, uv);
     }
     assert_eq!(sign_in(&app, &key, Some(&email)).await.status, 200);
@@ -219,11 +260,20 @@ async fn a_credential_registers_once_across_accounts() {
                 json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) }),
             )
             .await;
-        assert_eq!((again.status, again.code()), (409, "passkey_already_registered"), "{:?}", again.body);
+        assert_eq!(
+            (again.status, again.code()),
+            (409, "passkey_already_registered"),
+            "{:?}",
+            again.body
+        );
     }
     // The first account's options exclude its credential.
     let options = app
-        .post_as(&first.str("access_token"), "/v1/auth/passkey/register/options", json!({}))
+        .post_as(
+            &first.str("access_token"),
+            "/v1/auth/passkey/register/options",
+            json!({}),
+        )
         .await;
     assert_eq!(
         options.body["options"]["publicKey"]["excludeCredentials"],
@@ -250,25 +300,33 @@ async fn another_account_can_neither_see_nor_use_nor_change_a_passkey() {
         )
         .await;
     assert_eq!((rename.status, rename.code()), (404, "not_found"));
-    let delete = app.send("DELETE", &format!("/v1/auth/passkey/{id}"), Some(&theirs), None).await;
+    let delete = app
+        .send("DELETE", &format!("/v1/auth/passkey/{id}"), Some(&theirs), None)
+        .await;
     assert_eq!((delete.status, delete.code()), (404, "not_found"));
     // The owner's passkey answering a ceremony for the other account's address.
     let crossed = sign_in(&app, &key, Some(&other_email)).await;
     assert_eq!((crossed.status, crossed.code()), (401, "invalid_credentials"));
     // A user handle naming the other account does not make the credential theirs.
     let mut impostor = key;
-    impostor.user_handle = uuid_bytes(other.body["user"]["id"].as_str().unwrap());
+    let own_handle = std::mem::replace(
+        &mut impostor.user_handle,
+        uuid_bytes(other.body["user"]["id"].as_str().unwrap()),
+    );
     let lied = sign_in(&app, &impostor, None).await;
     assert_eq!((lied.status, lied.code()), (401, "invalid_credentials"));
+    impostor.user_handle = own_handle;
+    assert_eq!(sign_in(&app, &impostor, Some(&email)).await.status, 200);
     // Still the owner's, unchanged.
     let list = app.get("/v1/auth/passkey/list", Some(&owner.str("access_token"))).await;
     assert_eq!(list.body["passkeys"][0]["name"], "Mine");
-    assert_eq!(email.is_empty(), false);
 }
 
 fn uuid_bytes(id: &str) -> Vec<u8> {
     let hex: String = id.chars().filter(|c| *c != '-').collect();
-    (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+    (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -279,27 +337,40 @@ async fn rename_and_delete_manage_a_passkey_and_deleting_frees_its_credential() 
     let (key, created) = register(&app, &jwt, None).await;
     assert_eq!(created.body["name"], "Unknown device");
     let id = created.str("id");
+    let path = format!("/v1/auth/passkey/{id}");
     let patch = |name: Value| {
         app.send(
             "PATCH",
-            &format!("/v1/auth/passkey/{id}"),
+            &path,
             Some(&jwt),
             Some(json!({ "name": name }).to_string().into_bytes()),
         )
     };
     let renamed = patch(json!("Phone")).await;
     assert_eq!((renamed.status, renamed.body["name"].as_str()), (200, Some("Phone")));
-    for bad in [json!(""), json!("   "), json!("x".repeat(65)), json!("a\u{202e}b"), json!(42), Value::Null] {
+    for bad in [
+        json!(""),
+        json!("   "),
+        json!("x".repeat(65)),
+        json!("a\u{202e}b"),
+        json!(42),
+        Value::Null,
+    ] {
         let refused = patch(bad.clone()).await;
         assert!(matches!(refused.status, 400 | 422), "{bad}: {:?}", refused.body);
     }
-    let unknown = app
-        .send("DELETE", "/v1/auth/passkey/not-an-id", Some(&jwt), None)
-        .await;
+    let unknown = app.send("DELETE", "/v1/auth/passkey/not-an-id", Some(&jwt), None).await;
     assert_eq!(unknown.status, 404);
-    let deleted = app.send("DELETE", &format!("/v1/auth/passkey/{id}"), Some(&jwt), None).await;
+    let deleted = app
+        .send("DELETE", &format!("/v1/auth/passkey/{id}"), Some(&jwt), None)
+        .await;
     assert_eq!(deleted.status, 204);
-    assert_eq!(app.send("DELETE", &format!("/v1/auth/passkey/{id}"), Some(&jwt), None).await.status, 404);
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/auth/passkey/{id}"), Some(&jwt), None)
+            .await
+            .status,
+        404
+    );
     let gone = sign_in(&app, &key, Some(&email)).await;
     assert_eq!(gone.status, 401);
     assert_eq!(sign_in(&app, &key, None).await.status, 401);
@@ -314,7 +385,9 @@ async fn rename_and_delete_manage_a_passkey_and_deleting_frees_its_credential() 
         .await;
     assert_eq!(again.status, 201, "{:?}", again.body);
     let emails = app.emails_to(&email).await;
-    assert!(emails.iter().any(|(s, b)| s == "A passkey was removed" && b.contains("Phone")));
+    assert!(emails
+        .iter()
+        .any(|(s, b)| s == "A passkey was removed" && b.contains("Phone")));
 }
 
 #[tokio::test]
@@ -329,9 +402,11 @@ async fn an_unknown_address_gets_options_of_the_same_shape_stable_per_address() 
         let public_key = &answer.body["options"]["publicKey"];
         let mut keys: Vec<String> = public_key.as_object().unwrap().keys().cloned().collect();
         keys.sort();
+        // Like a real account's, a fake list may be empty (webauthn-rs's distribution mimics accounts without one).
         let allowed = public_key["allowCredentials"].as_array().unwrap();
-        assert!(!allowed.is_empty(), "{public_key}");
-        assert!(allowed.iter().all(|c| c["type"] == "public-key" && c["id"].as_str().unwrap().len() >= 16));
+        assert!(allowed
+            .iter()
+            .all(|c| c["type"] == "public-key" && c["id"].as_str().unwrap().len() >= 16));
         (keys, answer.body.as_object().unwrap().len())
     };
     let known = login_options(&app, json!({ "email": email })).await;
@@ -344,11 +419,19 @@ async fn an_unknown_address_gets_options_of_the_same_shape_stable_per_address() 
         stranger.body["options"]["publicKey"]["allowCredentials"],
         again.body["options"]["publicKey"]["allowCredentials"]
     );
-    assert_ne!(stranger.body["options"]["publicKey"]["challenge"], again.body["options"]["publicKey"]["challenge"]);
-    let bad = app.post("/v1/auth/passkey/login/options", json!({ "email": "not an address" })).await;
+    assert_ne!(
+        stranger.body["options"]["publicKey"]["challenge"],
+        again.body["options"]["publicKey"]["challenge"]
+    );
+    let bad = app
+        .post("/v1/auth/passkey/login/options", json!({ "email": "not an address" }))
+        .await;
     assert_eq!(bad.status, 422);
     let both = app
-        .post("/v1/auth/passkey/login/options", json!({ "email": email, "challenge_token": "x" }))
+        .post(
+            "/v1/auth/passkey/login/options",
+            json!({ "email": email, "challenge_token": "x" }),
+        )
         .await;
     assert_eq!(both.status, 422);
 }
@@ -385,13 +468,18 @@ async fn a_passkey_answers_a_second_factor_challenge_and_a_passkey_sign_in_needs
         )
         .await;
     assert_eq!(tokens.status, 200, "{:?}", tokens.body);
-    assert_eq!(jwt_claims(&tokens.str("access_token"))["amr"], json!(["pwd", "swk", "mfa"]));
+    assert_eq!(
+        jwt_claims(&tokens.str("access_token"))["amr"],
+        json!(["pwd", "swk", "mfa"])
+    );
     // A passkey sign-in is already two factors: no challenge.
     let direct = sign_in(&app, &key, Some(&user.email)).await;
     assert_eq!(direct.status, 200, "{:?}", direct.body);
     assert!(direct.body.get("mfa_required").is_none());
     // Both a code and a passkey, or neither: 400.
-    let neither = app.post("/v1/auth/2fa/verify", json!({ "challenge_token": token })).await;
+    let neither = app
+        .post("/v1/auth/2fa/verify", json!({ "challenge_token": token }))
+        .await;
     assert_eq!(neither.status, 400);
 }
 
@@ -416,7 +504,9 @@ async fn tokens_other_than_a_session_cannot_register_and_hostile_input_is_a_clea
         json!({ "ceremony_id": ceremony, "credential": { "id": "x", "rawId": "!!", "type": "public-key", "response": {} } }),
         json!({ "ceremony_id": 5, "credential": null }),
     ] {
-        let answer = app.post_as(&jwt, "/v1/auth/passkey/register/verify", body.clone()).await;
+        let answer = app
+            .post_as(&jwt, "/v1/auth/passkey/register/verify", body.clone())
+            .await;
         assert!((400..500).contains(&answer.status), "{body}: {:?}", answer.body);
     }
     let garbage = json!({
@@ -424,16 +514,30 @@ async fn tokens_other_than_a_session_cannot_register_and_hostile_input_is_a_clea
         "response": { "attestationObject": "AAAA", "clientDataJSON": "AAAA" },
     });
     let answer = app
-        .post_as(&jwt, "/v1/auth/passkey/register/verify", json!({ "ceremony_id": ceremony, "credential": garbage }))
+        .post_as(
+            &jwt,
+            "/v1/auth/passkey/register/verify",
+            json!({ "ceremony_id": ceremony, "credential": garbage }),
+        )
         .await;
-    assert_eq!((answer.status, answer.code()), (400, "invalid_passkey"), "{:?}", answer.body);
+    assert_eq!(
+        (answer.status, answer.code()),
+        (400, "invalid_passkey"),
+        "{:?}",
+        answer.body
+    );
     let options = login_options(&app, json!({})).await;
     let junk = json!({
         "id": "AAAA", "rawId": "AAAA", "type": "public-key",
         "response": { "authenticatorData": "AAAA", "clientDataJSON": "AAAA", "signature": "AAAA", "userHandle": "AAAA" },
     });
     let answer = login_verify(&app, &options.str("ceremony_id"), junk).await;
-    assert_eq!((answer.status, answer.code()), (401, "invalid_credentials"), "{:?}", answer.body);
+    assert_eq!(
+        (answer.status, answer.code()),
+        (401, "invalid_credentials"),
+        "{:?}",
+        answer.body
+    );
     let huge = app
         .send("POST", "/v1/auth/passkey/login/verify", None, Some(vec![b'a'; 100_000]))
         .await;

@@ -38,8 +38,7 @@ async fn verify(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let answer = match (&body.code, &body.ceremony_id, &body.credential) {
         (Some(code), None, None) => challenge::verify(state, &body.challenge_token, code, &client, now).await?,
         (None, Some(ceremony_id), Some(credential)) => {
-            challenge::verify_with_passkey(state, &body.challenge_token, ceremony_id, credential, &client, now)
-                .await?
+            challenge::verify_with_passkey(state, &body.challenge_token, ceremony_id, credential, &client, now).await?
         }
         _ => {
             return Err(Error::InvalidRequest(

@@ -158,7 +158,16 @@ pub async fn verify(
         mfa_challenges::consume_item(store, &challenge)?,
     ];
     items.extend(attempt.succeeded_items(store)?);
-    let started = start_if_session(state, &challenge, &user, database.as_ref(), &amr, client, now, &mut items)?;
+    let started = start_if_session(
+        state,
+        &challenge,
+        &user,
+        database.as_ref(),
+        &amr,
+        client,
+        now,
+        &mut items,
+    )?;
     if !store.transact_racing(items).await? {
         // Another request spent this code or this challenge first.
         mfa_challenges::count_wrong(store, &challenge).await?;
@@ -199,7 +208,9 @@ pub async fn verify_with_passkey(
     let hash = mfa_challenges::token_hash(token);
     let ceremony = ceremony?
         .filter(|c| c.challenge.as_deref() == Some(hash.as_str()) && c.user_id == challenge.user_id)
-        .ok_or(Error::InvalidToken("The ceremony is invalid, used or expired; start again."))?;
+        .ok_or(Error::InvalidToken(
+            "The ceremony is invalid, used or expired; start again.",
+        ))?;
     let asserted = match crate::passkeys::authentication::assert(state, &ceremony, credential, now).await {
         Ok(asserted) => asserted,
         Err(err) => {
@@ -222,7 +233,16 @@ pub async fn verify_with_passkey(
         asserted.attempt.succeeded_item(store)?,
         crate::store::login_failures::clear_item(store, &factor_key)?,
     ];
-    let started = start_if_session(state, &challenge, &user, database.as_ref(), &amr, client, now, &mut items)?;
+    let started = start_if_session(
+        state,
+        &challenge,
+        &user,
+        database.as_ref(),
+        &amr,
+        client,
+        now,
+        &mut items,
+    )?;
     if !store.transact_racing(items).await? {
         mfa_challenges::count_wrong(store, &challenge).await?;
         return Err(Error::PasskeyRejected("Another request answered this challenge first."));

@@ -72,9 +72,11 @@ fn derive(key: &SecretString) -> Result<Derived, Error> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keygate second factors").extract(key.expose_secret().as_bytes());
     let mut aead_key = [0u8; 32];
     let mut mac_key = [0u8; 32];
+    let mut fake_credentials = [0u8; 32];
     for (info, out) in [
         (&b"totp secret encryption"[..], &mut aead_key),
         (&b"backup code hashing"[..], &mut mac_key),
+        (&b"fake passkey credential ids"[..], &mut fake_credentials),
     ] {
         prk.expand(&[info], hkdf::HKDF_SHA256)
             .and_then(|okm| okm.fill(out))

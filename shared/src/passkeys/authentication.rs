@@ -20,7 +20,7 @@ use crate::rate_limit;
 use crate::session::{self, TokenResponse};
 use crate::store::ceremonies::{self, Ceremony, Kind};
 use crate::store::mfa_challenges;
-use crate::store::passkeys::{self, StoredPasskey};
+use crate::store::passkeys;
 use crate::store::sessions::{self, Lifetime, Session};
 use crate::store::users::{self, AccountStatus, User};
 use crate::{Error, State};
@@ -70,7 +70,9 @@ pub async fn login_options(
         }
         Purpose::Email(email) => {
             let email = Email::parse(email)?;
-            let id = users::id_for_email(store, &email).await?.unwrap_or_else(users::new_user_id);
+            let id = users::id_for_email(store, &email)
+                .await?
+                .unwrap_or_else(users::new_user_id);
             let (user, stored) = tokio::join!(users::get(store, &id), passkeys::list(store, &id));
             let usable = user?.filter(|u| u.email_verified && u.status == AccountStatus::Active);
             let credentials: Vec<Passkey> = stored?.iter().filter_map(|p| decode_credential(p).ok()).collect();
@@ -89,7 +91,9 @@ pub async fn login_options(
         Purpose::Challenge(token) => {
             let challenge = mfa_challenges::get(store, token, now)
                 .await?
-                .ok_or(Error::InvalidToken("The challenge is invalid, used or expired; sign in again."))?;
+                .ok_or(Error::InvalidToken(
+                    "The challenge is invalid, used or expired; sign in again.",
+                ))?;
             let credentials: Vec<Passkey> = passkeys::list(store, &challenge.user_id)
                 .await?
                 .iter()
@@ -100,7 +104,13 @@ pub async fn login_options(
             }
             let (options, auth) = rp.start_passkey_authentication(&credentials).map_err(started)?;
             let hash = mfa_challenges::token_hash(token);
-            (Kind::SecondFactor, options, encode(&auth)?, challenge.user_id, Some(hash))
+            (
+                Kind::SecondFactor,
+                options,
+                encode(&auth)?,
+                challenge.user_id,
+                Some(hash),
+            )
         }
     };
     let (mut ceremony, ceremony_id) = Ceremony::new(kind, state_json, &user_id, now);
@@ -127,7 +137,7 @@ async fn fake_credentials(state: &State, email: &Email, now: UnixTime) -> Result
         .into_iter()
         .map(|id| AllowCredentials {
             type_: "public-key".to_owned(),
-            id: id.into(),
+            id,
             transports: None,
         })
         .collect())
@@ -140,8 +150,6 @@ const UNKNOWN: Error = Error::PasskeyRejected("The passkey could not be verified
 pub(crate) struct Asserted {
     /// The account.
     pub user: User,
-    /// The passkey as read.
-    pub stored: StoredPasskey,
     /// The write that records the sign-in (counter, backup flags), conditional on the counter read.
     pub used: aws_sdk_dynamodb::types::TransactWriteItem,
     /// `hwk` for a device-bound key, `swk` for a synced one, then `mfa` (the user was verified).
@@ -164,7 +172,9 @@ pub(crate) async fn assert(
     let raw_id = credential.get_credential_id().to_vec();
     let owner_id = match ceremony.kind {
         Kind::Discoverable => {
-            let (user_uuid, _) = rp.identify_discoverable_authentication(credential).map_err(|_| UNKNOWN)?;
+            let (user_uuid, _) = rp
+                .identify_discoverable_authentication(credential)
+                .map_err(|_| UNKNOWN)?;
             user_uuid.hyphenated().to_string()
         }
         _ => ceremony.user_id.clone(),
@@ -227,7 +237,6 @@ pub(crate) async fn assert(
     }
     Ok(Asserted {
         user,
-        stored,
         used,
         amr,
         attempt,
@@ -273,7 +282,9 @@ pub async fn login_verify(
         asserted.attempt.succeeded_item(store)?,
     ];
     if !store.transact_racing(items).await? {
-        return Err(Error::PasskeyRejected("Another sign-in used this passkey at the same moment; try again."));
+        return Err(Error::PasskeyRejected(
+            "Another sign-in used this passkey at the same moment; try again.",
+        ));
     }
     session::token_response(state, &asserted.user, &session, &refresh, now).await
 }

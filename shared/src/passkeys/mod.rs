@@ -100,9 +100,7 @@ pub(crate) fn rejection(err: &WebauthnError) -> &'static str {
             "The credential was made for another origin."
         }
         WebauthnError::InvalidRPIDHash => "The credential was made for another relying party.",
-        WebauthnError::UserNotVerified | WebauthnError::UserNotPresent => {
-            "The authenticator did not verify the user."
-        }
+        WebauthnError::UserNotVerified | WebauthnError::UserNotPresent => "The authenticator did not verify the user.",
         WebauthnError::MismatchedChallenge => "The credential answers another challenge.",
         WebauthnError::CredentialPossibleCompromise => "The passkey's signature counter went backwards.",
         _ => "The passkey could not be verified.",
@@ -136,7 +134,9 @@ pub async fn delete(state: &State, user: &User, id: &str, _now: UnixTime) -> Res
     if !users::is_id(id) {
         return Err(Error::NotFound);
     }
-    let stored = passkeys::get(&state.store, &user.id, id).await?.ok_or(Error::NotFound)?;
+    let stored = passkeys::get(&state.store, &user.id, id)
+        .await?
+        .ok_or(Error::NotFound)?;
     let raw = URL_SAFE_NO_PAD
         .decode(&stored.credential_id)
         .map_err(|e| Error::dependency("decoding a stored credential id", e))?;

@@ -1,7 +1,9 @@
 //! Adding a passkey to a signed-in account.
 
 use serde::Serialize;
-use webauthn_rs::prelude::{CreationChallengeResponse, PasskeyRegistration, RegisterPublicKeyCredential, Uuid, WebauthnError};
+use webauthn_rs::prelude::{
+    CreationChallengeResponse, PasskeyRegistration, RegisterPublicKeyCredential, Uuid, WebauthnError,
+};
 use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::{credential_id_text, credential_state, notify, relying_party, PasskeyView};
@@ -25,9 +27,16 @@ pub struct RegistrationOptions {
 /// Starts registering a passkey for the caller: user verification required, a discoverable credential preferred
 /// (so usernameless sign-in works where the authenticator can store one), the caller's credentials excluded. Only
 /// the session that starts it can finish it. Two round trips (the caller's passkeys, the ceremony).
-pub async fn options(state: &State, user: &User, session: &Session, now: UnixTime) -> Result<RegistrationOptions, Error> {
+pub async fn options(
+    state: &State,
+    user: &User,
+    session: &Session,
+    now: UnixTime,
+) -> Result<RegistrationOptions, Error> {
     if user.kind != AccountKind::Individual {
-        return Err(Error::InsufficientRole("Service accounts sign in with a secret and have no passkeys."));
+        return Err(Error::InsufficientRole(
+            "Service accounts sign in with a secret and have no passkeys.",
+        ));
     }
     let existing = passkeys::list(&state.store, &user.id).await?;
     let exclude = existing
@@ -44,8 +53,7 @@ pub async fn options(state: &State, user: &User, session: &Session, now: UnixTim
     if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
         selection.resident_key = Some(ResidentKeyRequirement::Preferred);
     }
-    let state_json =
-        serde_json::to_string(&registration).map_err(|e| Error::dependency("encoding a ceremony", e))?;
+    let state_json = serde_json::to_string(&registration).map_err(|e| Error::dependency("encoding a ceremony", e))?;
     let (mut ceremony, ceremony_id) = Ceremony::new(Kind::Register, state_json, &user.id, now);
     ceremony.session_id = Some(session.id.clone());
     ceremonies::put(&state.store, &ceremony).await?;

@@ -57,7 +57,10 @@ pub struct Ceremony {
 }
 
 fn pk_for(id: &str) -> String {
-    format!("CEREMONY#{}", secret::sha256_b64(&[b"webauthn-ceremony", id.as_bytes()]))
+    format!(
+        "CEREMONY#{}",
+        secret::sha256_b64(&[b"webauthn-ceremony", id.as_bytes()])
+    )
 }
 
 impl Ceremony {

@@ -62,11 +62,13 @@ pub struct Challenge {
     pub expiry_bucket: i64,
 }
 
+/// The hash a challenge is stored under, which a passkey ceremony started for the challenge records.
+pub fn token_hash(token: &str) -> String {
+    secret::sha256_b64(&[b"mfa-challenge", token.as_bytes()])
+}
+
 fn pk_for(token: &str) -> String {
-    format!(
-        "MFACHALLENGE#{}",
-        secret::sha256_b64(&[b"mfa-challenge", token.as_bytes()])
-    )
+    format!("MFACHALLENGE#{}", token_hash(token))
 }
 
 impl Challenge {

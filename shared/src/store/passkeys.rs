@@ -17,7 +17,10 @@ fn user_pk(user_id: &str) -> String {
 }
 
 fn marker_pk(credential_id: &[u8]) -> String {
-    format!("CREDENTIAL#{}", secret::sha256_b64(&[b"webauthn-credential", credential_id]))
+    format!(
+        "CREDENTIAL#{}",
+        secret::sha256_b64(&[b"webauthn-credential", credential_id])
+    )
 }
 
 /// A stored passkey.
@@ -97,7 +100,11 @@ pub(crate) fn passkey_key(user_id: &str, passkey_id: &str) -> super::Item {
 
 /// Transaction items that store a new passkey and claim its credential id; the claim fails when any account has
 /// registered that credential already.
-pub(crate) fn create_items(store: &Store, passkey: &StoredPasskey, raw_credential_id: &[u8]) -> Result<Vec<TransactWriteItem>, Error> {
+pub(crate) fn create_items(
+    store: &Store,
+    passkey: &StoredPasskey,
+    raw_credential_id: &[u8],
+) -> Result<Vec<TransactWriteItem>, Error> {
     let marker = CredentialOwner {
         pk: marker_pk(raw_credential_id),
         sk: MARKER_SK.to_owned(),
@@ -154,7 +161,12 @@ pub async fn list(store: &Store, user_id: &str) -> Result<Vec<StoredPasskey>, Er
 }
 
 /// Renames a passkey of `user_id`; `None` when it has none with that id. One round trip.
-pub async fn rename(store: &Store, user_id: &str, passkey_id: &str, name: &str) -> Result<Option<StoredPasskey>, Error> {
+pub async fn rename(
+    store: &Store,
+    user_id: &str,
+    passkey_id: &str,
+    name: &str,
+) -> Result<Option<StoredPasskey>, Error> {
     let result = store
         .client()
         .update_item()
@@ -175,7 +187,11 @@ pub async fn rename(store: &Store, user_id: &str, passkey_id: &str, name: &str) 
 }
 
 /// Transaction items that delete a passkey of its owner and release its credential id.
-pub(crate) fn delete_items(store: &Store, passkey: &StoredPasskey, raw_credential_id: &[u8]) -> Result<Vec<TransactWriteItem>, Error> {
+pub(crate) fn delete_items(
+    store: &Store,
+    passkey: &StoredPasskey,
+    raw_credential_id: &[u8],
+) -> Result<Vec<TransactWriteItem>, Error> {
     let item = Delete::builder()
         .table_name(store.table())
         .set_key(Some(passkey_key(&passkey.user_id, &passkey.id)))

@@ -127,7 +127,19 @@ async fn a_device_bound_key_signs_in_as_hwk_and_its_counter_must_move_forward() 
     assert!(emails
         .iter()
         .any(|(s, _)| s == "A sign-in with your passkey was refused"));
-    key.counter = 6;
+    // A clone answering a ceremony started before the owner's last sign-in: the ceremony remembers counter 5,
+    // the owner has since signed in with 7, and the clone's 7 must not pass.
+    let early = login_options(&app, json!({ "email": email })).await;
+    key.counter = 7;
+    assert_eq!(sign_in(&app, &key, None).await.status, 200);
+    let late = login_verify(&app, &early.str("ceremony_id"), key.assert(&early.body["options"])).await;
+    assert_eq!(
+        (late.status, late.code()),
+        (401, "invalid_credentials"),
+        "{:?}",
+        late.body
+    );
+    key.counter = 8;
     assert_eq!(sign_in(&app, &key, None).await.status, 200);
 }
 
@@ -481,6 +493,72 @@ async fn a_passkey_answers_a_second_factor_challenge_and_a_passkey_sign_in_needs
         .post("/v1/auth/2fa/verify", json!({ "challenge_token": token }))
         .await;
     assert_eq!(neither.status, 400);
+}
+
+#[tokio::test]
+async fn only_a_fresh_sign_in_adds_a_passkey_and_a_deleted_account_frees_its_credentials() {
+    let app = TestApp::spawn().await;
+    app.state.clock.freeze();
+    let (email, session) = app.signed_up_user().await;
+    app.state.clock.advance(301);
+    // A session five minutes old (a stolen one, say), even freshly refreshed, cannot add a passkey.
+    let refreshed = app.refresh(&session.str("refresh_token")).await;
+    let stale = app
+        .post_as(
+            &refreshed.str("access_token"),
+            "/v1/auth/passkey/register/options",
+            json!({}),
+        )
+        .await;
+    assert_eq!((stale.status, stale.code()), (403, "reauthentication_required"));
+    let fresh = app.login(&email, PASSWORD).await;
+    let (key, created) = register(&app, &fresh.str("access_token"), None).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+
+    // An invited member registers the key, the root deletes the member: the credential is free again.
+    let (_, root) = app.signed_up_user().await;
+    let (member_email, member_id, member) = crate::accounts::member(&app, &root.str("access_token"), "backend").await;
+    let options = app
+        .post_as(
+            &member.str("access_token"),
+            "/v1/auth/passkey/register/options",
+            json!({}),
+        )
+        .await;
+    let member_key = SoftPasskey::new(&options.body["options"]);
+    let registered = app
+        .post_as(
+            &member.str("access_token"),
+            "/v1/auth/passkey/register/verify",
+            json!({ "ceremony_id": options.str("ceremony_id"), "credential": member_key.attest(&options.body["options"]) }),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{:?}", registered.body);
+    assert_eq!(sign_in(&app, &member_key, Some(&member_email)).await.status, 200);
+    let deleted = app
+        .send(
+            "DELETE",
+            &format!("/v1/accounts/{member_id}"),
+            Some(&root.str("access_token")),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{:?}", deleted.body);
+    assert_eq!(sign_in(&app, &member_key, None).await.status, 401);
+    let root_jwt = root.str("access_token");
+    let options = app
+        .post_as(&root_jwt, "/v1/auth/passkey/register/options", json!({}))
+        .await;
+    let again = app
+        .post_as(
+            &root_jwt,
+            "/v1/auth/passkey/register/verify",
+            json!({ "ceremony_id": options.str("ceremony_id"), "credential": member_key.attest(&options.body["options"]) }),
+        )
+        .await;
+    assert_eq!(again.status, 201, "{:?}", again.body);
+    // The first account's passkey was never touched.
+    assert_eq!(sign_in(&app, &key, Some(&email)).await.status, 200);
 }
 
 #[tokio::test]

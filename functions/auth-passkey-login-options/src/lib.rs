@@ -4,9 +4,9 @@
 //! address with no account (or no passkey) gets options of the same shape, with credential ids that are stable
 //! per address and cannot be told from real ones. Both fields at once are 422; rate-limited per IP.
 //!
-//! DynamoDB round trips: the per-IP counter, then 2 usernameless (the ceremony); 4 in 3 round-trip times with an
-//! email (the marker; the user and its passkeys; the ceremony); 3 with a challenge token (the challenge, the
-//! passkeys, the ceremony).
+//! DynamoDB round trips: 2 usernameless (the per-IP counter, the ceremony); 5 in 4 round-trip times with an
+//! email (the counter; the marker; the user and its passkeys; the ceremony); 4 with a challenge token (the
+//! counter, the challenge, the passkeys, the ceremony).
 
 use keygate::passkeys::authentication::{self, Purpose};
 use keygate::{http, Error, State};

@@ -1,6 +1,7 @@
 //! `POST /v1/auth/passkey/register/options` (no body) → 200 `{ceremony_id, options}`, where `options` is
 //! `{"publicKey": {...}}` for `navigator.credentials.create`: user verification required, a discoverable
-//! credential preferred, the caller's existing credentials excluded. A session JWT only; only the same session can
+//! credential preferred, the caller's existing credentials excluded. A session JWT only, signed in at most 5
+//! minutes ago (403 `reauthentication_required`: a stolen session cannot add a passkey); only the same session can
 //! finish the ceremony, within 5 minutes.
 //!
 //! DynamoDB round trips: 3 (the authenticating BatchGetItem, the caller's passkeys, the ceremony).

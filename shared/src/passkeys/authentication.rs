@@ -10,7 +10,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::AllowCredentials;
 
-use super::{credential_state, decode_credential, notify, rejection, relying_party};
+use super::{credential_state, decode_credential, notify, relying_party};
 use crate::backoff;
 use crate::clock::UnixTime;
 use crate::email::Email;
@@ -20,7 +20,7 @@ use crate::rate_limit;
 use crate::session::{self, TokenResponse};
 use crate::store::ceremonies::{self, Ceremony, Kind};
 use crate::store::mfa_challenges;
-use crate::store::passkeys;
+use crate::store::passkeys::{self, StoredPasskey};
 use crate::store::sessions::{self, Lifetime, Session};
 use crate::store::users::{self, AccountStatus, User};
 use crate::{Error, State};
@@ -61,6 +61,7 @@ pub async fn login_options(
     rate_limit::check_client_ip(store, &rule, client, now).await?;
     let rp = relying_party(state)?;
     let started = |e| Error::dependency("starting a passkey sign-in", e);
+    let mut backoff_key = None;
     let (kind, options, state_json, user_id, challenge) = match purpose {
         Purpose::Discoverable => {
             let (mut options, auth) = rp.start_discoverable_authentication().map_err(started)?;
@@ -70,6 +71,7 @@ pub async fn login_options(
         }
         Purpose::Email(email) => {
             let email = Email::parse(email)?;
+            backoff_key = Some(email.as_str().to_owned());
             let id = users::id_for_email(store, &email)
                 .await?
                 .unwrap_or_else(users::new_user_id);
@@ -115,6 +117,7 @@ pub async fn login_options(
     };
     let (mut ceremony, ceremony_id) = Ceremony::new(kind, state_json, &user_id, now);
     ceremony.challenge = challenge;
+    ceremony.backoff_key = backoff_key;
     ceremonies::put(store, &ceremony).await?;
     Ok(LoginOptions { ceremony_id, options })
 }
@@ -168,67 +171,50 @@ pub(crate) async fn assert(
     now: UnixTime,
 ) -> Result<Asserted, Error> {
     let store = &state.store;
-    let rp = relying_party(state)?;
-    let raw_id = credential.get_credential_id().to_vec();
-    let owner_id = match ceremony.kind {
-        Kind::Discoverable => {
-            let (user_uuid, _) = rp
-                .identify_discoverable_authentication(credential)
-                .map_err(|_| UNKNOWN)?;
-            user_uuid.hyphenated().to_string()
-        }
-        _ => ceremony.user_id.clone(),
+    // A sign-in with an address claims the address's backoff before anything is looked up, known or not, so a
+    // stranger cannot tell an account from its backoff; the others claim their account's once it is known.
+    let early = match &ceremony.backoff_key {
+        Some(key) => Some(backoff::claim(store, key, now).await?),
+        None => None,
     };
-    let owner = passkeys::owner_of(store, &raw_id)
-        .await?
-        .filter(|o| !owner_id.is_empty() && o.user_id == owner_id)
-        .ok_or(UNKNOWN)?;
-    let (user, stored) = tokio::join!(
-        users::get(store, &owner.user_id),
-        passkeys::get(store, &owner.user_id, &owner.passkey_id)
-    );
-    let (Some(user), Some(stored)) = (user?, stored?) else {
-        return Err(UNKNOWN);
-    };
-    if user.status == AccountStatus::Disabled {
-        return Err(Error::AccountDisabled);
-    }
-    let attempt = backoff::claim(store, &user.backoff_key(), now).await?;
-    let mut passkey = match decode_credential(&stored) {
-        Ok(passkey) => passkey,
+    let found = match owner_and_passkey(state, ceremony, credential).await {
+        Ok(found) => found,
         Err(err) => {
-            attempt.release(store).await?;
+            if let Some(attempt) = early {
+                attempt.failed(store, now).await?;
+            }
             return Err(err);
         }
     };
-    let verified = match ceremony.kind {
-        Kind::Discoverable => serde_json::from_str::<DiscoverableAuthentication>(&ceremony.state)
-            .map_err(|e| Error::dependency("decoding a ceremony", e))
-            .map(|auth| rp.finish_discoverable_authentication_v2(credential, auth, &passkey)),
-        _ => serde_json::from_str::<PasskeyAuthentication>(&ceremony.state)
-            .map_err(|e| Error::dependency("decoding a ceremony", e))
-            .map(|auth| rp.finish_passkey_authentication(credential, &auth)),
-    };
-    let result = match verified {
-        Ok(Ok(result)) if result.cred_id() == passkey.cred_id() => result,
-        Ok(Ok(_)) => {
-            attempt.failed(store, now).await?;
+    let (user, stored) = match found {
+        Some(found) => found,
+        None => {
+            if let Some(attempt) = early {
+                attempt.failed(store, now).await?;
+            }
             return Err(UNKNOWN);
         }
-        Ok(Err(err)) => {
+    };
+    let attempt = match early {
+        Some(attempt) => attempt,
+        None => backoff::claim(store, &user.backoff_key(), now).await?,
+    };
+    let checked = verify_assertion(state, ceremony, credential, &stored);
+    let (passkey, result) = match checked {
+        Ok(verified) => verified,
+        Err(err) => {
             attempt.failed(store, now).await?;
-            if matches!(err, WebauthnError::CredentialPossibleCompromise) {
+            if matches!(err, Regression) {
                 tracing::warn!(passkey = %stored.id, "a passkey's signature counter went backwards");
                 notify(state, &user, Mail::PasskeyCounterRegressed { name: &stored.name }).await;
             }
-            return Err(Error::PasskeyRejected(rejection(&err)));
-        }
-        Err(err) => {
-            attempt.release(store).await?;
-            return Err(err);
+            return Err(UNKNOWN);
         }
     };
-    passkey.update_credential(&result);
+    if user.status == AccountStatus::Disabled {
+        attempt.failed(store, now).await?;
+        return Err(Error::AccountDisabled);
+    }
     let (json, counter, backup_eligible, backed_up) = credential_state(&passkey)?;
     let used = passkeys::used_item(store, &stored, &json, counter, backed_up, backup_eligible, now)?;
     let mut amr = vec![if result.backup_eligible() { "swk" } else { "hwk" }];
@@ -241,6 +227,78 @@ pub(crate) async fn assert(
         amr,
         attempt,
     })
+}
+
+/// Why an assertion was refused (the client is told only that it was).
+enum Refusal {
+    /// The counter did not move forward past the stored one: the key may have been cloned.
+    Regression,
+    /// Anything else.
+    Invalid,
+}
+use Refusal::{Invalid, Regression};
+
+/// The credential's owner and the passkey, when the credential is registered to the account the ceremony is for
+/// (usernameless: the account its user handle names). Three round trips in two round-trip times.
+async fn owner_and_passkey(
+    state: &State,
+    ceremony: &Ceremony,
+    credential: &PublicKeyCredential,
+) -> Result<Option<(User, StoredPasskey)>, Error> {
+    let store = &state.store;
+    let owner_id = match ceremony.kind {
+        Kind::Discoverable => match relying_party(state)?.identify_discoverable_authentication(credential) {
+            Ok((user_uuid, _)) => user_uuid.hyphenated().to_string(),
+            Err(_) => return Ok(None),
+        },
+        _ => ceremony.user_id.clone(),
+    };
+    let raw_id = credential.get_credential_id().to_vec();
+    let Some(owner) = passkeys::owner_of(store, &raw_id)
+        .await?
+        .filter(|o| !owner_id.is_empty() && o.user_id == owner_id)
+    else {
+        return Ok(None);
+    };
+    let (user, stored) = tokio::join!(
+        users::get(store, &owner.user_id),
+        passkeys::get(store, &owner.user_id, &owner.passkey_id)
+    );
+    Ok(user?.zip(stored?))
+}
+
+/// Verifies the assertion against the ceremony and the stored passkey, and returns the passkey updated by it. The
+/// counter is compared with the stored one too: a ceremony's state holds the counter of when it started, and a
+/// clone could answer it after the owner had signed in since.
+fn verify_assertion(
+    state: &State,
+    ceremony: &Ceremony,
+    credential: &PublicKeyCredential,
+    stored: &StoredPasskey,
+) -> Result<(Passkey, webauthn_rs::prelude::AuthenticationResult), Refusal> {
+    let rp = relying_party(state).map_err(|_| Invalid)?;
+    let mut passkey = decode_credential(stored).map_err(|_| Invalid)?;
+    let verified = match ceremony.kind {
+        Kind::Discoverable => {
+            let auth: DiscoverableAuthentication = serde_json::from_str(&ceremony.state).map_err(|_| Invalid)?;
+            rp.finish_discoverable_authentication_v2(credential, auth, &passkey)
+        }
+        _ => {
+            let auth: PasskeyAuthentication = serde_json::from_str(&ceremony.state).map_err(|_| Invalid)?;
+            rp.finish_passkey_authentication(credential, &auth)
+        }
+    };
+    let result = match verified {
+        Ok(result) if result.cred_id() == passkey.cred_id() => result,
+        Err(WebauthnError::CredentialPossibleCompromise) => return Err(Regression),
+        _ => return Err(Invalid),
+    };
+    let counter = i64::from(result.counter());
+    if (counter > 0 || stored.counter > 0) && counter <= stored.counter {
+        return Err(Regression);
+    }
+    passkey.update_credential(&result);
+    Ok((passkey, result))
 }
 
 /// Finishes a passkey sign-in (with an email or usernameless) and starts a session, with `amr` `hwk` or `swk`

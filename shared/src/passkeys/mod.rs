@@ -141,7 +141,7 @@ pub async fn delete(state: &State, user: &User, id: &str, _now: UnixTime) -> Res
         .decode(&stored.credential_id)
         .map_err(|e| Error::dependency("decoding a stored credential id", e))?;
     let mut items = passkeys::delete_items(&state.store, &stored, &raw)?;
-    items.push(users::passkey_count_item(&state.store, &user.id, -1)?);
+    items.push(users::passkey_removed_item(&state.store, &user.id)?);
     if !state.store.transact(items).await? {
         return Err(Error::NotFound);
     }

@@ -1,9 +1,7 @@
 //! Adding a passkey to a signed-in account.
 
 use serde::Serialize;
-use webauthn_rs::prelude::{
-    CreationChallengeResponse, PasskeyRegistration, RegisterPublicKeyCredential, Uuid, WebauthnError,
-};
+use webauthn_rs::prelude::{CreationChallengeResponse, PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
 use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::{credential_id_text, credential_state, notify, relying_party, PasskeyView};
@@ -25,8 +23,10 @@ pub struct RegistrationOptions {
 }
 
 /// Starts registering a passkey for the caller: user verification required, a discoverable credential preferred
-/// (so usernameless sign-in works where the authenticator can store one), the caller's credentials excluded. Only
-/// the session that starts it can finish it. Two round trips (the caller's passkeys, the ceremony).
+/// (so usernameless sign-in works where the authenticator can store one), the caller's credentials excluded. A
+/// passkey signs in on its own and outlives a password reset, so a stolen session must not be able to add one:
+/// the session must have signed in at most five minutes ago (403 `reauthentication_required`), and only it can
+/// finish the ceremony. Two round trips (the caller's passkeys, the ceremony).
 pub async fn options(
     state: &State,
     user: &User,
@@ -37,6 +37,9 @@ pub async fn options(
         return Err(Error::InsufficientRole(
             "Service accounts sign in with a secret and have no passkeys.",
         ));
+    }
+    if now - session.created_at > crate::account::REAUTHENTICATION_WINDOW_SECONDS {
+        return Err(Error::ReauthenticationRequired);
     }
     let existing = passkeys::list(&state.store, &user.id).await?;
     let exclude = existing
@@ -59,6 +62,10 @@ pub async fn options(
     ceremonies::put(&state.store, &ceremony).await?;
     Ok(RegistrationOptions { ceremony_id, options })
 }
+
+/// Most passkeys an account can have: each is stored in every sign-in ceremony's state, and each add emails the
+/// owner, so the list must stay small.
+pub const MAX_PASSKEYS: i64 = 20;
 
 const INVALID_CEREMONY: Error = Error::InvalidToken("The ceremony is invalid, used or expired; start again.");
 
@@ -87,13 +94,20 @@ pub async fn verify(
         serde_json::from_str(&ceremony.state).map_err(|e| Error::dependency("decoding a ceremony", e))?;
     let passkey = relying_party(state)?
         .finish_passkey_registration(credential, &registration)
-        .map_err(|err| match err {
-            // What webauthn-rs answers for a credential the exclusion list named: the caller's own.
-            WebauthnError::CredentialAlteredAlgFromRequest | WebauthnError::CredentialExcludedFromRequest => {
-                Error::PasskeyAlreadyRegistered
-            }
-            other => Error::InvalidPasskey(super::rejection(&other)),
-        })?;
+        .map_err(|err| Error::InvalidPasskey(super::rejection(&err)));
+    let passkey = match passkey {
+        Ok(passkey) => passkey,
+        // What webauthn-rs answers for a credential the exclusion list named (the caller's own), and for an
+        // algorithm that was not offered: only the first is a conflict.
+        Err(err) => {
+            return Err(
+                match passkeys::owner_of(&state.store, credential.raw_id.as_ref()).await? {
+                    Some(_) => Error::PasskeyAlreadyRegistered,
+                    None => err,
+                },
+            )
+        }
+    };
     let raw = passkey.cred_id().clone();
     let (json, counter, backup_eligible, backed_up) = credential_state(&passkey)?;
     let stored = StoredPasskey::new(
@@ -108,11 +122,16 @@ pub async fn verify(
         now,
     );
     let mut items = passkeys::create_items(&state.store, &stored, &raw)?;
-    items.push(users::passkey_count_item(&state.store, &user.id, 1)?);
+    items.push(users::passkey_added_item(&state.store, &user.id, MAX_PASSKEYS)?);
     match state.store.transact_outcome(items).await?.as_slice() {
         [] => {}
         // The credential marker: another account (or this one) registered the credential.
         [0] => return Err(Error::PasskeyAlreadyRegistered),
+        [2] => {
+            return Err(Error::Conflict(
+                "An account can have at most 20 passkeys; remove one first.",
+            ))
+        }
         _ => return Err(Error::Conflict("The account changed meanwhile; try again.")),
     }
     notify(state, user, Mail::PasskeyAdded { name: &stored.name }).await;

@@ -45,6 +45,10 @@ pub struct Ceremony {
     /// The session that started a registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The backoff key of a sign-in with an address: its attempts count against the address's backoff whether or
+    /// not it has an account, as password attempts do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_key: Option<String>,
     /// The challenge token's hash of a second-factor ceremony.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
@@ -75,6 +79,7 @@ impl Ceremony {
             state,
             user_id: user_id.to_owned(),
             session_id: None,
+            backoff_key: None,
             challenge: None,
             created_at: now,
             expires_at,

@@ -342,14 +342,26 @@ pub(crate) fn enable_second_factor_item(
     transact_update(update)
 }
 
-/// A transaction item that moves the user's passkey count by `delta`, only while the account exists.
-pub(crate) fn passkey_count_item(store: &Store, user_id: &str, delta: i64) -> Result<TransactWriteItem, Error> {
+/// A transaction item that counts one more passkey, only while the account exists and has fewer than `max`.
+pub(crate) fn passkey_added_item(store: &Store, user_id: &str, max: i64) -> Result<TransactWriteItem, Error> {
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(user_key(user_id)))
-        .update_expression("ADD passkey_count :delta")
+        .update_expression("ADD passkey_count :one")
+        .condition_expression("attribute_exists(pk) AND (attribute_not_exists(passkey_count) OR passkey_count < :max)")
+        .expression_attribute_values(":one", n(1))
+        .expression_attribute_values(":max", n(max));
+    transact_update(update)
+}
+
+/// A transaction item that counts one passkey fewer.
+pub(crate) fn passkey_removed_item(store: &Store, user_id: &str) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(user_id)))
+        .update_expression("ADD passkey_count :minus_one")
         .condition_expression("attribute_exists(pk)")
-        .expression_attribute_values(":delta", n(delta));
+        .expression_attribute_values(":minus_one", n(-1));
     transact_update(update)
 }
 

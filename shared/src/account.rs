@@ -667,6 +667,17 @@ pub async fn reset_password(
     state.mailer.send(email, Mail::PasswordWasReset).await
 }
 
+/// Emails the owner of `user` a security notice (a factor added or removed, say). The change is made already: a
+/// mail that cannot be queued is logged, not an error. No call for an account without an address.
+pub(crate) async fn notify_owner(state: &State, user: &User, mail: Mail<'_>) {
+    let Ok(email) = Email::parse(&user.email) else {
+        return;
+    };
+    if let Err(err) = state.mailer.send(&email, mail).await {
+        tracing::warn!(error = ?err, "queueing a security notice failed");
+    }
+}
+
 /// Whether a verified account exists for the address. Two round trips when the marker exists, else one.
 pub async fn is_registered(state: &State, email: &Email) -> Result<bool, Error> {
     Ok(users::find_by_email(&state.store, email)

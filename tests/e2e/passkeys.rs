@@ -6,20 +6,36 @@ use keygate_e2e::passkey::SoftPasskey;
 use keygate_e2e::{jwt_claims, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
-/// Registers a new software passkey for the session `jwt`: the key and the 201 answer.
+/// A registration ceremony for the session `jwt` answered by a new key, changed by `tweak` first: the key and the
+/// answer.
+async fn register_with(app: &TestApp, jwt: &str, tweak: impl FnOnce(&mut SoftPasskey)) -> (SoftPasskey, Answer) {
+    let options = app.post_as(jwt, "/v1/auth/passkey/register/options", json!({})).await;
+    assert_eq!(options.status, 200, "{:?}", options.body);
+    let mut key = SoftPasskey::new(&options.body["options"]);
+    tweak(&mut key);
+    let body = json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) });
+    (key, app.post_as(jwt, "/v1/auth/passkey/register/verify", body).await)
+}
+
+/// A registration ceremony for the session `jwt` answered by a key registered before: the answer.
+async fn register_again(app: &TestApp, jwt: &str, key: &SoftPasskey) -> Answer {
+    let options = app.post_as(jwt, "/v1/auth/passkey/register/options", json!({})).await;
+    assert_eq!(options.status, 200, "{:?}", options.body);
+    let body = json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) });
+    app.post_as(jwt, "/v1/auth/passkey/register/verify", body).await
+}
+
+/// Registers a new software passkey for the session `jwt`, named `name` if given: the key and the answer.
 async fn register(app: &TestApp, jwt: &str, name: Option<&str>) -> (SoftPasskey, Answer) {
     let options = app.post_as(jwt, "/v1/auth/passkey/register/options", json!({})).await;
     assert_eq!(options.status, 200, "{:?}", options.body);
     let key = SoftPasskey::new(&options.body["options"]);
-    let mut body = json!({
-        "ceremony_id": options.str("ceremony_id"),
-        "credential": key.attest(&options.body["options"]),
-    });
+    let mut body =
+        json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) });
     if let Some(name) = name {
         body["name"] = json!(name);
     }
-    let created = app.post_as(jwt, "/v1/auth/passkey/register/verify", body).await;
-    (key, created)
+    (key, app.post_as(jwt, "/v1/auth/passkey/register/verify", body).await)
 }
 
 async fn login_options(app: &TestApp, body: Value) -> Answer {
@@ -91,23 +107,11 @@ async fn register_then_sign_in_with_an_email_and_without_one() {
 async fn a_device_bound_key_signs_in_as_hwk_and_its_counter_must_move_forward() {
     let app = TestApp::spawn().await;
     let (email, session) = app.signed_up_user().await;
-    let options = app
-        .post_as(
-            &session.str("access_token"),
-            "/v1/auth/passkey/register/options",
-            json!({}),
-        )
-        .await;
-    let mut key = SoftPasskey::new(&options.body["options"]);
-    key.synced = false;
-    key.counter = 1;
-    let created = app
-        .post_as(
-            &session.str("access_token"),
-            "/v1/auth/passkey/register/verify",
-            json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) }),
-        )
-        .await;
+    let (mut key, created) = register_with(&app, &session.str("access_token"), |key| {
+        key.synced = false;
+        key.counter = 1;
+    })
+    .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!(created.body["backup_eligible"], false);
     key.counter = 5;
@@ -208,20 +212,12 @@ async fn wrong_origin_wrong_rp_and_no_user_verification_are_refused() {
     let (email, session) = app.signed_up_user().await;
     let jwt = session.str("access_token");
     for (tamper, what) in [("origin", "origin"), ("rp", "relying party"), ("uv", "verify")] {
-        let options = app.post_as(&jwt, "/v1/auth/passkey/register/options", json!({})).await;
-        let mut key = SoftPasskey::new(&options.body["options"]);
-        match tamper {
+        let (_, refused) = register_with(&app, &jwt, |key| match tamper {
             "origin" => key.origin = "https://evil.example".to_owned(),
             "rp" => key.rp_id = "evil.example".to_owned(),
             _ => key.user_verified = false,
-        }
-        let refused = app
-            .post_as(
-                &jwt,
-                "/v1/auth/passkey/register/verify",
-                json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) }),
-            )
-            .await;
+        })
+        .await;
         assert_eq!(
             (refused.status, refused.code()),
             (400, "invalid_passkey"),
@@ -264,14 +260,7 @@ async fn a_credential_registers_once_across_accounts() {
     // The same credential again, for the same account (excluded) and for another account.
     for session in [&first, &second] {
         let jwt = session.str("access_token");
-        let options = app.post_as(&jwt, "/v1/auth/passkey/register/options", json!({})).await;
-        let again = app
-            .post_as(
-                &jwt,
-                "/v1/auth/passkey/register/verify",
-                json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) }),
-            )
-            .await;
+        let again = register_again(&app, &jwt, &key).await;
         assert_eq!(
             (again.status, again.code()),
             (409, "passkey_already_registered"),
@@ -387,14 +376,7 @@ async fn rename_and_delete_manage_a_passkey_and_deleting_frees_its_credential() 
     assert_eq!(gone.status, 401);
     assert_eq!(sign_in(&app, &key, None).await.status, 401);
     // The credential can be registered again.
-    let options = app.post_as(&jwt, "/v1/auth/passkey/register/options", json!({})).await;
-    let again = app
-        .post_as(
-            &jwt,
-            "/v1/auth/passkey/register/verify",
-            json!({ "ceremony_id": options.str("ceremony_id"), "credential": key.attest(&options.body["options"]) }),
-        )
-        .await;
+    let again = register_again(&app, &jwt, &key).await;
     assert_eq!(again.status, 201, "{:?}", again.body);
     let emails = app.emails_to(&email).await;
     assert!(emails
@@ -518,21 +500,7 @@ async fn only_a_fresh_sign_in_adds_a_passkey_and_a_deleted_account_frees_its_cre
     // An invited member registers the key, the root deletes the member: the credential is free again.
     let (_, root) = app.signed_up_user().await;
     let (member_email, member_id, member) = crate::accounts::member(&app, &root.str("access_token"), "backend").await;
-    let options = app
-        .post_as(
-            &member.str("access_token"),
-            "/v1/auth/passkey/register/options",
-            json!({}),
-        )
-        .await;
-    let member_key = SoftPasskey::new(&options.body["options"]);
-    let registered = app
-        .post_as(
-            &member.str("access_token"),
-            "/v1/auth/passkey/register/verify",
-            json!({ "ceremony_id": options.str("ceremony_id"), "credential": member_key.attest(&options.body["options"]) }),
-        )
-        .await;
+    let (member_key, registered) = register_with(&app, &member.str("access_token"), |_| {}).await;
     assert_eq!(registered.status, 201, "{:?}", registered.body);
     assert_eq!(sign_in(&app, &member_key, Some(&member_email)).await.status, 200);
     let deleted = app
@@ -546,16 +514,7 @@ async fn only_a_fresh_sign_in_adds_a_passkey_and_a_deleted_account_frees_its_cre
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
     assert_eq!(sign_in(&app, &member_key, None).await.status, 401);
     let root_jwt = root.str("access_token");
-    let options = app
-        .post_as(&root_jwt, "/v1/auth/passkey/register/options", json!({}))
-        .await;
-    let again = app
-        .post_as(
-            &root_jwt,
-            "/v1/auth/passkey/register/verify",
-            json!({ "ceremony_id": options.str("ceremony_id"), "credential": member_key.attest(&options.body["options"]) }),
-        )
-        .await;
+    let again = register_again(&app, &root_jwt, &member_key).await;
     assert_eq!(again.status, 201, "{:?}", again.body);
     // The first account's passkey was never touched.
     assert_eq!(sign_in(&app, &key, Some(&email)).await.status, 200);

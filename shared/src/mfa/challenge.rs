@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::enrolment::notify;
 use super::{check_code, methods};
+use crate::account::notify_owner as notify;
 use crate::backoff;
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::{backup_codes, check_code, methods, totp};
+use crate::account::notify_owner as notify;
 use crate::account::REAUTHENTICATION_WINDOW_SECONDS;
 use crate::backoff;
 use crate::clock::{rfc3339, UnixTime};
-use crate::email::Email;
 use crate::mail::Mail;
 use crate::store::second_factors::{self, PendingTotp, Proof, SecondFactors};
 use crate::store::sessions::{self, Session};
@@ -265,14 +265,4 @@ pub async fn regenerate_backup_codes(
     }
     notify(state, user, Mail::BackupCodesRegenerated).await;
     Ok(BackupCodes { backup_codes: codes })
-}
-
-/// Emails the owner a security notice. The change is made: a mail that cannot be queued is logged, not an error.
-pub(crate) async fn notify(state: &State, user: &User, mail: Mail<'_>) {
-    let Ok(email) = Email::parse(&user.email) else {
-        return;
-    };
-    if let Err(err) = state.mailer.send(&email, mail).await {
-        tracing::warn!(error = ?err, "queueing a two-factor notice failed");
-    }
 }

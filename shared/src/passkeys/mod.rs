@@ -10,8 +10,8 @@ use base64::Engine as _;
 use serde::Serialize;
 use webauthn_rs::prelude::{Passkey, Webauthn, WebauthnError};
 
+pub(crate) use crate::account::notify_owner as notify;
 use crate::clock::{rfc3339, UnixTime};
-use crate::email::Email;
 use crate::mail::Mail;
 use crate::store::passkeys::{self, StoredPasskey};
 use crate::store::users::{self, User};
@@ -147,14 +147,4 @@ pub async fn delete(state: &State, user: &User, id: &str, _now: UnixTime) -> Res
     }
     notify(state, user, Mail::PasskeyRemoved { name: &stored.name }).await;
     Ok(())
-}
-
-/// Emails the owner a passkey notice; a mail that cannot be queued is logged, not an error.
-pub(crate) async fn notify(state: &State, user: &User, mail: Mail<'_>) {
-    let Ok(email) = Email::parse(&user.email) else {
-        return;
-    };
-    if let Err(err) = state.mailer.send(&email, mail).await {
-        tracing::warn!(error = ?err, "queueing a passkey notice failed");
-    }
 }

@@ -49,23 +49,13 @@ pub async fn token_response(
     let keys = state.keys.signing(now).await?;
     let ttl = state.config.access_token_ttl;
     let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: user.id.clone(),
-        aud: state.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: secret::random_b64(16),
         sid: session.id.clone(),
-        scope: roles::scope_claim(&state.config, user.role),
         amr: session.amr.clone(),
         auth_time: session.created_at,
-        tenant: user.tenant_id.clone(),
-        role: user.role.map(|role| role.as_str().to_owned()),
-        acct: Some(user.kind.as_str().to_owned()),
         db: session.db.clone(),
         ns: session.ns.clone(),
         fuid: session.fuid.clone(),
-        epoch: None,
+        ..account_claims(state, user, now)
     };
     Ok(TokenResponse {
         access_token: tokens::sign_access_token(&keys, &claims)?,
@@ -77,6 +67,24 @@ pub async fn token_response(
         user: user.view(),
         password_breached: false,
     })
+}
+
+/// The claims every access token of `user` carries, issued now: who it is for and what its account is now (its
+/// tenant, its current role and the scopes the role table gives it, its kind). The caller adds how it signed in.
+fn account_claims(state: &State, user: &User, now: UnixTime) -> AccessClaims {
+    AccessClaims {
+        iss: state.config.issuer.clone(),
+        sub: user.id.clone(),
+        aud: state.config.audience.clone(),
+        exp: now + state.config.access_token_ttl,
+        iat: now,
+        jti: secret::random_b64(16),
+        scope: roles::scope_claim(&state.config, user.role),
+        tenant: user.tenant_id.clone(),
+        role: user.role.map(|role| role.as_str().to_owned()),
+        acct: Some(user.kind.as_str().to_owned()),
+        ..AccessClaims::default()
+    }
 }
 
 /// A root token: an access JWT with no session and no refresh token.
@@ -96,21 +104,10 @@ pub async fn root_token(state: &State, user: &User, amr: &[&str], now: UnixTime)
     let keys = state.keys.signing(now).await?;
     let ttl = state.config.access_token_ttl;
     let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: user.id.clone(),
-        aud: state.config.audience.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: secret::random_b64(16),
-        sid: String::new(),
-        scope: roles::scope_claim(&state.config, user.role),
         amr: amr.iter().map(|m| (*m).to_owned()).collect(),
         auth_time: now,
-        tenant: user.tenant_id.clone(),
-        role: user.role.map(|role| role.as_str().to_owned()),
-        acct: Some(user.kind.as_str().to_owned()),
         epoch: Some(user.session_epoch),
-        ..AccessClaims::default()
+        ..account_claims(state, user, now)
     };
     Ok(RootToken {
         access_token: tokens::sign_access_token(&keys, &claims)?,

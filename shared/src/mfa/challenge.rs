@@ -158,26 +158,19 @@ pub async fn verify(
         mfa_challenges::consume_item(store, &challenge)?,
     ];
     items.extend(attempt.succeeded_items(store)?);
-    let started = start_if_session(
-        state,
-        &challenge,
-        &user,
-        database.as_ref(),
-        &amr,
-        client,
-        now,
-        &mut items,
-    )?;
-    if !store.transact_racing(items).await? {
-        // Another request spent this code or this challenge first.
-        mfa_challenges::count_wrong(store, &challenge).await?;
-        return Err(Error::InvalidCode);
-    }
+    let answered = Answered {
+        challenge: &challenge,
+        user: &user,
+        database: database.as_ref(),
+        amr: &amr,
+    };
+    // Losing means another request spent this code or this challenge first.
+    let verified = conclude(state, answered, items, Error::InvalidCode, client, now).await?;
     if let Proof::BackupCode { .. } = proof {
         let remaining = factors.backup_codes.len().saturating_sub(1);
         notify(state, &user, Mail::BackupCodeUsed { remaining }).await;
     }
-    answer(state, &challenge, &user, started, &amr, now).await
+    Ok(verified)
 }
 
 /// Answers a challenge with a passkey: a ceremony started at `/v1/auth/passkey/login/options` with this challenge
@@ -227,61 +220,60 @@ pub async fn verify_with_passkey(
     let mut amr: Vec<&str> = challenge.amr.iter().map(String::as_str).collect();
     amr.extend(asserted.amr.iter().copied());
     let factor_key = crate::store::login_failures::second_factor_key(&user.id);
-    let mut items = vec![
+    let items = vec![
         asserted.used,
         mfa_challenges::consume_item(store, &challenge)?,
         asserted.attempt.succeeded_item(store)?,
         crate::store::login_failures::clear_item(store, &factor_key)?,
     ];
-    let started = start_if_session(
-        state,
-        &challenge,
-        &user,
-        database.as_ref(),
-        &amr,
-        client,
-        now,
-        &mut items,
-    )?;
-    if !store.transact_racing(items).await? {
-        mfa_challenges::count_wrong(store, &challenge).await?;
-        return Err(Error::PasskeyRejected("Another request answered this challenge first."));
-    }
-    answer(state, &challenge, &user, started, &amr, now).await
+    let answered = Answered {
+        challenge: &challenge,
+        user: &user,
+        database: database.as_ref(),
+        amr: &amr,
+    };
+    let lost = Error::PasskeyRejected("Another request answered this challenge first.");
+    conclude(state, answered, items, lost, client, now).await
 }
 
-/// The session a challenge's answer starts (pushed onto `items`), or `None` for a root login.
-#[allow(clippy::too_many_arguments)]
-fn start_if_session(
+/// A challenge whose second factor was proven, and what the answer is made of.
+struct Answered<'a> {
+    challenge: &'a Challenge,
+    user: &'a User,
+    database: Option<&'a Database>,
+    amr: &'a [&'a str],
+}
+
+/// Writes an answered challenge in one transaction: `items` (the factor spent, the challenge used, the backoffs
+/// cleared) and, unless it is a root login, the new session. When another request answered first, the loss counts
+/// against the challenge and is `lost`. Then gives what the first factor would have given.
+async fn conclude(
     state: &State,
-    challenge: &Challenge,
-    user: &User,
-    database: Option<&Database>,
-    amr: &[&str],
+    answered: Answered<'_>,
+    mut items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    lost: Error,
     client: &ClientInfo,
     now: UnixTime,
-    items: &mut Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
-) -> Result<Option<(Session, crate::tokens::RefreshToken)>, Error> {
-    match challenge.outcome {
+) -> Result<Verified, Error> {
+    let Answered {
+        challenge,
+        user,
+        database,
+        amr,
+    } = answered;
+    let started = match challenge.outcome {
         Outcome::Session => {
             let (mut session, refresh) = Session::start(user, amr, client, Lifetime::from_config(&state.config), now);
             session.scope_to(database);
             items.push(sessions::create_item(&state.store, &session)?);
-            Ok(Some((session, refresh)))
+            Some((session, refresh))
         }
-        Outcome::Root => Ok(None),
+        Outcome::Root => None,
+    };
+    if !state.store.transact_racing(items).await? {
+        mfa_challenges::count_wrong(&state.store, challenge).await?;
+        return Err(lost);
     }
-}
-
-/// What an answered challenge yields, once its transaction is written.
-async fn answer(
-    state: &State,
-    challenge: &Challenge,
-    user: &User,
-    started: Option<(Session, crate::tokens::RefreshToken)>,
-    amr: &[&str],
-    now: UnixTime,
-) -> Result<Verified, Error> {
     match started {
         Some((session, refresh)) => {
             let mut tokens = session::token_response(state, user, &session, &refresh, now).await?;

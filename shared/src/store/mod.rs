@@ -170,6 +170,11 @@ impl Store {
 
     async fn transact_failing_on(&self, items: Vec<TransactWriteItem>, codes: &[&str]) -> Result<Vec<usize>, Error> {
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        // DynamoDB refuses an empty transaction; nothing to write is written (a sign-in that only leaves its
+        // backoff counted, say).
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let err = match self
             .client
             .transact_write_items()

@@ -100,12 +100,7 @@ pub(crate) async fn transact_creating(
     tenant: Option<&mut Tenant>,
 ) -> Result<bool, Error> {
     let Some(tenant) = tenant else {
-        // Nothing to write (a sign-in that leaves its backoff counted) is written.
-        return if items.is_empty() {
-            Ok(true)
-        } else {
-            store.transact(items).await
-        };
+        return store.transact(items).await;
     };
     let base = tenant.slug.clone();
     let marker_at = items.len() + SLUG_MARKER_INDEX;

@@ -80,6 +80,18 @@ pub struct Config {
     /// How many BatchWriteItem calls (of up to 25 deletes) one `DELETE /v1/accounts/{id}` request spends before it
     /// answers 202 and leaves the rest to the next call (`KEYGATE_ACCOUNT_DELETE_BATCHES`, default 40, 1 to 400).
     pub account_delete_batches: i64,
+    /// Whether a service account's PAT may be made without an expiry (`KEYGATE_M2M_PERMANENT_TOKENS`, default
+    /// `false`, so the 365-day cap holds unless a deployment chooses otherwise).
+    pub m2m_permanent_tokens: bool,
+    /// Resource types a scoped token or an exchanged token may name, as in `<type>:<id>`
+    /// (`KEYGATE_SCOPED_TOKEN_RESOURCES`, comma-separated; empty turns both off).
+    pub scoped_token_resources: Vec<String>,
+    /// The read-only scopes a deployment allows for anonymous use through scoped and exchanged tokens
+    /// (`KEYGATE_SCOPED_TOKEN_SCOPES`, comma-separated).
+    pub scoped_token_scopes: Vec<String>,
+    /// Prefix of scoped tokens (`KEYGATE_SCOPED_TOKEN_PREFIX`, default `<KEYGATE_PAT_PREFIX>s`: 1 to 10 of
+    /// `a-z0-9`, never the PAT prefix), so that one is never mistaken for a PAT.
+    pub scoped_token_prefix: String,
 }
 
 /// The public Pwned Passwords range endpoint.
@@ -199,6 +211,41 @@ impl Config {
                 reason: "1 to 10 of a-z0-9".into(),
             });
         }
+        let list = |name: &'static str| -> Result<Vec<String>, ConfigError> {
+            let items: Vec<String> = get(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            match items.iter().find(|s| !crate::scopes::is_well_formed(s)) {
+                Some(bad) => Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("{bad:?} is not a scope or resource type name"),
+                }),
+                None => Ok(items),
+            }
+        };
+        let scoped_token_resources = list("KEYGATE_SCOPED_TOKEN_RESOURCES")?;
+        if let Some(bad) = scoped_token_resources.iter().find(|r| r.contains(':')) {
+            return Err(ConfigError::Invalid {
+                name: "KEYGATE_SCOPED_TOKEN_RESOURCES",
+                reason: format!("{bad:?}: a resource type has no colon"),
+            });
+        }
+        let scoped_token_scopes = list("KEYGATE_SCOPED_TOKEN_SCOPES")?;
+        let scoped_token_prefix = get("KEYGATE_SCOPED_TOKEN_PREFIX").map_or_else(|| format!("{pat_prefix}s"), str::to_owned);
+        if scoped_token_prefix == pat_prefix
+            || scoped_token_prefix.is_empty()
+            || scoped_token_prefix.len() > 10
+            || !scoped_token_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            return Err(ConfigError::Invalid {
+                name: "KEYGATE_SCOPED_TOKEN_PREFIX",
+                reason: "1 to 10 of a-z0-9, other than the PAT prefix".into(),
+            });
+        }
         let breached_password_check = match get("KEYGATE_BREACHED_PASSWORD_CHECK") {
             None | Some("off") => BreachedPasswordCheck::Off,
             Some("hibp") => BreachedPasswordCheck::Hibp,
@@ -250,6 +297,10 @@ impl Config {
             check_registration_enabled: flag("KEYGATE_CHECK_REGISTRATION", true)?,
             key_cache_ttl: number("KEYGATE_KEY_CACHE_SECONDS", 300, 0, 3_600)?,
             account_delete_batches: number("KEYGATE_ACCOUNT_DELETE_BATCHES", 40, 1, 400)?,
+            m2m_permanent_tokens: flag("KEYGATE_M2M_PERMANENT_TOKENS", false)?,
+            scoped_token_resources,
+            scoped_token_scopes,
+            scoped_token_prefix,
             rate_limits: RateLimits {
                 verify_per_minute: per_minute("KEYGATE_RATE_LIMIT_VERIFY_PER_MINUTE", 10)?,
                 send_per_minute: per_minute("KEYGATE_RATE_LIMIT_SEND_PER_MINUTE", 5)?,

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod admin;
 pub mod api_tokens;
 pub mod auth;
 pub mod authorizer;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod oauth;
 pub mod mfa;
 pub mod passkeys;
 pub mod passwordless;
@@ -23,6 +25,7 @@ pub mod pat;
 pub mod rate_limit;
 pub mod rotation;
 pub mod runtime;
+pub mod scoped_tokens;
 pub mod scopes;
 pub mod secret;
 pub mod session;

@@ -1,0 +1,6 @@
+//! Lambda bootstrap for `accounts-api-tokens-create`: build the state once, then serve.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate::runtime::run_http(accounts_api_tokens_create::handle).await
+}

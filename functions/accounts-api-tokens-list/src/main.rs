@@ -1,0 +1,6 @@
+//! Lambda bootstrap for `accounts-api-tokens-list`: build the state once, then serve.
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    keygate::runtime::run_http(accounts_api_tokens_list::handle).await
+}

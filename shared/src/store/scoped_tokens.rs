@@ -1,0 +1,1 @@
+//! Scoped tokens in DynamoDB (`SCOPED#<id>`), listed per creator.

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod accounts;
+mod admin;
 mod api_tokens;
 mod authorizer;
 mod bad_input;
@@ -11,12 +12,14 @@ mod handlers;
 mod hardening;
 mod keys;
 mod mail;
+mod oauth;
 mod passkeys;
 mod password;
 mod passwordless;
 mod rate_limits;
 mod registration;
 mod routes;
+mod scoped_tokens;
 mod sessions;
 mod template;
 mod tenancy;

@@ -3,7 +3,11 @@
 use crate::auth::Principal;
 use crate::clock::UnixTime;
 use crate::pat::{self, Pat};
+use crate::http::ClientInfo;
 use crate::store::api_tokens::{self, ApiToken, LAST_USED_RESOLUTION_SECONDS};
+use crate::store::events::{self, Event};
+use crate::store::users::{AccountKind, User};
+use crate::tenancy::roles;
 use crate::{scopes, secret, Error, State};
 
 /// Lifetime when none is asked for.
@@ -34,7 +38,7 @@ pub enum PatSecret {
 pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<(ApiToken, PatSecret), Error> {
     let presented = Pat::parse(raw, &state.config.pat_prefix)?;
     let token = api_tokens::get(&state.store, &presented.id).await?.ok_or(INVALID)?;
-    if token.expires_at <= now {
+    if token.is_expired(now) {
         return Err(INVALID);
     }
     let hash = presented.hash();
@@ -71,8 +75,73 @@ pub struct NewToken {
     pub name: String,
     /// Requested scopes.
     pub scopes: Vec<String>,
-    /// Lifetime in days, 1 to 365 (default 90).
-    pub expires_in_days: Option<i64>,
+    /// Lifetime in days, 1 to 365: absent (`None`) is 90, and JSON `null` (`Some(None)`) is a permanent token,
+    /// which only a service account may hold, and only where the deployment allows it.
+    pub expires_in_days: Option<Option<i64>>,
+}
+
+/// A new token of `owner`, validated: its name, its scopes (each one passing `may_carry`, 403 otherwise) and its
+/// expiry (`None`: permanent).
+struct Checked {
+    name: String,
+    scopes: Vec<String>,
+    expires_at: Option<UnixTime>,
+}
+
+fn check(
+    state: &State,
+    owner: &User,
+    new: NewToken,
+    may_carry: impl Fn(&str) -> bool,
+    now: UnixTime,
+) -> Result<Checked, Error> {
+    let name = crate::account::clean_name(Some(&new.name), "name")?
+        .ok_or_else(|| Error::InvalidField("name must not be empty.".to_owned()))?;
+    let scopes = scopes::parse_requested(&state.config, &new.scopes)?;
+    if !scopes.iter().all(|scope| may_carry(scope)) {
+        return Err(Error::InsufficientScope(
+            "A token cannot carry a scope its creator lacks or its owner's role does not allow.",
+        ));
+    }
+    let expires_at = match new.expires_in_days {
+        None => Some(now + DEFAULT_LIFETIME_DAYS * 86_400),
+        Some(Some(days)) if (1..=MAX_LIFETIME_DAYS).contains(&days) => Some(now + days * 86_400),
+        Some(Some(_)) => {
+            return Err(Error::InvalidField(format!(
+                "expires_in_days must be between 1 and {MAX_LIFETIME_DAYS}."
+            )))
+        }
+        Some(None) if owner.kind == AccountKind::Service && state.config.m2m_permanent_tokens => None,
+        Some(None) => {
+            return Err(Error::InvalidField(
+                "expires_in_days may be null (a permanent token) only for a service account, where the deployment \
+                 allows permanent machine tokens."
+                    .to_owned(),
+            ))
+        }
+    };
+    Ok(Checked {
+        name,
+        scopes,
+        expires_at,
+    })
+}
+
+/// The token record and its plaintext for a checked request, with the owner's current token epoch.
+fn mint(state: &State, owner: &User, checked: Checked, now: UnixTime) -> (ApiToken, String) {
+    let id = pat::new_id();
+    let secret = Pat::generate(&id);
+    let token = ApiToken::new(
+        &id,
+        &owner.id,
+        owner.token_epoch,
+        checked.name,
+        checked.scopes,
+        secret.hash(),
+        now,
+        checked.expires_at,
+    );
+    (token, secret.expose(&state.config.pat_prefix))
 }
 
 /// Creates a token for the caller. It can carry only scopes the caller's own credential has. One round trip.
@@ -82,34 +151,79 @@ pub async fn create(
     new: NewToken,
     now: UnixTime,
 ) -> Result<(ApiToken, String), Error> {
-    let name = crate::account::clean_name(Some(&new.name), "name")?
-        .ok_or_else(|| Error::InvalidField("name must not be empty.".to_owned()))?;
-    let scopes = scopes::parse_requested(&state.config, &new.scopes)?;
-    if !scopes.iter().all(|scope| owner.has_scope(scope)) {
-        return Err(Error::InsufficientScope(
-            "A token cannot carry a scope its creator lacks.",
-        ));
-    }
-    let days = new.expires_in_days.unwrap_or(DEFAULT_LIFETIME_DAYS);
-    if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
-        return Err(Error::InvalidField(format!(
-            "expires_in_days must be between 1 and {MAX_LIFETIME_DAYS}."
-        )));
-    }
-    let id = pat::new_id();
-    let secret = Pat::generate(&id);
-    let token = ApiToken::new(
-        &id,
-        &owner.user.id,
-        owner.user.token_epoch,
-        name,
-        scopes,
-        secret.hash(),
-        now,
-        now + days * 86_400,
-    );
+    let checked = check(state, &owner.user, new, |scope| owner.has_scope(scope), now)?;
+    let (token, plaintext) = mint(state, &owner.user, checked, now);
     api_tokens::create(&state.store, &token).await?;
-    Ok((token, secret.expose(&state.config.pat_prefix)))
+    Ok((token, plaintext))
+}
+
+/// Mints a token for `account`, a service account of the caller's tenant ranked below the caller (checked by
+/// [`crate::tenancy::accounts::find_managed_service`]). It can carry only scopes that both the caller's credential
+/// has and the account's role allows. The token and the admin event go in one transaction. One round trip.
+pub async fn create_for(
+    state: &State,
+    caller: &Principal,
+    account: &User,
+    new: NewToken,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<(ApiToken, String), Error> {
+    let may_carry = |scope: &str| caller.has_scope(scope) && roles::allows(&state.config, account.role, scope);
+    let checked = check(state, account, new, may_carry, now)?;
+    let (token, plaintext) = mint(state, account, checked, now);
+    let event = Event::new(
+        "api_token_created",
+        Some(&caller.user.id),
+        &account.id,
+        account.tenant_id.as_deref(),
+        Some(client),
+        now,
+    );
+    let items = vec![api_tokens::create_item(&state.store, &token)?, events::put_item(&state.store, &event)?];
+    if !state.store.transact(items).await? {
+        return Err(Error::Conflict("The token could not be stored; try again."));
+    }
+    Ok((token, plaintext))
+}
+
+/// A service account's live tokens, newest first (its token epoch applied), for whoever manages it. One round
+/// trip.
+pub async fn list_of(state: &State, account: &User, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
+    let mut tokens = api_tokens::list(&state.store, &account.id, now).await?;
+    tokens.retain(|token| token.epoch >= account.token_epoch);
+    Ok(tokens)
+}
+
+/// Revokes token `id` of a service account for whoever manages it, recording the admin event in the same
+/// transaction; another account's token (or none) is 404. One round trip.
+pub async fn revoke_for(
+    state: &State,
+    caller: &Principal,
+    account: &User,
+    id: &str,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<(), Error> {
+    if !secret::is_b64_of_len(id, 16) {
+        return Err(Error::NotFound);
+    }
+    let event = Event::new(
+        "api_token_deleted",
+        Some(&caller.user.id),
+        &account.id,
+        account.tenant_id.as_deref(),
+        Some(client),
+        now,
+    );
+    let items = vec![
+        api_tokens::delete_item(&state.store, id, &account.id)?,
+        events::put_item(&state.store, &event)?,
+    ];
+    if state.store.transact(items).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
 }
 
 /// The caller's tokens, newest first, without those revoked by a token-epoch bump. One round trip.
@@ -126,7 +240,7 @@ pub async fn get_own(state: &State, owner: &Principal, id: &str, now: UnixTime) 
     }
     match api_tokens::get(&state.store, id).await? {
         Some(token)
-            if token.user_id == owner.user.id && token.expires_at > now && token.epoch >= owner.user.token_epoch =>
+            if token.user_id == owner.user.id && !token.is_expired(now) && token.epoch >= owner.user.token_epoch =>
         {
             Ok(token)
         }

@@ -121,6 +121,15 @@ pub enum Error {
     /// A concurrent request changed the resource first.
     #[error("{0}")]
     Conflict(&'static str),
+    /// The account's password lives in the identity provider that provisioned it (Entra ID, LDAP).
+    #[error("This account's password is managed by its identity provider.")]
+    PasswordManagedExternally,
+    /// Root cannot leave a tenant that has other accounts.
+    #[error("Transfer root to another account of the tenant first, or delete the other accounts.")]
+    TransferRootFirst,
+    /// The caller holds as many of something as it may (live scoped tokens, say); revoke one first.
+    #[error("{0}")]
+    LimitReached(&'static str),
     /// The route or resource does not exist, or is not the caller's.
     #[error("Not found.")]
     NotFound,
@@ -165,6 +174,9 @@ impl Error {
             Self::SessionRevoked => "session_revoked",
             Self::RefreshConflict => "refresh_conflict",
             Self::Conflict(_) => "conflict",
+            Self::PasswordManagedExternally => "password_managed_externally",
+            Self::TransferRootFirst => "transfer_root_first",
+            Self::LimitReached(_) => "limit_reached",
             Self::NotFound => "not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
@@ -186,6 +198,9 @@ impl Error {
             Self::NotFound => 404,
             Self::RefreshConflict
             | Self::Conflict(_)
+            | Self::PasswordManagedExternally
+            | Self::TransferRootFirst
+            | Self::LimitReached(_)
             | Self::MfaAlreadyEnabled
             | Self::MfaNotEnabled
             | Self::MfaSetupRequired

@@ -29,6 +29,15 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
     })
 }
 
+/// A field that tells absent (`None`, with `#[serde(default)]`) from JSON `null` (`Some(None)`).
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// Like [`json_body`], for endpoints whose body is optional: an empty body is `T::default()`.
 pub fn optional_json_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, Error> {
     if req.body().as_ref().iter().all(u8::is_ascii_whitespace) {

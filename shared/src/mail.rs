@@ -86,6 +86,12 @@ pub enum Mail<'a> {
         /// Unused codes left.
         remaining: usize,
     },
+    /// An administrator set a new password: every session and API token was ended.
+    PasswordSetByAdmin,
+    /// An administrator removed every second factor (TOTP, backup codes, passkeys) and ended every session.
+    SecondFactorsReset,
+    /// The account was deleted, by its owner or by an administrator.
+    AccountDeleted,
     /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
     /// one with an account. The mailer drops it.
     Decoy,
@@ -254,6 +260,36 @@ impl Mail<'_> {
                         .into(),
                 ],
             ),
+            Self::PasswordSetByAdmin => (
+                "An administrator set your password",
+                vec![
+                    "An administrator of your organization just set a new password for your account. Every \
+                     session was signed out and every API token was revoked."
+                        .into(),
+                    "Ask your administrator for the new password, or reset it yourself with an emailed code."
+                        .into(),
+                ],
+            ),
+            Self::SecondFactorsReset => (
+                "Your second factors were removed",
+                vec![
+                    "An administrator of your organization just removed your authenticator app, your backup \
+                     codes and your passkeys, and signed out every session."
+                        .into(),
+                    "Sign in with your password and set up two-factor authentication again. If you did not ask \
+                     for this, tell your administrator."
+                        .into(),
+                ],
+            ),
+            Self::AccountDeleted => (
+                "Your account was deleted",
+                vec![
+                    "Your account and everything it held were just deleted. Every session and API token has \
+                     stopped working."
+                        .into(),
+                    "If you did not expect this, contact the administrator of your organization.".into(),
+                ],
+            ),
             Self::BackupCodesRegenerated => (
                 "New backup codes",
                 vec![
@@ -346,6 +382,9 @@ mod tests {
             Mail::TwoFactorEnabled,
             Mail::TwoFactorDisabled,
             Mail::BackupCodesRegenerated,
+            Mail::PasswordSetByAdmin,
+            Mail::SecondFactorsReset,
+            Mail::AccountDeleted,
             Mail::BackupCodeUsed { remaining: 9 },
             Mail::BackupCodeUsed { remaining: 1 },
         ] {

@@ -26,7 +26,7 @@ async fn register_again(app: &TestApp, jwt: &str, key: &SoftPasskey) -> Answer {
 }
 
 /// Registers a new software passkey for the session `jwt`, named `name` if given: the key and the answer.
-async fn register(app: &TestApp, jwt: &str, name: Option<&str>) -> (SoftPasskey, Answer) {
+pub(crate) async fn register(app: &TestApp, jwt: &str, name: Option<&str>) -> (SoftPasskey, Answer) {
     let options = app.post_as(jwt, "/v1/auth/passkey/register/options", json!({})).await;
     assert_eq!(options.status, 200, "{:?}", options.body);
     let key = SoftPasskey::new(&options.body["options"]);

@@ -17,11 +17,11 @@ pub(crate) struct Enrolled {
 }
 
 impl Enrolled {
-    fn jwt(&self) -> String {
+    pub(crate) fn jwt(&self) -> String {
         self.session.str("access_token")
     }
 
-    fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         self.session.body["user"]["id"].as_str().unwrap().to_owned()
     }
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 struct CreateRequest {
     name: String,
     scopes: Vec<String>,
-    expires_in_days: Option<i64>,
+    #[serde(default, deserialize_with = "http::nullable")]
+    expires_in_days: Option<Option<i64>>,
 }
 
 /// Serves one request.

@@ -365,6 +365,12 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
             }
         }
     }
+    // Its events: the account's history goes with it (the deletion then records the one event that stays).
+    for item in partition_keys(store, &super::events::partition(&user.id), None).await? {
+        if !purge.add(item).await? {
+            return Ok(false);
+        }
+    }
     // The user's own partition besides its profile: its second factors, a pending enrolment, its passkeys.
     for item in partition_keys(store, &format!("USER#{}", user.id), Some("PROFILE")).await? {
         if !purge.add(item).await? {
@@ -404,10 +410,16 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
 }
 
 /// Deletes the user item of a purged account, with its email marker when the marker is still its own and the
-/// service-name marker `service_marker` (if any, `SERVICE#<tenant>#<name>` / `USER`), in one transaction.
+/// service-name marker `service_marker` (if any, `SERVICE#<tenant>#<name>` / `USER`), and `extra` (the deletion's
+/// event, say), in one transaction.
 /// `false` when the account changed meanwhile. Two round trips (the marker read, the transaction).
-pub async fn finish(store: &Store, user: &User, service_marker: Option<String>) -> Result<bool, Error> {
-    let mut items = Vec::new();
+pub async fn finish(
+    store: &Store,
+    user: &User,
+    service_marker: Option<String>,
+    extra: Vec<TransactWriteItem>,
+) -> Result<bool, Error> {
+    let mut items = extra;
     let delete = Delete::builder()
         .table_name(store.table())
         .set_key(Some(users::user_key(&user.id)))

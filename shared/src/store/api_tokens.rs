@@ -1,9 +1,9 @@
 //! Personal access tokens (`PAT#<id>` / `PAT`). Only hashes of secrets are stored.
 
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use super::{conditional, decode, encode, expiry_bucket, is_condition_failure, key, n, s, Store};
+use super::{built, conditional, decode, encode, expiry_bucket, is_condition_failure, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
 
@@ -35,12 +35,14 @@ pub struct ApiToken {
     pub previous_valid_until: Option<UnixTime>,
     /// Unix seconds.
     pub created_at: UnixTime,
-    /// Unix seconds; also the TTL attribute (TTL deletes late, so reads check it).
-    pub expires_at: UnixTime,
+    /// Unix seconds; also the TTL attribute (TTL deletes late, so reads check it). `None` for a service
+    /// account's permanent token, which has no TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<UnixTime>,
     /// Expiry bucket (DESIGN §6): the hour the scheduled cleanup may delete the token, a while after it expires so
-    /// its owner can still see it as expired.
-    #[serde(default)]
-    pub expiry_bucket: i64,
+    /// its owner can still see it as expired. None for a permanent token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_bucket: Option<i64>,
     /// The owner's token epoch when the token was made; a token under an older epoch is revoked (DESIGN §5).
     #[serde(default)]
     pub epoch: i64,
@@ -65,8 +67,8 @@ pub struct ApiTokenView {
     pub scopes: Vec<String>,
     /// RFC 3339.
     pub created_at: String,
-    /// RFC 3339.
-    pub expires_at: String,
+    /// RFC 3339; `null` for a permanent token.
+    pub expires_at: Option<String>,
     /// RFC 3339, to the hour.
     pub last_used_at: Option<String>,
     /// RFC 3339.
@@ -90,7 +92,7 @@ impl ApiToken {
         scopes: Vec<String>,
         secret_hash: String,
         now: UnixTime,
-        expires_at: UnixTime,
+        expires_at: Option<UnixTime>,
     ) -> Self {
         Self {
             pk: pk(id),
@@ -104,13 +106,18 @@ impl ApiToken {
             previous_valid_until: None,
             created_at: now,
             expires_at,
-            expiry_bucket: expiry_bucket(expires_at + KEPT_AFTER_EXPIRY_SECONDS),
+            expiry_bucket: expires_at.map(|at| expiry_bucket(at + KEPT_AFTER_EXPIRY_SECONDS)),
             epoch,
             last_used_at: None,
             rotated_at: None,
             gsi1pk: format!("USER#{user_id}#PATS"),
             gsi1sk: format!("{now:012}#{id}"),
         }
+    }
+
+    /// Whether the token has expired by `now` (a permanent one never does).
+    pub fn is_expired(&self, now: UnixTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 
     /// The owner's view.
@@ -120,7 +127,7 @@ impl ApiToken {
             name: self.name.clone(),
             scopes: self.scopes.clone(),
             created_at: rfc3339(self.created_at),
-            expires_at: rfc3339(self.expires_at),
+            expires_at: self.expires_at.map(rfc3339),
             last_used_at: self.last_used_at.map(rfc3339),
             rotated_at: self.rotated_at.map(rfc3339),
         }
@@ -141,6 +148,25 @@ pub async fn create(store: &Store, token: &ApiToken) -> Result<(), Error> {
         .map_err(|e| Error::dependency("dynamodb PutItem", e))
 }
 
+/// A transaction item that stores a new token.
+pub(crate) fn create_item(store: &Store, token: &ApiToken) -> Result<TransactWriteItem, Error> {
+    let put = Put::builder()
+        .table_name(store.table())
+        .set_item(Some(encode(token)?))
+        .condition_expression("attribute_not_exists(pk)");
+    Ok(TransactWriteItem::builder().put(built(put.build())?).build())
+}
+
+/// A transaction item that deletes token `id`, only if `user_id` owns it.
+pub(crate) fn delete_item(store: &Store, id: &str, user_id: &str) -> Result<TransactWriteItem, Error> {
+    let delete = Delete::builder()
+        .table_name(store.table())
+        .set_key(Some(key(&pk(id), SK)))
+        .condition_expression("user_id = :user")
+        .expression_attribute_values(":user", s(user_id));
+    Ok(TransactWriteItem::builder().delete(built(delete.build())?).build())
+}
+
 /// Reads a token. One round trip.
 pub async fn get(store: &Store, id: &str) -> Result<Option<ApiToken>, Error> {
     store.get(&pk(id), SK).await
@@ -151,7 +177,7 @@ pub async fn list(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<Api
     store
         .query_gsi1(
             format!("USER#{user_id}#PATS"),
-            "expires_at > :now",
+            "attribute_not_exists(expires_at) OR expires_at > :now",
             vec![(":now", n(now))],
         )
         .await
@@ -174,7 +200,7 @@ pub async fn rotate(
         .update_expression(
             "SET secret_hash = :new, previous_hash = :old, previous_valid_until = :grace, rotated_at = :now",
         )
-        .condition_expression("secret_hash = :old AND expires_at > :now")
+        .condition_expression("secret_hash = :old AND (attribute_not_exists(expires_at) OR expires_at > :now)")
         .expression_attribute_values(":new", s(new_hash))
         .expression_attribute_values(":old", s(&token.secret_hash))
         .expression_attribute_values(":grace", n(grace_until))

@@ -1,1 +1,100 @@
-//! Security and admin events (`EVENTS#<user id>` / `<at>#<id>`), kept for a retention period.
+//! Security and admin events (`EVENTS#<user id>` / `<at>#<id>`): the history of one account, kept for a retention
+//! period and indexed by tenant (GSI1 `TENANT#<tenant>#EVENTS`) for the admin feed. An event never holds a
+//! secret.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+
+use super::{built, encode, expiry_bucket, Store};
+use crate::clock::UnixTime;
+use crate::http::ClientInfo;
+use crate::Error;
+
+/// How long an event is kept.
+pub const RETENTION_SECONDS: i64 = 90 * 86_400;
+
+/// One recorded event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pk: String,
+    sk: String,
+    /// Event id.
+    pub id: String,
+    /// What happened: a snake_case past tense (`password_set_by_admin`, `account_deleted`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix seconds.
+    pub at: UnixTime,
+    /// Who did it, when not the account itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// The account it happened to.
+    pub target_id: String,
+    /// The target's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// The caller's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The caller's User-Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Unix seconds; the TTL attribute.
+    pub expires_at: UnixTime,
+    /// Expiry bucket (DESIGN §6).
+    pub expiry_bucket: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi1sk: Option<String>,
+}
+
+/// The partition of an account's events.
+pub(crate) fn partition(user_id: &str) -> String {
+    format!("EVENTS#{user_id}")
+}
+
+impl Event {
+    /// An event of `kind` done to `target_id` (of `tenant_id`) by `actor_id`, from `client`.
+    pub fn new(
+        kind: &str,
+        actor_id: Option<&str>,
+        target_id: &str,
+        tenant_id: Option<&str>,
+        client: Option<&ClientInfo>,
+        now: UnixTime,
+    ) -> Self {
+        let id = crate::secret::random_b64(12);
+        let sk = format!("{now:012}#{id}");
+        Self {
+            pk: partition(target_id),
+            gsi1pk: tenant_id.map(|tenant| format!("TENANT#{tenant}#EVENTS")),
+            gsi1sk: tenant_id.map(|_| sk.clone()),
+            sk,
+            id,
+            kind: kind.to_owned(),
+            at: now,
+            actor_id: actor_id.map(str::to_owned),
+            target_id: target_id.to_owned(),
+            tenant_id: tenant_id.map(str::to_owned),
+            ip: client.and_then(|c| c.ip.clone()),
+            user_agent: client.and_then(|c| c.user_agent.clone()),
+            expires_at: now + RETENTION_SECONDS,
+            expiry_bucket: expiry_bucket(now + RETENTION_SECONDS),
+        }
+    }
+}
+
+/// A transaction item that records `event`, so an action and its record are written together.
+pub(crate) fn put_item(store: &Store, event: &Event) -> Result<TransactWriteItem, Error> {
+    let put = Put::builder()
+        .table_name(store.table())
+        .set_item(Some(encode(event)?))
+        .condition_expression("attribute_not_exists(pk)");
+    Ok(TransactWriteItem::builder().put(built(put.build())?).build())
+}
+
+/// Records one event on its own. One round trip.
+pub async fn put(store: &Store, event: &Event) -> Result<(), Error> {
+    store.put(event).await
+}

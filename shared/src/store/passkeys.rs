@@ -207,6 +207,16 @@ pub(crate) fn delete_items(
     ])
 }
 
+/// Transaction items that delete a listed passkey and its credential marker (an administrator's reset).
+pub(crate) fn delete_all_items(store: &Store, passkey: &StoredPasskey) -> Result<Vec<TransactWriteItem>, Error> {
+    use base64::Engine as _;
+    // A stored id always decodes (keygate wrote it); an undecodable one has no marker to free.
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&passkey.credential_id)
+        .unwrap_or_default();
+    delete_items(store, passkey, &raw)
+}
+
 /// A transaction item that records a sign-in with the passkey: the new credential state (counter, backup flags)
 /// and the time, only if the counter is still the one read, so two sign-ins racing cannot both move it.
 pub(crate) fn used_item(

@@ -265,6 +265,20 @@ pub(crate) fn replace_backup_codes_item(
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
+/// Transaction items that delete the factors and any pending enrolment, whatever they hold (an administrator's
+/// reset).
+pub(crate) fn remove_all_items(store: &Store, user_id: &str) -> Result<Vec<TransactWriteItem>, Error> {
+    [FACTORS_SK, PENDING_SK]
+        .into_iter()
+        .map(|sk| {
+            let delete = Delete::builder()
+                .table_name(store.table())
+                .set_key(Some(key(&user_pk(user_id), sk)));
+            Ok(TransactWriteItem::builder().delete(built(delete.build())?).build())
+        })
+        .collect()
+}
+
 /// A transaction item that deletes the factors, only if `proof` is still unspent (disabling needs a current
 /// factor, and spends it).
 pub(crate) fn remove_item(store: &Store, user_id: &str, proof: &Proof) -> Result<TransactWriteItem, Error> {

@@ -1,7 +1,7 @@
 //! Tenants (`TENANT#<id>` / `TENANT`) and the marker that makes a slug unique across the deployment
 //! (`SLUG#<slug>` / `TENANT`), written in the same transaction (DESIGN §6).
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use super::{built, encode, key, n, s, Store};
@@ -108,6 +108,17 @@ pub(crate) fn create_items(store: &Store, tenant: &Tenant) -> Result<[TransactWr
         Ok(TransactWriteItem::builder().put(built(put.build())?).build())
     };
     Ok([put(encode(tenant)?)?, put(encode(&marker)?)?])
+}
+
+/// Transaction items that delete a tenant and free its slug (its last account is going).
+pub(crate) fn delete_items(store: &Store, tenant: &Tenant) -> Result<[TransactWriteItem; 2], Error> {
+    let delete = |pk: String| -> Result<TransactWriteItem, Error> {
+        let delete = Delete::builder()
+            .table_name(store.table())
+            .set_key(Some(key(&pk, TENANT_SK)));
+        Ok(TransactWriteItem::builder().delete(built(delete.build())?).build())
+    };
+    Ok([delete(tenant_pk(&tenant.id))?, delete(slug_pk(&tenant.slug))?])
 }
 
 /// Renames a tenant (the slug stays) and returns it; `None` when it does not exist. One round trip.

@@ -62,6 +62,10 @@ pub struct User {
     /// How many passkeys the account has (kept in the transactions that add and remove them).
     #[serde(default)]
     pub passkey_count: i64,
+    /// The identity-provider entry (Entra ID or LDAP) that provisioned the account: its password lives there, so
+    /// keygate never sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
     /// GSI1 partition: the tenant's accounts, for listing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi1pk: Option<String>,
@@ -191,6 +195,7 @@ impl User {
             status: AccountStatus::Active,
             mfa_enabled_at: None,
             passkey_count: 0,
+            idp: None,
             gsi1pk: None,
             gsi1sk: None,
         }
@@ -225,6 +230,7 @@ impl User {
             status: AccountStatus::Active,
             mfa_enabled_at: None,
             passkey_count: 0,
+            idp: None,
             gsi1pk: None,
             gsi1sk: None,
         };
@@ -377,6 +383,22 @@ pub(crate) fn disable_second_factor_item(
         .update_expression("SET updated_at = :now REMOVE mfa_enabled_at")
         .condition_expression("attribute_exists(pk) AND attribute_exists(mfa_enabled_at)")
         .expression_attribute_values(":now", n(now));
+    transact_update(update)
+}
+
+/// A transaction item that removes every second factor from the user's record (2FA off, no passkeys) and moves
+/// it to a new session epoch, only if the epoch is still the one read: an administrator's reset for a user who
+/// lost their devices.
+pub(crate) fn reset_second_factors_item(store: &Store, read: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&read.id)))
+        .update_expression("SET updated_at = :now, passkey_count = :zero, session_epoch = :new_epoch REMOVE mfa_enabled_at")
+        .condition_expression("attribute_exists(pk) AND session_epoch = :old_epoch")
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":new_epoch", n(read.session_epoch + 1))
+        .expression_attribute_values(":old_epoch", n(read.session_epoch));
     transact_update(update)
 }
 

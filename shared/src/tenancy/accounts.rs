@@ -7,11 +7,14 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::clock::{rfc3339, UnixTime};
+use crate::mail::Mail;
+use crate::passwords::{self, Verified};
 use crate::store::accounts::{self, Account, Change};
-use crate::store::login_failures;
+use crate::store::events::{self, Event};
 use crate::store::users::{AccountKind, AccountStatus, User};
+use crate::store::{databases, login_failures, tenants};
 use crate::tenancy::roles::{self, Role};
-use crate::{Error, State};
+use crate::{account, backoff, Error, State};
 
 /// An account as managers see it.
 #[derive(Debug, Clone, Serialize)]
@@ -248,11 +251,41 @@ pub enum Deletion {
     Ongoing,
 }
 
+/// An account of the caller's tenant that the caller may act on (ranked strictly below it) and that no deletion
+/// has started on: 404 for a missing one, another tenant's or one being deleted, 403 `insufficient_scope` for
+/// one the caller may not act on. One round trip.
+pub async fn find_managed(state: &State, caller: &User, id: &str) -> Result<User, Error> {
+    let account = find(state, caller, id).await?;
+    if account.deleting {
+        return Err(Error::NotFound);
+    }
+    check_may_act(caller, account.user.role.ok_or(Error::NotFound)?)?;
+    Ok(account.user)
+}
+
+/// A service account the caller manages ([`find_managed`]) that may hold API tokens: 422 `invalid_field` for an
+/// individual account (it makes its own) and for a frontend account (it acts for one end user per sign-in, so a
+/// standing token would speak for nobody). One round trip.
+pub async fn find_managed_service(state: &State, caller: &User, id: &str) -> Result<User, Error> {
+    let user = find_managed(state, caller, id).await?;
+    if user.kind != AccountKind::Service {
+        return Err(Error::InvalidField(
+            "Tokens are minted here only for service accounts; a person makes their own.".to_owned(),
+        ));
+    }
+    if user.role == Some(Role::Frontend) {
+        return Err(Error::InvalidField(
+            "A frontend account cannot hold API tokens: it signs in for one end user at a time.".to_owned(),
+        ));
+    }
+    Ok(user)
+}
+
 /// Deletes an account of the caller's tenant (never root: nobody may act on it) and everything it owns. The
 /// first call marks it deleting, which disables it and moves both epochs, so every credential fails at once; then
 /// its items go in batches, at most `max_batches` BatchWriteItem calls per call ([`accounts::purge`]). A call that
 /// runs out answers [`Deletion::Ongoing`], and the next call continues where it stopped; the user item and its
-/// markers go last, in one transaction.
+/// markers go last, in one transaction, with the one `account_deleted` event that outlives the account.
 /// Round trips: the account, the mark (first call only), the purge's queries and batches, then the marker read
 /// and the final transaction.
 pub async fn delete(
@@ -263,15 +296,129 @@ pub async fn delete(
     now: UnixTime,
 ) -> Result<Deletion, Error> {
     let account = find(state, caller, id).await?;
+    check_may_act(caller, account.user.role.ok_or(Error::NotFound)?)?;
+    let deletion = remove(state, &caller.id, &account, max_batches, Vec::new(), now).await?;
+    if deletion == Deletion::Done {
+        account::notify_owner(state, &account.user, Mail::AccountDeleted).await;
+    }
+    Ok(deletion)
+}
+
+/// The most BatchWriteItem calls a self-deletion spends: it cannot be resumed by its owner, whose credentials end
+/// at the first step, so it goes as far as a person's items could reach (10,000 of them) in one request.
+const OWN_DELETION_BATCHES: usize = 400;
+
+/// Proof that the owner of a session means to delete the account.
+#[derive(Debug)]
+pub enum OwnerProof {
+    /// The account's password.
+    Password(secrecy::SecretString),
+    /// Nothing: enough only for an account without a password, from a sign-in at most five minutes old.
+    Fresh,
+}
+
+/// Deletes the caller's own account and everything it owns (`DELETE /v1/auth/me`). The password is checked (and
+/// guesses spend the account's backoff), or, for an account without one, the session must be at most five minutes
+/// old. Root must transfer the tenant first while it has other accounts (409 `transfer_root_first`); root as the
+/// last account deletes the tenant and its databases with it. [`Deletion::Ongoing`] only past 10,000 items: an
+/// administrator's `DELETE /v1/accounts/{id}` finishes it.
+/// Round trips: the backoff claim with a password, the tenant's accounts (root only: GSI), the account, the mark,
+/// the purge, each database's delete (root only), the marker read and the final transaction.
+pub async fn delete_own(
+    state: &State,
+    user: &User,
+    session: &crate::store::sessions::Session,
+    proof: OwnerProof,
+    now: UnixTime,
+) -> Result<Deletion, Error> {
+    let store = &state.store;
+    match (&user.password_hash, proof) {
+        (Some(hash), OwnerProof::Password(password)) => {
+            let attempt = match user.kind {
+                AccountKind::Individual => backoff::claim(store, &user.backoff_key(), now).await?,
+                AccountKind::Service => backoff::claim_without_lock(store, &user.backoff_key(), now).await?,
+            };
+            if passwords::verify(&password, Some(hash)).await? == Verified::No {
+                attempt.failed(store, now).await?;
+                return Err(Error::WrongPassword);
+            }
+            attempt.release(store).await?;
+        }
+        (Some(_), OwnerProof::Fresh) => {
+            return Err(Error::InvalidRequest(
+                "The request is invalid: missing field `password`.".to_owned(),
+            ))
+        }
+        (None, _) if now - session.created_at > account::REAUTHENTICATION_WINDOW_SECONDS => {
+            return Err(Error::ReauthenticationRequired)
+        }
+        (None, _) => {}
+    }
+    let mut extra = Vec::new();
+    let root_of = match (user.role, &user.tenant_id) {
+        (Some(Role::Root), Some(tenant_id)) => Some(tenant_id.clone()),
+        _ => None,
+    };
+    if let Some(tenant_id) = &root_of {
+        let (others, _) = accounts::page(store, tenant_id, 2, None).await?;
+        if others.iter().any(|other| other.user.id != user.id) {
+            return Err(Error::TransferRootFirst);
+        }
+        if let Some(tenant) = tenants::get(store, tenant_id).await? {
+            extra.extend(tenants::delete_items(store, &tenant)?);
+        }
+    }
+    let mut account = accounts::get(store, &user.id).await?.ok_or(Error::NotFound)?;
+    if let Some(tenant_id) = &root_of {
+        if !account.deleting {
+            if !accounts::mark_deleting(store, &account.user, now).await? {
+                return Err(Error::Conflict("The account changed meanwhile; try again."));
+            }
+            account.deleting = true;
+        }
+        // The databases go before the account, so a failure leaves a deleting root that can be finished, never a
+        // database without a tenant.
+        for database in databases::list(store, tenant_id).await? {
+            store.transact_racing(Vec::from(databases::delete_items(store, &database)?)).await?;
+        }
+    }
+    let deletion = remove(state, &user.id, &account, OWN_DELETION_BATCHES, extra, now).await?;
+    if deletion == Deletion::Done {
+        account::notify_owner(state, user, Mail::AccountDeleted).await;
+    }
+    Ok(deletion)
+}
+
+/// The steps every deletion shares: mark (unless marked), purge, then the user item, its markers, the
+/// `account_deleted` event (the actor and the target's id only: no address, name or IP) and `extra` in one
+/// transaction.
+async fn remove(
+    state: &State,
+    actor_id: &str,
+    account: &Account,
+    max_batches: usize,
+    extra: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    now: UnixTime,
+) -> Result<Deletion, Error> {
+    let store = &state.store;
     let target = &account.user;
-    check_may_act(caller, target.role.ok_or(Error::NotFound)?)?;
-    if !account.deleting && !accounts::mark_deleting(&state.store, target, now).await? {
+    if !account.deleting && !accounts::mark_deleting(store, target, now).await? {
         return Err(Error::Conflict("The account changed meanwhile; try again."));
     }
-    if !accounts::purge(&state.store, target, &failures_key(target), max_batches).await? {
+    if !accounts::purge(store, target, &failures_key(target), max_batches).await? {
         return Ok(Deletion::Ongoing);
     }
-    if !accounts::finish(&state.store, target, service_marker(target)).await? {
+    let event = Event::new(
+        "account_deleted",
+        Some(actor_id),
+        &target.id,
+        target.tenant_id.as_deref(),
+        None,
+        now,
+    );
+    let mut items = vec![events::put_item(store, &event)?];
+    items.extend(extra);
+    if !accounts::finish(store, target, service_marker(target), items).await? {
         return Err(Error::Conflict("The account changed meanwhile; try again."));
     }
     Ok(Deletion::Done)

@@ -2,8 +2,8 @@
 
 use crate::auth::Principal;
 use crate::clock::UnixTime;
-use crate::pat::{self, Pat};
 use crate::http::ClientInfo;
+use crate::pat::{self, Pat};
 use crate::store::api_tokens::{self, ApiToken, LAST_USED_RESOLUTION_SECONDS};
 use crate::store::events::{self, Event};
 use crate::store::users::{AccountKind, User};
@@ -179,7 +179,10 @@ pub async fn create_for(
         Some(client),
         now,
     );
-    let items = vec![api_tokens::create_item(&state.store, &token)?, events::put_item(&state.store, &event)?];
+    let items = vec![
+        api_tokens::create_item(&state.store, &token)?,
+        events::put_item(&state.store, &event)?,
+    ];
     if !state.store.transact(items).await? {
         return Err(Error::Conflict("The token could not be stored; try again."));
     }

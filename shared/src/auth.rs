@@ -32,7 +32,8 @@ pub enum Access {
 pub enum Credential {
     /// An access JWT and its active session.
     Session(Box<Session>),
-    /// A root token: a JWT with no session, stamped with the account's session epoch.
+    /// A JWT with no session, stamped with the account's session epoch: a root token, or a service account's
+    /// client-credentials token (then [`Principal::is_client_credentials`]; the account's kind tells them apart).
     Root,
     /// A personal access token.
     Pat {
@@ -99,6 +100,23 @@ impl Principal {
                 ..
             }
         )
+    }
+
+    /// Whether the caller presented a client-credentials token (RFC 6749 §4.4): a sessionless JWT of a service
+    /// account.
+    pub fn is_client_credentials(&self) -> bool {
+        matches!(self.credential, Credential::Root) && self.user.kind == AccountKind::Service
+    }
+
+    /// What kind of token the caller presented, as the authorizer's context names it: `jwt` (a session's),
+    /// `root`, `client_credentials` or `pat`.
+    pub fn token_type(&self) -> &'static str {
+        match &self.credential {
+            Credential::Session(_) => "jwt",
+            Credential::Root if self.is_client_credentials() => "client_credentials",
+            Credential::Root => "root",
+            Credential::Pat { .. } => "pat",
+        }
     }
 
     /// The caller's account kind.
@@ -190,8 +208,18 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
         });
     }
     let claims = verify_jwt(state, token, now).await?;
+    jwt_principal(state, claims, now).await
+}
+
+/// Who a verified access JWT speaks for (see [`principal`]): a session's, checked against its session, or a
+/// sessionless one (root, client credentials), checked against its account's epoch. A token that acts for
+/// someone else (`act`: an exchanged token) never speaks for anyone here.
+pub async fn jwt_principal(state: &State, claims: AccessClaims, now: UnixTime) -> Result<Principal, Error> {
+    if claims.act.is_some() {
+        return Err(INVALID);
+    }
     if claims.sid.is_empty() {
-        return root_principal(state, claims).await;
+        return sessionless_principal(state, claims).await;
     }
     let (session, user) = session_and_user(state, &claims).await?;
     session.check_active(&user, now).map_err(|_| Error::SessionRevoked)?;
@@ -212,28 +240,51 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
     })
 }
 
-/// A root token (no session): valid while its epoch stamp is the account's current session epoch, the account is
-/// active and still its tenant's root. One strongly consistent read.
-async fn root_principal(state: &State, claims: AccessClaims) -> Result<Principal, Error> {
+/// A token with no session, valid while its epoch stamp is the account's current session epoch (a disable, a
+/// demotion, a deletion, a password change all bump it) and the account is active. Two kinds, which can never pass
+/// for each other: a root token (no `client_id`) needs an individual account that is still its tenant's root; a
+/// client-credentials token (`client_id`, its own `sub`) needs a service account that may still use the grant
+/// (not frontend). One strongly consistent read.
+async fn sessionless_principal(state: &State, claims: AccessClaims) -> Result<Principal, Error> {
     let user = users::get(&state.store, &claims.sub)
         .await?
         .ok_or(Error::SessionRevoked)?;
-    let current = claims.epoch.is_some_and(|epoch| epoch >= user.session_epoch)
-        && user.status != AccountStatus::Disabled
-        && user.role == Some(Role::Root);
-    if !current {
+    let stamped = claims.epoch.is_some_and(|epoch| epoch >= user.session_epoch)
+        && user.status == AccountStatus::Active
+        && claims.fuid.is_none();
+    let service = claims.acct.as_deref() == Some(AccountKind::Service.as_str());
+    let kind_holds = match &claims.client_id {
+        None => !service && user.kind == AccountKind::Individual && user.role == Some(Role::Root),
+        Some(client_id) => {
+            service
+                && *client_id == user.id
+                && user.kind == AccountKind::Service
+                && user
+                    .role
+                    .is_some_and(|role| role != Role::Root && role != Role::Frontend)
+        }
+    };
+    if !(stamped && kind_holds) {
         return Err(Error::SessionRevoked);
     }
+    let mut scopes: Vec<String> = claims
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // A role change bumps the epoch; narrowing anyway keeps the claim from ever outranking the account.
+    scopes.retain(|scope| roles::allows(&state.config, user.role, scope));
+    let db = if claims.client_id.is_some() {
+        claims.db.zip(claims.ns)
+    } else {
+        None
+    };
     Ok(Principal {
-        scopes: claims
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes,
         tenant: user.tenant_id.clone(),
         role: user.role,
-        db: None,
+        db,
         fuid: None,
         user,
         credential: Credential::Root,

@@ -1,13 +1,14 @@
 //! The decision of the API Gateway HTTP API Lambda authorizer (payload 2.0, simple responses) that protects
-//! other teams' APIs with keygate credentials: an access JWT whose session is still active, or a PAT that is still
-//! valid. Bad input of any kind is a clean deny, never an error.
+//! other teams' APIs with keygate credentials: an access JWT whose session is still active, a PAT that is still
+//! valid, or a resource-scoped anonymous token whose creator can still grant it. Bad input of any kind is a clean
+//! deny, never an error.
 
 use serde_json::{json, Map, Value};
 
 use crate::auth::{self, Credential};
 use crate::clock::UnixTime;
 use crate::tenancy::databases::{self, Database, Selector};
-use crate::{http, State};
+use crate::{http, scoped_tokens, State};
 
 /// The authorizer's answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,8 +16,9 @@ pub struct Decision {
     /// Whether API Gateway lets the request through.
     pub is_authorized: bool,
     /// Handed to the route as `requestContext.authorizer.lambda`: `sub`, `scopes`, `token_type` (`jwt`, `root` or
-    /// `pat`), `acct`, and
-    /// `sid`/`token_id`, `tenant`, `role`, `db`, `ns`, `fuid` where present.
+    /// `pat`), `acct`, and `sid`/`token_id`, `tenant`, `role`, `db`, `ns`, `fuid` where present. A scoped token
+    /// gets `token_type: "scoped"`, `token_id`, `resource`, `scopes`, `act` (its creator) and `tenant`, and no
+    /// `sub`: the caller is an anonymous visitor, and a route that keys on `sub` must not take it for the creator.
     pub context: Map<String, Value>,
 }
 
@@ -42,10 +44,21 @@ impl Decision {
 /// (`<slug>/<database>`), whose `db` and `ns` then go in the context (one read, cached for
 /// [`crate::tenancy::databases::NAMESPACE_CACHE_SECONDS`]); another tenant's, a missing or a malformed one is a
 /// deny, and so is a token scoped to a database that names another.
+///
+/// A scoped token (the scoped prefix, `kgs_` by default) costs two strongly consistent reads, the token and its
+/// creator ([`scoped_tokens::verify`]), and none when its checksum fails. It is bound to its resource, not to a
+/// database, so an `X-Namespace` header with it is a deny (no read): the request asks for a database scope the
+/// token cannot have, and a route that trusted the header instead of the context would widen it.
 pub async fn decide(state: &State, authorization: Option<&str>, namespace: Option<&str>, now: UnixTime) -> Decision {
     let Some(token) = authorization.and_then(http::parse_bearer) else {
         return Decision::deny();
     };
+    if scoped_tokens::has_prefix(&state.config, token) {
+        if namespace.is_some() {
+            return Decision::deny();
+        }
+        return Box::pin(decide_scoped(state, token, now)).await;
+    }
     // Boxed: the whole check is a deep future, and the runtime's own nesting on top of it exceeds the compiler's
     // layout depth.
     let principal = match Box::pin(auth::principal(state, token, now)).await {
@@ -69,7 +82,8 @@ pub async fn decide(state: &State, authorization: Option<&str>, namespace: Optio
             context.insert("sid".into(), session.id.clone().into());
         }
         Credential::Root => {
-            context.insert("token_type".into(), "root".into());
+            // A root token or a client-credentials token: both sessionless, told apart by the account's kind.
+            context.insert("token_type".into(), principal.token_type().into());
         }
         Credential::Pat { token, .. } => {
             context.insert("token_type".into(), "pat".into());
@@ -89,6 +103,27 @@ pub async fn decide(state: &State, authorization: Option<&str>, namespace: Optio
         if let Some(value) = value {
             context.insert(name.into(), value.into());
         }
+    }
+    Decision {
+        is_authorized: true,
+        context,
+    }
+}
+
+/// The decision on a scoped token: its resource, scopes and creator (`act`), never a `sub`.
+async fn decide_scoped(state: &State, token: &str, now: UnixTime) -> Decision {
+    let (token, creator) = match scoped_tokens::verify(state, token, now).await {
+        Ok(verified) => verified,
+        Err(err) => return log_deny(&err),
+    };
+    let mut context = Map::new();
+    context.insert("token_type".into(), "scoped".into());
+    context.insert("token_id".into(), token.id.into());
+    context.insert("resource".into(), token.resource.into());
+    context.insert("scopes".into(), token.scopes.join(" ").into());
+    context.insert("act".into(), creator.id.into());
+    if let Some(tenant) = token.tenant_id {
+        context.insert("tenant".into(), tenant.into());
     }
     Decision {
         is_authorized: true,

@@ -235,11 +235,14 @@ impl Config {
             });
         }
         let scoped_token_scopes = list("KEYGATE_SCOPED_TOKEN_SCOPES")?;
-        let scoped_token_prefix = get("KEYGATE_SCOPED_TOKEN_PREFIX").map_or_else(|| format!("{pat_prefix}s"), str::to_owned);
+        let scoped_token_prefix =
+            get("KEYGATE_SCOPED_TOKEN_PREFIX").map_or_else(|| format!("{pat_prefix}s"), str::to_owned);
         if scoped_token_prefix == pat_prefix
             || scoped_token_prefix.is_empty()
             || scoped_token_prefix.len() > 10
-            || !scoped_token_prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            || !scoped_token_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         {
             return Err(ConfigError::Invalid {
                 name: "KEYGATE_SCOPED_TOKEN_PREFIX",

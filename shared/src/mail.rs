@@ -266,8 +266,7 @@ impl Mail<'_> {
                     "An administrator of your organization just set a new password for your account. Every \
                      session was signed out and every API token was revoked."
                         .into(),
-                    "Ask your administrator for the new password, or reset it yourself with an emailed code."
-                        .into(),
+                    "Ask your administrator for the new password, or reset it yourself with an emailed code.".into(),
                 ],
             ),
             Self::SecondFactorsReset => (

@@ -71,7 +71,7 @@ pub async fn token_response(
 
 /// The claims every access token of `user` carries, issued now: who it is for and what its account is now (its
 /// tenant, its current role and the scopes the role table gives it, its kind). The caller adds how it signed in.
-fn account_claims(state: &State, user: &User, now: UnixTime) -> AccessClaims {
+pub(crate) fn account_claims(state: &State, user: &User, now: UnixTime) -> AccessClaims {
     AccessClaims {
         iss: state.config.issuer.clone(),
         sub: user.id.clone(),

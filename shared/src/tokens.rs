@@ -59,13 +59,64 @@ pub struct AccessClaims {
     /// The end user of the customer's app a frontend token speaks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuid: Option<String>,
-    /// A root token's stamp: the account's session epoch when it was issued (DESIGN §5), checked at each use.
+    /// A sessionless token's stamp (a root token, a client-credentials token): the account's session epoch when it
+    /// was issued (DESIGN §5), checked at each use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
+    /// The OAuth client a client-credentials token was issued to (RFC 9068 §2.2): the service account's own id.
+    /// Only those tokens carry it, so a root token can never pass for one, nor one for a root token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The party a token speaks for on someone's behalf (RFC 8693 §4.1); only exchanged tokens carry it, and
+    /// keygate's own endpoints refuse any token that does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The `act` claim (RFC 8693 §4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The acting user's id.
+    pub sub: String,
+}
+
+/// The claims of a token issued by token exchange (RFC 8693): bound to one resource (`aud`), short-lived, and
+/// carrying nothing of a session, so that it verifies with the public keys alone and keygate's own endpoints,
+/// whose audience is not a resource, refuse it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExchangedClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The resource the token grants access to (see the issuing code for why it is not a user id).
+    pub sub: String,
+    /// Audience: the resource, `<type>:<id>`.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// The subject's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The user whose token was exchanged.
+    pub act: Actor,
 }
 
 /// Signs an access token for a session with the current key.
 pub fn sign_access_token(keys: &KeySet, claims: &AccessClaims) -> Result<String, Error> {
+    sign(keys, claims)
+}
+
+/// Signs an exchanged token with the current key, as an access token (`typ: at+jwt`).
+pub fn sign_exchanged_token(keys: &KeySet, claims: &ExchangedClaims) -> Result<String, Error> {
+    sign(keys, claims)
+}
+
+fn sign(keys: &KeySet, claims: &impl Serialize) -> Result<String, Error> {
     let signer = keys.signer()?;
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some(ACCESS_TOKEN_TYP.to_owned());

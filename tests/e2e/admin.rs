@@ -372,7 +372,12 @@ async fn items_naming(app: &TestApp, id: &str) -> Vec<std::collections::HashMap<
 
 #[tokio::test]
 async fn deleting_a_user_with_300_sessions_and_50_pats_leaves_only_its_deletion_event() {
-    let app = TestApp::spawn_with(|config| config.account_delete_batches = 4).await;
+    let app = TestApp::spawn_with(|config| {
+        config.account_delete_batches = 4;
+        config.scoped_token_resources = vec!["company".into()];
+        config.scoped_token_scopes = vec!["db:read".into()];
+    })
+    .await;
     let tenant = Tenant::new(&app).await;
     let (email, target, tokens) = member(&app, &tenant.root_jwt(), "backend").await;
     let user = users::get(&app.state.store, &target).await.unwrap().unwrap();
@@ -390,6 +395,16 @@ async fn deleting_a_user_with_300_sessions_and_50_pats_leaves_only_its_deletion_
             )
             .await;
         assert_eq!(pat.status, 201);
+    }
+    for n in 0..3 {
+        let scoped = app
+            .post_as(
+                &jwt(&tokens),
+                "/v1/scoped-tokens",
+                json!({ "resource": format!("company:c{n}"), "scopes": ["db:read"] }),
+            )
+            .await;
+        assert_eq!(scoped.status, 201, "{:?}", scoped.body);
     }
     assert_eq!(
         set_password(&app, &tenant.service, &target, NEW_PASSWORD).await.status,

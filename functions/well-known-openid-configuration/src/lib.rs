@@ -1,8 +1,9 @@
-//! `GET /.well-known/openid-configuration`: the issuer, its JWKS and the endpoints that exist.
+//! `GET /.well-known/openid-configuration`: the issuer, its JWKS and the endpoints that exist, with the OAuth token
+//! endpoint's grants and client authentication methods (RFC 8414).
 //!
 //! DynamoDB round trips: 0.
 
-use keygate::{http, State};
+use keygate::{http, oauth, State};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
@@ -16,8 +17,10 @@ pub async fn handle(state: &State, _req: Request) -> Response<Body> {
         "revocation_endpoint": format!("{issuer}/v1/auth/logout"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "scope", "amr"],
+        "token_endpoint": format!("{issuer}/v1/oauth/token"),
+        "grant_types_supported": [oauth::CLIENT_CREDENTIALS, oauth::TOKEN_EXCHANGE],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "scope", "amr", "client_id", "act"],
         "scopes_supported": keygate::scopes::vocabulary(&state.config).collect::<Vec<_>>(),
         "keygate_endpoints": {
             "register": format!("{issuer}/v1/auth/register"),

@@ -314,7 +314,7 @@ const BATCH: usize = 25;
 
 /// Removes what a deleting account owns, in BatchWriteItem calls of up to 25 deletes, at most `max_batches` of
 /// them: its sessions and each session's rotated-out hashes (`PREV#` items), found through GSI1
-/// `USER#<id>#SESSIONS`; its PATs (GSI1 `USER#<id>#PATS`); its own partition besides the profile (second
+/// `USER#<id>#SESSIONS`; its PATs (GSI1 `USER#<id>#PATS`) and scoped tokens (GSI1 `USER#<id>#SCOPED`); its events; its own partition besides the profile (second
 /// factors) and its second-factor backoff record; what its address partition holds besides the marker (codes,
 /// notices); and its login-failure record `failures_key`. `true` when nothing is left but the user item
 /// and its markers. Safe to run again: every step finds only what is still there.
@@ -344,17 +344,23 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
             None => break,
         }
     }
-    let mut start = None;
-    loop {
-        let (pats, next) = gsi1_keys(store, format!("USER#{}#PATS", user.id), start).await?;
-        for item in pats {
-            if !purge.add(item).await? {
-                return Ok(false);
+    // Its PATs, and the scoped tokens it created (the ledger that caps them is in its own partition, below).
+    for partition in [
+        format!("USER#{}#PATS", user.id),
+        super::scoped_tokens::creator_partition(&user.id),
+    ] {
+        let mut start = None;
+        loop {
+            let (tokens, next) = gsi1_keys(store, partition.clone(), start).await?;
+            for item in tokens {
+                if !purge.add(item).await? {
+                    return Ok(false);
+                }
             }
-        }
-        match next {
-            Some(next) => start = Some(next),
-            None => break,
+            match next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
         }
     }
     // Each passkey's credential marker, so the credential can be registered again and never names a deleted owner.

@@ -393,7 +393,9 @@ pub(crate) fn reset_second_factors_item(store: &Store, read: &User, now: UnixTim
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(user_key(&read.id)))
-        .update_expression("SET updated_at = :now, passkey_count = :zero, session_epoch = :new_epoch REMOVE mfa_enabled_at")
+        .update_expression(
+            "SET updated_at = :now, passkey_count = :zero, session_epoch = :new_epoch REMOVE mfa_enabled_at",
+        )
         .condition_expression("attribute_exists(pk) AND session_epoch = :old_epoch")
         .expression_attribute_values(":now", n(now))
         .expression_attribute_values(":zero", n(0))

@@ -379,7 +379,9 @@ pub async fn delete_own(
         // The databases go before the account, so a failure leaves a deleting root that can be finished, never a
         // database without a tenant.
         for database in databases::list(store, tenant_id).await? {
-            store.transact_racing(Vec::from(databases::delete_items(store, &database)?)).await?;
+            store
+                .transact_racing(Vec::from(databases::delete_items(store, &database)?))
+                .await?;
         }
     }
     let deletion = remove(state, &user.id, &account, OWN_DELETION_BATCHES, extra, now).await?;

@@ -13,9 +13,9 @@ use crate::rate_limit;
 use crate::session::{self, TokenResponse};
 use crate::store::sessions::{self, Lifetime, Session};
 use crate::store::users::{self, AccountKind, AccountStatus, User};
-use crate::tenancy::databases::Selector;
+use crate::tenancy::databases::{self, Database, Selector};
 use crate::tenancy::roles::{self, Role};
-use crate::{account, Error, State};
+use crate::{account, secret, Error, State};
 
 /// Longest `frontend_user_id`, in characters.
 pub const MAX_FRONTEND_USER_ID_CHARS: usize = 128;
@@ -208,6 +208,142 @@ pub async fn login_service(
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
     session::token_response(state, &user, &session, &refresh, now).await
+}
+
+/// A client-credentials sign-in (RFC 6749 §4.4), validated: the service account by id, its password as the
+/// client secret.
+pub struct ClientSignIn {
+    /// The `client_id`: the service account's id (anything else is simply an unknown client).
+    pub client_id: String,
+    /// The `client_secret`: its password.
+    pub secret: SecretString,
+    /// The scopes asked for (`None`: all its role allows).
+    pub scopes: Option<Vec<String>>,
+    /// The database to scope the token to, if any.
+    pub database: Option<Selector>,
+}
+
+/// What a client-credentials sign-in grants.
+#[derive(Debug)]
+pub struct ClientGrant {
+    /// The service account, as read.
+    pub user: User,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// The database the token is scoped to.
+    pub database: Option<Database>,
+}
+
+/// Checks a client-credentials sign-in. An unknown, malformed or non-service id, a wrong secret and a disabled
+/// account are all 401 `invalid_credentials`, after the same reads, the same backoff claim and the same argon2
+/// run (an unknown id claims a backoff record of its own, keyed by a hash of the id, so it costs what a known one
+/// does). Only once the secret is right: a frontend account is 403 `insufficient_role` (it must vouch for an end
+/// user, which this grant cannot say), a database not of its tenant 404, a scope beyond its role 422
+/// `invalid_scope`. The per-IP limit and the backoff of [`login_service`] apply, on the same backoff record, never
+/// the lock. Four round trips in three round-trip times: (the IP counter, the user, the database if named),
+/// the backoff claim, one transaction clearing the failures; a failure past the free ones writes its wait instead.
+pub async fn sign_in_client(
+    state: &State,
+    sign_in: ClientSignIn,
+    client: &ClientInfo,
+    now: UnixTime,
+) -> Result<ClientGrant, Error> {
+    let store = &state.store;
+    let rule = state.config.rate_limits.verify_rule("oauth-token");
+    // A malformed id reads a random one, so that it costs the round trip a well-formed unknown one does.
+    let read_id = if users::is_id(&sign_in.client_id) {
+        sign_in.client_id.clone()
+    } else {
+        users::new_user_id()
+    };
+    // `Some(found)` when a database was named, so that a named one that is missing is refused, not ignored.
+    let lookup = async {
+        match &sign_in.database {
+            Some(selector) => selector.lookup(store).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (limited, user, database) = tokio::join!(
+        rate_limit::check_client_ip(store, &rule, client, now),
+        users::get(store, &read_id),
+        lookup
+    );
+    limited?;
+    let user = user?.filter(|user| user.kind == AccountKind::Service && user.tenant_id.is_some());
+    let database = database?;
+    let key = match &user {
+        Some(user) => user.backoff_key(),
+        None => unknown_client_backoff_key(&sign_in.client_id),
+    };
+    let attempt = backoff::claim_without_lock(store, &key, now).await?;
+    let verified = passwords::verify(&sign_in.secret, user.as_ref().and_then(|u| u.password_hash.as_deref())).await?;
+    let user = match (user, verified) {
+        (Some(user), Verified::Yes | Verified::YesRehash) if user.status == AccountStatus::Active => user,
+        _ => {
+            attempt.failed(store, now).await?;
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    let granted = grant_for(state, &user, sign_in.scopes, database);
+    let (scopes, database) = match granted {
+        Ok(granted) => granted,
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
+    };
+    let (written, ()) = tokio::join!(
+        store.transact(vec![attempt.succeeded_item(store)?]),
+        account::upgrade_hash(store, &user, &sign_in.secret, verified == Verified::YesRehash)
+    );
+    written?;
+    Ok(ClientGrant { user, scopes, database })
+}
+
+/// What a service account whose secret was right may have: not a frontend account's (it speaks for an end user
+/// only through `/v1/auth/login/service`), only its own tenant's database, only scopes its role allows (all of
+/// them when none are asked for).
+fn grant_for(
+    state: &State,
+    user: &User,
+    asked: Option<Vec<String>>,
+    database: Option<Option<Database>>,
+) -> Result<(Vec<String>, Option<Database>), Error> {
+    if user
+        .role
+        .is_none_or(|role| role == Role::Frontend || role == Role::Root)
+    {
+        return Err(Error::InsufficientRole(
+            "A frontend account speaks for an end user: sign in at /v1/auth/login/service.",
+        ));
+    }
+    let database = database
+        .map(|found| databases::in_tenant(found, user.tenant_id.as_deref()))
+        .transpose()?;
+    let scopes = match asked {
+        None => roles::scopes_of(&state.config, user.role)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        Some(asked) => match asked.iter().find(|s| !roles::allows(&state.config, user.role, s)) {
+            Some(beyond) => {
+                return Err(Error::InvalidScope(format!(
+                    "The client's role does not allow the scope {beyond}."
+                )))
+            }
+            None => asked,
+        },
+    };
+    Ok((scopes, database))
+}
+
+/// The backoff key of a client id that names no service account: a hash, so that junk of any length makes a key
+/// of one size, which can collide with neither an address (no `@`) nor a service account's key.
+fn unknown_client_backoff_key(client_id: &str) -> String {
+    format!(
+        "oauth-client:{}",
+        secret::sha256_b64(&[b"oauth-client", client_id.as_bytes()])
+    )
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use crate::auth::{Credential, Principal};
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
+use crate::store::accounts as store_accounts;
 use crate::store::events::{self, Event};
-use crate::store::users::{self, AccountKind, Revoke, User};
+use crate::store::users::{AccountKind, AccountStatus, User};
 use crate::store::{passkeys, second_factors};
 use crate::tenancy::accounts::{self, Deletion};
 use crate::{account, passwords, Error, State};
@@ -19,8 +20,9 @@ use crate::{account, passwords, Error, State};
 pub const ADMIN_SCOPE: &str = "admin:users";
 
 /// 403 `insufficient_scope` unless the caller is a back-office service carrying `admin:users`: a service
-/// account's JWT, or a PAT (only root and managers hold that scope). A person's own session is refused even when
-/// its role has the scope, so a phished browser session cannot reset other people's accounts.
+/// account's JWT, or a PAT (only root and managers hold that scope; a PAT's previous secret, in its rotation grace
+/// period, never carries it). A person's own session is refused even when its role has the scope: these calls
+/// belong to back-office tools, which hold credentials made for them, not to a browser.
 pub fn require_service(caller: &Principal) -> Result<(), Error> {
     let service = match caller.credential {
         Credential::Pat { .. } => true,
@@ -33,6 +35,16 @@ pub fn require_service(caller: &Principal) -> Result<(), Error> {
             "This operation is for back-office services: a service account's token or a PAT with admin:users.",
         ))
     }
+}
+
+/// An invited account has no password or factor of its own yet: accepting the invitation sets them.
+fn refuse_invited(target: &User) -> Result<(), Error> {
+    if target.status == AccountStatus::Invited {
+        return Err(Error::InvalidField(
+            "An invited account sets its password by accepting its invitation; delete it to withdraw it.".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn event(kind: &str, caller: &Principal, target: &User, client: &ClientInfo, now: UnixTime) -> Event {
@@ -59,6 +71,7 @@ pub async fn set_password(
     now: UnixTime,
 ) -> Result<(), Error> {
     let target = accounts::find_managed(state, &caller.user, user_id).await?;
+    refuse_invited(&target)?;
     if target.idp.is_some() {
         return Err(Error::PasswordManagedExternally);
     }
@@ -66,7 +79,7 @@ pub async fn set_password(
     let hash = passwords::hash(new).await?;
     let store = &state.store;
     let items = vec![
-        users::set_password_item(store, &target, &hash, Revoke::SessionsAndTokens, false, now)?,
+        store_accounts::set_password_item(store, &target, &hash, now)?,
         events::put_item(store, &event("password_set_by_admin", caller, &target, client, now))?,
     ];
     if !store.transact(items).await? {
@@ -88,12 +101,13 @@ pub async fn reset_second_factors(
     now: UnixTime,
 ) -> Result<(), Error> {
     let target = accounts::find_managed(state, &caller.user, user_id).await?;
+    refuse_invited(&target)?;
     let store = &state.store;
     let mut items = second_factors::remove_all_items(store, &target.id)?;
     for passkey in passkeys::list(store, &target.id).await? {
         items.extend(passkeys::delete_all_items(store, &passkey)?);
     }
-    items.push(users::reset_second_factors_item(store, &target, now)?);
+    items.push(store_accounts::reset_second_factors_item(store, &target, now)?);
     items.push(events::put_item(
         store,
         &event("second_factors_reset", caller, &target, client, now),

@@ -4,10 +4,11 @@ use crate::auth::Principal;
 use crate::clock::UnixTime;
 use crate::http::ClientInfo;
 use crate::pat::{self, Pat};
+use crate::store::accounts;
 use crate::store::api_tokens::{self, ApiToken, LAST_USED_RESOLUTION_SECONDS};
 use crate::store::events::{self, Event};
 use crate::store::users::{AccountKind, User};
-use crate::tenancy::roles;
+use crate::tenancy::roles::{self, Role};
 use crate::{scopes, secret, Error, State};
 
 /// Lifetime when none is asked for.
@@ -158,8 +159,10 @@ pub async fn create(
 }
 
 /// Mints a token for `account`, a service account of the caller's tenant ranked below the caller (checked by
-/// [`crate::tenancy::accounts::find_managed_service`]). It can carry only scopes that both the caller's credential
-/// has and the account's role allows. The token and the admin event go in one transaction. One round trip.
+/// [`crate::tenancy::accounts::find_managed_service`]; never a frontend account: 422). The caller needs
+/// `tokens:write` too, and the token can carry only scopes that both the caller's credential has and the
+/// account's role allows. The token records who minted it; it and the admin event go in one transaction that holds
+/// only while the account is as read. One round trip.
 pub async fn create_for(
     state: &State,
     caller: &Principal,
@@ -168,9 +171,20 @@ pub async fn create_for(
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<(ApiToken, String), Error> {
+    if !caller.has_scope("tokens:write") {
+        return Err(Error::InsufficientScope(
+            "Minting a token needs tokens:write as well as accounts:write.",
+        ));
+    }
+    if account.role == Some(Role::Frontend) {
+        return Err(Error::InvalidField(
+            "A frontend account cannot hold API tokens: it signs in for one end user at a time.".to_owned(),
+        ));
+    }
     let may_carry = |scope: &str| caller.has_scope(scope) && roles::allows(&state.config, account.role, scope);
     let checked = check(state, account, new, may_carry, now)?;
-    let (token, plaintext) = mint(state, account, checked, now);
+    let (mut token, plaintext) = mint(state, account, checked, now);
+    token.created_by = Some(caller.user.id.clone());
     let event = Event::new(
         "api_token_created",
         Some(&caller.user.id),
@@ -178,13 +192,21 @@ pub async fn create_for(
         account.tenant_id.as_deref(),
         Some(client),
         now,
-    );
+    )
+    .with("token_id", &token.id)
+    .with("scopes", token.scopes.join(" "))
+    .with("permanent", token.expires_at.is_none().to_string());
+    // The account must still be as it was read: a deletion, a disable or a role change meanwhile fails the mint,
+    // so no token outlives the account or escapes its role.
     let items = vec![
+        accounts::unchanged_item(&state.store, account)?,
         api_tokens::create_item(&state.store, &token)?,
         events::put_item(&state.store, &event)?,
     ];
     if !state.store.transact(items).await? {
-        return Err(Error::Conflict("The token could not be stored; try again."));
+        return Err(Error::Conflict(
+            "The account changed meanwhile; read it again and retry.",
+        ));
     }
     Ok((token, plaintext))
 }
@@ -217,7 +239,8 @@ pub async fn revoke_for(
         account.tenant_id.as_deref(),
         Some(client),
         now,
-    );
+    )
+    .with("token_id", id);
     let items = vec![
         api_tokens::delete_item(&state.store, id, &account.id)?,
         events::put_item(&state.store, &event)?,

@@ -135,6 +135,9 @@ impl Principal {
     }
 }
 
+/// The scopes that make or change credentials, which a PAT's previous secret never carries.
+const CREDENTIAL_SCOPES: [&str; 4] = ["tokens:write", "accounts:write", "admin:users", "tenant:admin"];
+
 const NEEDS_SESSION: Error = Error::InsufficientScope("This action needs an interactive session, not an API token.");
 const INVALID: Error = Error::InvalidToken("The access token is invalid or has expired.");
 
@@ -184,15 +187,21 @@ pub async fn principal(state: &State, token: &str, now: UnixTime) -> Result<Prin
         let (api_token, secret) = api_tokens::verify(state, token, now).await?;
         let user = users::get(&state.store, &api_token.user_id)
             .await?
-            .filter(|user| api_token.epoch >= user.token_epoch && user.status != AccountStatus::Disabled)
+            // A frontend account acts for one end user per sign-in, so a standing token would speak for nobody.
+            .filter(|user| {
+                api_token.epoch >= user.token_epoch
+                    && user.status != AccountStatus::Disabled
+                    && user.role != Some(Role::Frontend)
+            })
             .ok_or(INVALID)?;
         api_tokens::record_use(state, &api_token, now).await;
         let mut scopes = api_token.scopes.clone();
         scopes.retain(|scope| roles::allows(&state.config, user.role, scope));
         if secret == PatSecret::Previous {
-            // A previous secret is usually the leaked one: it may use the token's scopes, but never manage tokens,
-            // or it could mint a new token and rotate this one away from its owner.
-            scopes.retain(|scope| scope != "tokens:write");
+            // A previous secret is usually the leaked one: it may use the token's scopes, but never make or change
+            // a credential, or it could mint a token (for its owner or a service account), set a password or hand
+            // root over, and outlive the rotation that was meant to end it.
+            scopes.retain(|scope| !CREDENTIAL_SCOPES.contains(&scope.as_str()));
         }
         return Ok(Principal {
             tenant: user.tenant_id.clone(),

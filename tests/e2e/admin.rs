@@ -762,3 +762,131 @@ async fn permanent_machine_tokens_exist_only_for_service_accounts_where_allowed(
     assert_eq!(absent.status, 201, "absent still means 90 days");
     assert!(absent.body["expires_at"].is_string());
 }
+
+#[tokio::test]
+async fn a_pats_previous_secret_never_makes_a_credential() {
+    let app = TestApp::spawn().await;
+    let tenant = Tenant::new(&app).await;
+    let root = tenant.root_jwt();
+    let (_, target, _) = member(&app, &root, "backend").await;
+    let worker = service_id(&app, &root, "backend").await;
+    let created = app
+        .post_as(
+            &root,
+            "/v1/api-tokens",
+            json!({ "name": "back office", "scopes": ["admin:users", "accounts:write", "tokens:write", "accounts:read"] }),
+        )
+        .await;
+    let leaked = created.str("token");
+    let rotated = app
+        .post_as(
+            &root,
+            &format!("/v1/api-tokens/{}/rotate", created.str("id")),
+            json!({ "grace_period_seconds": 3600 }),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    assert_eq!(
+        app.get("/v1/accounts", Some(&leaked)).await.status,
+        200,
+        "still in its grace period"
+    );
+    let refused = set_password(&app, &leaked, &target, NEW_PASSWORD).await;
+    assert_eq!((refused.status, refused.code()), (403, "insufficient_scope"));
+    assert_eq!(reset(&app, &leaked, &target).await.status, 403);
+    let minted = mint(&app, &leaked, &worker, json!({ "name": "x", "scopes": ["db:read"] })).await;
+    assert_eq!(minted.status, 403);
+    let fresh = rotated.str("token");
+    assert_eq!(
+        set_password(&app, &fresh, &target, NEW_PASSWORD).await.status,
+        204,
+        "the current secret may"
+    );
+}
+
+#[tokio::test]
+async fn minting_needs_tokens_write_and_a_frontend_owner_holds_no_working_pat() {
+    let app = TestApp::spawn().await;
+    let tenant = Tenant::new(&app).await;
+    let root = tenant.root_jwt();
+    let worker = service_id(&app, &root, "backend").await;
+    let narrow = app
+        .post_as(
+            &root,
+            "/v1/api-tokens",
+            json!({ "name": "n", "scopes": ["accounts:write"] }),
+        )
+        .await
+        .str("token");
+    let refused = mint(
+        &app,
+        &narrow,
+        &worker,
+        json!({ "name": "x", "scopes": ["profile:read"] }),
+    )
+    .await;
+    assert_eq!((refused.status, refused.code()), (403, "insufficient_scope"));
+
+    let minted = mint(
+        &app,
+        &root,
+        &worker,
+        json!({ "name": "etl", "scopes": ["profile:read"] }),
+    )
+    .await;
+    assert_eq!(minted.status, 201, "{:?}", minted.body);
+    let token = minted.str("token");
+    let root_id = tenant.root.body["user"]["id"].as_str().unwrap().to_owned();
+    let listed = app.get(&format!("/v1/accounts/{worker}/api-tokens"), Some(&root)).await;
+    assert_eq!(listed.body["tokens"][0]["created_by"], root_id.as_str());
+    let event = app
+        .items(&format!("EVENTS#{worker}"))
+        .await
+        .into_iter()
+        .find(|e| e["type"].as_s().unwrap() == "api_token_created")
+        .unwrap();
+    let details = event["details"].as_m().unwrap();
+    assert_eq!(details["token_id"].as_s().unwrap(), &minted.str("id"));
+    assert_eq!(details["permanent"].as_s().unwrap(), "false");
+    assert_eq!(app.me(&token).await.status, 200);
+
+    let demoted = send(
+        &app,
+        "PATCH",
+        &format!("/v1/accounts/{worker}"),
+        Some(&root),
+        Some(json!({ "role": "frontend" })),
+    )
+    .await;
+    assert_eq!(demoted.status, 200, "{:?}", demoted.body);
+    assert_eq!(
+        app.me(&token).await.status,
+        401,
+        "a frontend account's PAT speaks for nobody"
+    );
+    let listed = app.get(&format!("/v1/accounts/{worker}/api-tokens"), Some(&root)).await;
+    assert_eq!(listed.status, 200, "its manager still sees it ...");
+    let path = format!("/v1/accounts/{worker}/api-tokens/{}", minted.str("id"));
+    assert_eq!(
+        send(&app, "DELETE", &path, Some(&root), None).await.status,
+        204,
+        "... and revokes it"
+    );
+}
+
+#[tokio::test]
+async fn an_invited_account_gets_its_password_from_its_invitation_only() {
+    let app = TestApp::spawn().await;
+    let tenant = Tenant::new(&app).await;
+    let invited = app
+        .post_as(
+            &tenant.root_jwt(),
+            "/v1/accounts/individual",
+            json!({ "email": keygate_e2e::unique_email(), "role": "backend" }),
+        )
+        .await;
+    assert_eq!(invited.status, 201, "{:?}", invited.body);
+    let refused = set_password(&app, &tenant.service, &invited.str("id"), NEW_PASSWORD).await;
+    assert_eq!((refused.status, refused.code()), (422, "invalid_field"));
+    assert_eq!(reset(&app, &tenant.service, &invited.str("id")).await.status, 422);
+}

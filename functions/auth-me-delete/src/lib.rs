@@ -3,7 +3,7 @@
 //! backoff), or, for an account without a password, a sign-in at most five minutes old (403
 //! `reauthentication_required`). Root of a tenant that has other accounts must transfer root first (409
 //! `transfer_root_first`); root as the last account deletes the tenant and its databases with it. 202
-//! `{"status": "deleting"}` only past 10,000 items, which an administrator's `DELETE /v1/accounts/{id}` finishes.
+//! `{"status": "deleting"}` only past 2,500 items, which an administrator's `DELETE /v1/accounts/{id}` finishes.
 //!
 //! DynamoDB round trips: the authenticating BatchGetItem, the backoff claim and its release (with a password), the
 //! tenant's accounts and databases (root only, GSI), the account, the mark, the purge's queries and batches (one

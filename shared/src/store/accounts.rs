@@ -2,7 +2,9 @@
 //! partition, a manager's change, an invited account, and deletion in two steps (mark the account deleting, which
 //! ends every credential at once, then remove what it owns in batches).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
+};
 use serde::Deserialize;
 
 use super::users::{self, accounts_partition, email_pk, AccountKind, AccountStatus, User};
@@ -111,32 +113,116 @@ pub struct Change {
 type UpdateBuilder = aws_sdk_dynamodb::types::builders::UpdateBuilder;
 
 /// The condition that the account is still as `read` was when the decision was made: same tenant, role, status
-/// and session epoch, and not being deleted. A concurrent change makes the write fail instead of overriding it.
-fn as_read(update: UpdateBuilder, read: &User) -> Result<(UpdateBuilder, String), Error> {
+/// and session epoch, and not being deleted, with the names and values it uses. A concurrent change makes the
+/// write fail instead of overriding it.
+struct Guard {
+    condition: String,
+    values: [(&'static str, AttributeValue); 4],
+}
+
+const GUARD_NAMES: [(&str, &str); 2] = [("#role", "role"), ("#status", "status")];
+
+fn guard(read: &User) -> Result<Guard, Error> {
     let (Some(tenant), Some(role)) = (&read.tenant_id, read.role) else {
         return Err(Error::NotFound);
     };
-    let status = status_str(read.status);
     // Items written before statuses existed are active without the attribute.
     let status_guard = if read.status == AccountStatus::Active {
         "(attribute_not_exists(#status) OR #status = :read_status)"
     } else {
         "#status = :read_status"
     };
-    let update = update
-        .expression_attribute_names("#role", "role")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":read_tenant", s(tenant))
-        .expression_attribute_values(":read_role", s(role.as_str()))
-        .expression_attribute_values(":read_status", s(status))
-        .expression_attribute_values(":read_epoch", n(read.session_epoch));
-    Ok((
-        update,
-        format!(
+    Ok(Guard {
+        condition: format!(
             "attribute_exists(pk) AND attribute_not_exists(deleting_at) AND tenant_id = :read_tenant AND \
              #role = :read_role AND {status_guard} AND session_epoch = :read_epoch"
         ),
-    ))
+        values: [
+            (":read_tenant", s(tenant)),
+            (":read_role", s(role.as_str())),
+            (":read_status", s(status_str(read.status))),
+            (":read_epoch", n(read.session_epoch)),
+        ],
+    })
+}
+
+fn as_read(mut update: UpdateBuilder, read: &User) -> Result<(UpdateBuilder, String), Error> {
+    let guard = guard(read)?;
+    for (name, field) in GUARD_NAMES {
+        update = update.expression_attribute_names(name, field);
+    }
+    for (name, value) in guard.values {
+        update = update.expression_attribute_values(name, value);
+    }
+    Ok((update, guard.condition))
+}
+
+/// A transaction item that sets an administrator's new password on the account `read` and moves both of its
+/// epochs (its sessions and PATs end), only if the account is still as read: a promotion meanwhile would make it
+/// a peer the administrator may not act on.
+pub(crate) fn set_password_item(
+    store: &Store,
+    read: &User,
+    password_hash: &str,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(users::user_key(&read.id)));
+    let (update, condition) = as_read(update, read)?;
+    let update = update
+        .update_expression(
+            "SET password_hash = :hash, session_epoch = :session_epoch, token_epoch = :token_epoch, \
+             updated_at = :now",
+        )
+        .condition_expression(condition)
+        .expression_attribute_values(":hash", s(password_hash))
+        .expression_attribute_values(":session_epoch", n(read.session_epoch + 1))
+        .expression_attribute_values(":token_epoch", n(read.token_epoch + 1))
+        .expression_attribute_values(":now", n(now));
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+}
+
+/// A transaction item that removes every second factor from the account `read` (2FA off, no passkeys) and moves
+/// it to a new session epoch, only if it is still as read and has the passkeys that were read (one registered
+/// meanwhile would survive the reset).
+pub(crate) fn reset_second_factors_item(store: &Store, read: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(users::user_key(&read.id)));
+    let (update, condition) = as_read(update, read)?;
+    let update = update
+        .update_expression(
+            "SET updated_at = :now, passkey_count = :zero, session_epoch = :new_epoch REMOVE mfa_enabled_at",
+        )
+        .condition_expression(format!(
+            "{condition} AND (attribute_not_exists(passkey_count) OR passkey_count = :read_count)"
+        ))
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":read_count", n(read.passkey_count))
+        .expression_attribute_values(":new_epoch", n(read.session_epoch + 1));
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+}
+
+/// A transaction item that holds only while the account `read` is as read, with the same token epoch: what a
+/// token minted for it needs, so that a deletion, a disable or a role change meanwhile fails the mint.
+pub(crate) fn unchanged_item(store: &Store, read: &User) -> Result<TransactWriteItem, Error> {
+    let guard = guard(read)?;
+    let mut check = ConditionCheck::builder()
+        .table_name(store.table())
+        .set_key(Some(users::user_key(&read.id)))
+        .condition_expression(format!("{} AND token_epoch = :read_token_epoch", guard.condition))
+        .expression_attribute_values(":read_token_epoch", n(read.token_epoch));
+    for (name, field) in GUARD_NAMES {
+        check = check.expression_attribute_names(name, field);
+    }
+    for (name, value) in guard.values {
+        check = check.expression_attribute_values(name, value);
+    }
+    Ok(TransactWriteItem::builder()
+        .condition_check(built(check.build())?)
+        .build())
 }
 
 fn status_str(status: AccountStatus) -> &'static str {

@@ -52,6 +52,9 @@ pub struct ApiToken {
     /// When the secret was last rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_at: Option<UnixTime>,
+    /// Who minted it, when not its owner (a manager minting for a service account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
     gsi1pk: String,
     gsi1sk: String,
 }
@@ -73,6 +76,9 @@ pub struct ApiTokenView {
     pub last_used_at: Option<String>,
     /// RFC 3339.
     pub rotated_at: Option<String>,
+    /// Who minted it, when not its owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 const SK: &str = "PAT";
@@ -110,6 +116,7 @@ impl ApiToken {
             epoch,
             last_used_at: None,
             rotated_at: None,
+            created_by: None,
             gsi1pk: format!("USER#{user_id}#PATS"),
             gsi1sk: format!("{now:012}#{id}"),
         }
@@ -130,6 +137,7 @@ impl ApiToken {
             expires_at: self.expires_at.map(rfc3339),
             last_used_at: self.last_used_at.map(rfc3339),
             rotated_at: self.rotated_at.map(rfc3339),
+            created_by: self.created_by.clone(),
         }
     }
 }

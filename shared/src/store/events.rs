@@ -3,6 +3,8 @@
 //! secret.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{built, encode, expiry_bucket, Store};
@@ -39,6 +41,9 @@ pub struct Event {
     /// The caller's User-Agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// What the event is about beyond its parties (a token's id, say): never a secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
     /// Unix seconds; the TTL attribute.
     pub expires_at: UnixTime,
     /// Expiry bucket (DESIGN §6).
@@ -79,9 +84,16 @@ impl Event {
             tenant_id: tenant_id.map(str::to_owned),
             ip: client.and_then(|c| c.ip.clone()),
             user_agent: client.and_then(|c| c.user_agent.clone()),
+            details: BTreeMap::new(),
             expires_at: now + RETENTION_SECONDS,
             expiry_bucket: expiry_bucket(now + RETENTION_SECONDS),
         }
+    }
+
+    /// The event with one more detail.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
     }
 }
 

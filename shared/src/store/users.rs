@@ -386,24 +386,6 @@ pub(crate) fn disable_second_factor_item(
     transact_update(update)
 }
 
-/// A transaction item that removes every second factor from the user's record (2FA off, no passkeys) and moves
-/// it to a new session epoch, only if the epoch is still the one read: an administrator's reset for a user who
-/// lost their devices.
-pub(crate) fn reset_second_factors_item(store: &Store, read: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
-    let update = Update::builder()
-        .table_name(store.table())
-        .set_key(Some(user_key(&read.id)))
-        .update_expression(
-            "SET updated_at = :now, passkey_count = :zero, session_epoch = :new_epoch REMOVE mfa_enabled_at",
-        )
-        .condition_expression("attribute_exists(pk) AND session_epoch = :old_epoch")
-        .expression_attribute_values(":now", n(now))
-        .expression_attribute_values(":zero", n(0))
-        .expression_attribute_values(":new_epoch", n(read.session_epoch + 1))
-        .expression_attribute_values(":old_epoch", n(read.session_epoch));
-    transact_update(update)
-}
-
 /// The password-backoff key of a service account; it cannot collide with a normalised address, which has an `@`.
 pub fn service_backoff_key(tenant_id: &str, service_name: &str) -> String {
     format!("service:{tenant_id}/{service_name}")

@@ -263,19 +263,13 @@ pub async fn find_managed(state: &State, caller: &User, id: &str) -> Result<User
     Ok(account.user)
 }
 
-/// A service account the caller manages ([`find_managed`]) that may hold API tokens: 422 `invalid_field` for an
-/// individual account (it makes its own) and for a frontend account (it acts for one end user per sign-in, so a
-/// standing token would speak for nobody). One round trip.
+/// A service account the caller manages ([`find_managed`]), whose tokens the caller may list, mint and revoke:
+/// 422 `invalid_field` for an individual account (it makes its own). One round trip.
 pub async fn find_managed_service(state: &State, caller: &User, id: &str) -> Result<User, Error> {
     let user = find_managed(state, caller, id).await?;
     if user.kind != AccountKind::Service {
         return Err(Error::InvalidField(
-            "Tokens are minted here only for service accounts; a person makes their own.".to_owned(),
-        ));
-    }
-    if user.role == Some(Role::Frontend) {
-        return Err(Error::InvalidField(
-            "A frontend account cannot hold API tokens: it signs in for one end user at a time.".to_owned(),
+            "Tokens are managed here only for service accounts; a person makes their own.".to_owned(),
         ));
     }
     Ok(user)
@@ -298,15 +292,16 @@ pub async fn delete(
     let account = find(state, caller, id).await?;
     check_may_act(caller, account.user.role.ok_or(Error::NotFound)?)?;
     let deletion = remove(state, &caller.id, &account, max_batches, Vec::new(), now).await?;
-    if deletion == Deletion::Done {
+    // An invited account never held its address: the notice would reach whoever does.
+    if deletion == Deletion::Done && account.user.status != AccountStatus::Invited {
         account::notify_owner(state, &account.user, Mail::AccountDeleted).await;
     }
     Ok(deletion)
 }
 
 /// The most BatchWriteItem calls a self-deletion spends: it cannot be resumed by its owner, whose credentials end
-/// at the first step, so it goes as far as a person's items could reach (10,000 of them) in one request.
-const OWN_DELETION_BATCHES: usize = 400;
+/// at the first step, so it goes as far as a person's items reach (2,500 of them) within API Gateway's 30 seconds.
+const OWN_DELETION_BATCHES: usize = 100;
 
 /// Proof that the owner of a session means to delete the account.
 #[derive(Debug)]
@@ -320,7 +315,7 @@ pub enum OwnerProof {
 /// Deletes the caller's own account and everything it owns (`DELETE /v1/auth/me`). The password is checked (and
 /// guesses spend the account's backoff), or, for an account without one, the session must be at most five minutes
 /// old. Root must transfer the tenant first while it has other accounts (409 `transfer_root_first`); root as the
-/// last account deletes the tenant and its databases with it. [`Deletion::Ongoing`] only past 10,000 items: an
+/// last account deletes the tenant and its databases with it. [`Deletion::Ongoing`] only past 2,500 items: an
 /// administrator's `DELETE /v1/accounts/{id}` finishes it.
 /// Round trips: the backoff claim with a password, the tenant's accounts (root only: GSI), the account, the mark,
 /// the purge, each database's delete (root only), the marker read and the final transaction.

@@ -103,6 +103,8 @@ pub async fn create(
 ) -> Result<(ScopedToken, String), Error> {
     let config = &state.config;
     parse_resource(config, &new.resource)?;
+    // A route checks a token's tenant against the resource's owner: a token without one could pass anywhere.
+    creator.tenant_id()?;
     let scopes = check_scopes(config, creator, &new.scopes)?;
     let days = match new.expires_in_days {
         None => DEFAULT_LIFETIME_DAYS,

@@ -102,6 +102,12 @@ pub struct ExchangedClaims {
     /// The subject's tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The database the subject was scoped to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// That database's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns: Option<String>,
     /// The user whose token was exchanged.
     pub act: Actor,
 }

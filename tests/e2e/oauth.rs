@@ -900,9 +900,8 @@ async fn only_a_live_session_or_client_token_may_be_exchanged() {
             json!({ "resource": "company:1", "scopes": ["db:read"] }),
         )
         .await;
-    if scoped.status == 201 {
-        refused.push(("a scoped token", scoped.str("token")));
-    }
+    assert_eq!(scoped.status, 201, "{:?}", scoped.body);
+    refused.push(("a scoped token", scoped.str("token")));
     // Forged: a session token's claims under a key that is not keygate's.
     let stranger = jsonwebtoken::EncodingKey::from_rsa_pem(
         keygate::keys::KeyMaterial::generate()

@@ -85,7 +85,10 @@ pub async fn exchange(state: &State, request: ExchangeRequest, now: UnixTime) ->
         Credential::Root => principal.is_client_credentials(),
         Credential::Pat { .. } => false,
     };
-    if !exchangeable || principal.fuid.is_some() || principal.role == Some(Role::Frontend) {
+    // A route checks the token's tenant against the resource's owner, so a subject in no tenant (an account from
+    // before tenancy, until its next sign-in) cannot vouch for any resource.
+    if !exchangeable || principal.fuid.is_some() || principal.role == Some(Role::Frontend) || principal.tenant.is_none()
+    {
         return Err(OAuthError::InvalidRequest(UNUSABLE.to_owned()));
     }
     if let Some(beyond) = request.scopes.iter().find(|s| !principal.has_scope(s)) {
@@ -107,6 +110,9 @@ pub async fn exchange(state: &State, request: ExchangeRequest, now: UnixTime) ->
         jti: secret::random_b64(16),
         scope: scope.clone(),
         tenant: principal.tenant.clone(),
+        // A subject scoped to one database hands on no more than that database.
+        db: principal.db.as_ref().map(|(id, _)| id.clone()),
+        ns: principal.db.as_ref().map(|(_, ns)| ns.clone()),
         act: Actor {
             sub: principal.user.id.clone(),
         },

@@ -314,7 +314,8 @@ fn grant_for(
         .is_none_or(|role| role == Role::Frontend || role == Role::Root)
     {
         return Err(Error::InsufficientRole(
-            "A frontend account speaks for an end user: sign in at /v1/auth/login/service.",
+            "Only a manager or backend service account in a tenant is an OAuth client (a frontend one speaks for an \
+             end user: it signs in at /v1/auth/login/service).",
         ));
     }
     let database = database

@@ -3,7 +3,8 @@
 //!
 //! DynamoDB round trips: 1 for a JWT (verified against the cached keys, then its session and user in one strongly
 //! consistent BatchGetItem, so a revoked session is denied at once), 2 for a PAT (the token, its owner's token
-//! epoch; plus a `last_used_at` write at most once an hour per token); 0 for a PAT whose checksum fails. An
+//! epoch; plus a `last_used_at` write at most once an hour per token); 2 for a scoped token (the token, its
+//! creator); 0 for a PAT or scoped token whose checksum fails (or a scoped token with an X-Namespace). An
 //! `X-Namespace` header on a token without a database costs one more read, at most every 30 seconds per
 //! namespace (cached).
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 12] = [
+const SIGNING: [&str; 13] = [
     "auth-register-verify",
     "auth-login",
     "auth-login-root",
@@ -19,6 +19,7 @@ const SIGNING: [&str; 12] = [
     "auth-invitations-accept",
     "auth-2fa-verify",
     "auth-passkey-login-verify",
+    "oauth-token",
 ];
 
 /// What a function's statements allow on one resource, by the resource's logical id.
@@ -122,6 +123,8 @@ fn verifies(binary: &str) -> bool {
                 "auth::verify_jwt",
                 "authorizer::decide",
                 "state.keys.get",
+                // The token endpoint verifies the subject token of a token exchange.
+                "exchange::exchange",
             ]
             .iter()
             .any(|call| source.contains(call))

@@ -70,7 +70,8 @@ pub async fn record_use(state: &State, token: &ApiToken, now: UnixTime) {
     }
 }
 
-/// What a new token should be.
+/// What a new token should be: the body of `POST /v1/api-tokens` and `POST /v1/accounts/{id}/api-tokens`.
+#[derive(Debug, serde::Deserialize)]
 pub struct NewToken {
     /// Label, 1 to 100 printable characters.
     pub name: String,
@@ -78,6 +79,7 @@ pub struct NewToken {
     pub scopes: Vec<String>,
     /// Lifetime in days, 1 to 365: absent (`None`) is 90, and JSON `null` (`Some(None)`) is a permanent token,
     /// which only a service account may hold, and only where the deployment allows it.
+    #[serde(default, deserialize_with = "crate::http::nullable")]
     pub expires_in_days: Option<Option<i64>>,
 }
 

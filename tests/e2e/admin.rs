@@ -5,19 +5,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use keygate::http::ClientInfo;
 use keygate::store::sessions::{self, Lifetime, Session};
 use keygate::store::users;
-use keygate_e2e::{Answer, TestApp, PASSWORD};
+use keygate_e2e::{unique, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
 use crate::accounts::member;
 
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        keygate::secret::random_b64(6).to_lowercase().replace(['-', '_'], "x")
-    )
-}
 
 fn jwt(tokens: &Answer) -> String {
     tokens.str("access_token")
@@ -259,17 +252,8 @@ async fn an_account_provisioned_by_an_identity_provider_keeps_its_password_there
     let app = TestApp::spawn().await;
     let tenant = Tenant::new(&app).await;
     let (email, target, _) = member(&app, &tenant.root_jwt(), "backend").await;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    aws_sdk_dynamodb::Client::new(&aws)
-        .update_item()
-        .table_name(&app.state.config.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{target}")))
-        .key("sk", AttributeValue::S("PROFILE".into()))
-        .update_expression("SET idp = :idp")
-        .expression_attribute_values(":idp", AttributeValue::S("contoso-entra".into()))
-        .send()
-        .await
-        .unwrap();
+    app.update_user(&target, "SET idp = :idp", &[(":idp", "contoso-entra")])
+        .await;
     let refused = set_password(&app, &tenant.service, &target, NEW_PASSWORD).await;
     assert_eq!((refused.status, refused.code()), (409, "password_managed_externally"));
     assert_eq!(
@@ -288,20 +272,12 @@ async fn resetting_second_factors_removes_totp_backup_codes_and_passkeys() {
     assert_eq!(registered.status, 201, "{:?}", registered.body);
     let target = enrolled.id();
     // The enrolled user joins the tenant as a backend (as an accepted invitation would place it).
-    app.state
-        .store
-        .client()
-        .update_item()
-        .table_name(&app.state.config.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{target}")))
-        .key("sk", AttributeValue::S("PROFILE".into()))
-        .update_expression("SET tenant_id = :tenant, #role = :role")
-        .expression_attribute_names("#role", "role")
-        .expression_attribute_values(":tenant", AttributeValue::S(tenant.tenant_id()))
-        .expression_attribute_values(":role", AttributeValue::S("backend".into()))
-        .send()
-        .await
-        .unwrap();
+    app.update_user(
+        &target,
+        "SET tenant_id = :tenant, #role = :role",
+        &[(":tenant", &tenant.tenant_id()), (":role", "backend")],
+    )
+    .await;
     let challenged = app.login(&enrolled.email, PASSWORD).await;
     assert_eq!(challenged.body["mfa_required"], true);
 
@@ -544,17 +520,7 @@ async fn an_account_without_a_password_deletes_itself_only_from_a_fresh_sign_in(
     app.state.clock.freeze();
     let (email, tokens) = app.signed_up_user().await;
     let user_id = tokens.body["user"]["id"].as_str().unwrap().to_owned();
-    app.state
-        .store
-        .client()
-        .update_item()
-        .table_name(&app.state.config.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{user_id}")))
-        .key("sk", AttributeValue::S("PROFILE".into()))
-        .update_expression("REMOVE password_hash")
-        .send()
-        .await
-        .unwrap();
+    app.update_user(&user_id, "REMOVE password_hash", &[]).await;
     app.state.clock.advance(301);
     let stale = delete_me(&app, &jwt(&tokens), None).await;
     assert_eq!((stale.status, stale.code()), (403, "reauthentication_required"));

@@ -5,58 +5,22 @@
 use std::time::Duration;
 
 use keygate_e2e::jwt_claims as claims;
-use keygate_e2e::{authorizer_event, unique_email, Answer, TestApp, PASSWORD};
+use keygate_e2e::{authorizer_event, unique, Answer, TestApp, PASSWORD};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse as _, TokenUrl};
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
+
+use crate::tenancy::Account as Root;
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// A client secret that needs RFC 6749 §2.3.1's encoding: a colon, a plus, a percent sign and a space.
 const SECRET: &str = "correct:horse+battery %staple";
 
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        keygate::secret::random_b64(6).to_lowercase().replace(['-', '_'], "x")
-    )
-}
-
-/// A tenant's root, signed in.
-struct Root {
-    email: String,
-    tokens: Answer,
-}
-
-impl Root {
-    fn jwt(&self) -> String {
-        self.tokens.str("access_token")
-    }
-
-    fn id(&self) -> String {
-        self.tokens.body["user"]["id"].as_str().unwrap().to_owned()
-    }
-
-    fn tenant(&self) -> String {
-        claims(&self.jwt())["tenant"].as_str().unwrap().to_owned()
-    }
-}
-
-/// Registers with a tenant name and verifies: the root of a new tenant.
+/// The root of a new tenant, signed in.
 async fn register_root(app: &TestApp) -> Root {
-    let email = unique_email();
-    let registered = app
-        .post(
-            "/v1/auth/register",
-            json!({ "email": email, "password": PASSWORD, "name": "Test User", "tenant_name": unique("OAuth ") }),
-        )
-        .await;
-    assert_eq!(registered.status, 202);
-    let code = app.code_sent_to(&email, "verification code").await;
-    let tokens = app.verify(&email, &code).await;
-    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
-    Root { email, tokens }
+    crate::tenancy::register_root(app, &unique("OAuth ")).await
 }
 
 /// Creates a service account with [`SECRET`] as its password: its id.

@@ -1,40 +1,32 @@
 //! Issue 10: tenants, roles and databases, over HTTP. Accounts of other roles are placed in a tenant by writing
 //! their user item directly, as the accounts endpoints (another issue's work) will.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use keygate_e2e::jwt_claims as claims;
-use keygate_e2e::{authorizer_event, unique_email, Answer, TestApp, PASSWORD};
+use keygate_e2e::{authorizer_event, unique, unique_email, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        keygate::secret::random_b64(6).to_lowercase().replace(['-', '_'], "x")
-    )
-}
-
 /// An account signed in: its address and its latest token response.
-struct Account {
-    email: String,
-    tokens: Answer,
+pub(crate) struct Account {
+    pub(crate) email: String,
+    pub(crate) tokens: Answer,
 }
 
 impl Account {
-    fn jwt(&self) -> String {
+    pub(crate) fn jwt(&self) -> String {
         self.tokens.str("access_token")
     }
 
-    fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         self.tokens.body["user"]["id"].as_str().unwrap().to_owned()
     }
 
-    fn tenant(&self) -> String {
+    pub(crate) fn tenant(&self) -> String {
         claims(&self.jwt())["tenant"].as_str().unwrap().to_owned()
     }
 }
 
 /// Registers with `tenant_name`, verifies: the root of a new tenant.
-async fn register_root(app: &TestApp, tenant_name: &str) -> Account {
+pub(crate) async fn register_root(app: &TestApp, tenant_name: &str) -> Account {
     let email = unique_email();
     let registered = app
         .post(
@@ -49,44 +41,14 @@ async fn register_root(app: &TestApp, tenant_name: &str) -> Account {
     Account { email, tokens }
 }
 
-async fn dynamo() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await)
-}
-
-/// Writes attributes of a user item, as an administrator's endpoint would.
-async fn set_user(app: &TestApp, user_id: &str, expression: &str, values: &[(&str, AttributeValue)]) {
-    let mut update = dynamo()
-        .await
-        .update_item()
-        .table_name(&app.state.config.table_name)
-        .key("pk", AttributeValue::S(format!("USER#{user_id}")))
-        .key("sk", AttributeValue::S("PROFILE".into()))
-        .update_expression(expression);
-    // Both are DynamoDB reserved words.
-    for name in ["role", "status"] {
-        if expression.contains(&format!("#{name}")) {
-            update = update.expression_attribute_names(format!("#{name}"), name);
-        }
-    }
-    for (name, value) in values {
-        update = update.expression_attribute_values(*name, value.clone());
-    }
-    update.send().await.unwrap();
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
 /// A new account placed in `root`'s tenant with `role`, signed in again so its tokens carry the role.
 async fn member(app: &TestApp, root: &Account, role: &str) -> Account {
     let (email, first) = app.signed_up_user().await;
     let id = first.body["user"]["id"].as_str().unwrap().to_owned();
-    set_user(
-        app,
+    app.update_user(
         &id,
         "SET tenant_id = :tenant, #role = :role",
-        &[(":tenant", s(&root.tenant())), (":role", s(role))],
+        &[(":tenant", &root.tenant()), (":role", role)],
     )
     .await;
     let tokens = app.login(&email, PASSWORD).await;
@@ -181,7 +143,8 @@ async fn an_account_from_before_tenancy_gets_a_tenant_at_its_next_login() {
     let (session, pat) = app.user_with_pat(&["profile:read"]).await;
     let email = session.body["user"]["email"].as_str().unwrap().to_owned();
     let id = session.body["user"]["id"].as_str().unwrap().to_owned();
-    set_user(&app, &id, "REMOVE tenant_id, #role, gsi1pk, gsi1sk", &[]).await;
+    app.update_user(&id, "REMOVE tenant_id, #role, gsi1pk, gsi1sk", &[])
+        .await;
     // Until then its PAT works as before, and it has no tenant to show.
     let me = app.me(&pat.str("token")).await;
     assert_eq!(me.status, 200, "{:?}", me.body);
@@ -558,7 +521,8 @@ async fn a_demoted_managers_pat_loses_what_the_new_role_lacks_at_once() {
     let token = pat.str("token");
     assert_eq!(create_database(&app, &token, &unique("db")).await.status, 201);
     // The demotion, as PATCH /v1/accounts/{id} will write it.
-    set_user(&app, &manager.id(), "SET #role = :role", &[(":role", s("backend"))]).await;
+    app.update_user(&manager.id(), "SET #role = :role", &[(":role", "backend")])
+        .await;
     let refused = create_database(&app, &token, &unique("db")).await;
     assert_eq!((refused.status, refused.code()), (403, "insufficient_scope"));
     assert_eq!(app.get("/v1/databases", Some(&token)).await.status, 200);
@@ -591,7 +555,8 @@ async fn a_disabled_accounts_credentials_all_fail() {
             json!({ "name": "p", "scopes": ["profile:read"] }),
         )
         .await;
-    set_user(&app, &backend.id(), "SET #status = :s", &[(":s", s("disabled"))]).await;
+    app.update_user(&backend.id(), "SET #status = :s", &[(":s", "disabled")])
+        .await;
     let me = app.me(&backend.jwt()).await;
     assert_eq!((me.status, me.code()), (401, "session_revoked"));
     assert_eq!(app.me(&pat.str("token")).await.status, 401);

@@ -20,6 +20,14 @@ pub fn unique_email() -> String {
     )
 }
 
+/// A fresh name with `prefix`: six random lowercase characters appended.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        keygate::secret::random_b64(6).to_lowercase().replace(['-', '_'], "x")
+    )
+}
+
 /// The token of the magic link in an email body.
 pub fn link_token(body: &str) -> String {
     let start = body.find("magic-link?token=").expect("a link in the email") + "magic-link?token=".len();
@@ -369,6 +377,33 @@ impl TestApp {
             .signing;
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(material.private_key_pem.expose_secret().as_bytes()).unwrap();
         (material.kid, key)
+    }
+
+    /// Writes attributes of a user item directly, as a step outside the API would (an IdP's provisioning, an
+    /// account placed in a tenant). `#role` and `#status` stand for those reserved words.
+    pub async fn update_user(&self, user_id: &str, expression: &str, values: &[(&str, &str)]) {
+        let mut update = self
+            .state
+            .store
+            .client()
+            .update_item()
+            .table_name(&self.state.config.table_name)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user_id}")),
+            )
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
+            .update_expression(expression);
+        for name in ["role", "status"] {
+            if expression.contains(&format!("#{name}")) {
+                update = update.expression_attribute_names(format!("#{name}"), name);
+            }
+        }
+        for (name, value) in values {
+            update = update
+                .expression_attribute_values(*name, aws_sdk_dynamodb::types::AttributeValue::S((*value).to_owned()));
+        }
+        update.send().await.unwrap();
     }
 
     /// The DynamoDB items whose partition key is `pk`.

@@ -13,15 +13,6 @@ use keygate::auth::{self, Access};
 use keygate::tenancy::accounts;
 use keygate::{http, Error, State};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct CreateRequest {
-    name: String,
-    scopes: Vec<String>,
-    #[serde(default, deserialize_with = "http::nullable")]
-    expires_in_days: Option<Option<i64>>,
-}
 
 /// Serves one request.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
@@ -30,14 +21,9 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn create(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
-    let body: CreateRequest = http::json_body(req)?;
+    let new: NewToken = http::json_body(req)?;
     let caller = auth::authenticate(state, req, now, Access::Scope("accounts:write")).await?;
     let account = accounts::find_managed_service(state, &caller.user, http::path_param(req, "id")).await?;
-    let new = NewToken {
-        name: body.name,
-        scopes: body.scopes,
-        expires_in_days: body.expires_in_days,
-    };
     let client = http::client_info(req, state.config.trusted_proxy.as_ref());
     let (token, secret) = api_tokens::create_for(state, &caller, &account, new, &client, now).await?;
     let mut view = serde_json::to_value(token.view()).unwrap_or_default();

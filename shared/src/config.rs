@@ -92,7 +92,20 @@ pub struct Config {
     /// Prefix of scoped tokens (`KEYGATE_SCOPED_TOKEN_PREFIX`, default `<KEYGATE_PAT_PREFIX>s`: 1 to 10 of
     /// `a-z0-9`, never the PAT prefix), so that one is never mistaken for a PAT.
     pub scoped_token_prefix: String,
+    /// Secrets Manager secret with the identity-provider configuration document, `{"idps": [...]}`
+    /// (`KEYGATE_IDP_SECRET_ID`, default `<KEYGATE_KEY_SECRET_ID>-idp`); empty or missing means no IdP.
+    pub idp_secret_id: String,
+    /// Seconds the IdP configuration stays cached (`KEYGATE_IDP_CACHE_SECONDS`, default 300).
+    pub idp_cache_ttl: i64,
+    /// Audiences (OAuth client ids) a Google ID token may name (`KEYGATE_GOOGLE_CLIENT_IDS`, comma-separated; empty
+    /// turns Google sign-in off).
+    pub google_client_ids: Vec<String>,
+    /// Google's JWKS (`KEYGATE_GOOGLE_JWKS_URL`, default [`GOOGLE_JWKS_URL`]); tests point it at a local issuer.
+    pub google_jwks_url: String,
 }
+
+/// Google's published signing keys.
+pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 
 /// The public Pwned Passwords range endpoint.
 pub const DEFAULT_HIBP_URL: &str = "https://api.pwnedpasswords.com/range/";
@@ -285,6 +298,7 @@ impl Config {
             breached_password_check,
             hibp_url,
             table_name: required("KEYGATE_TABLE")?,
+            idp_secret_id: get("KEYGATE_IDP_SECRET_ID").map_or_else(|| format!("{key_secret_id}-idp"), str::to_owned),
             public_keys_secret_id: get("KEYGATE_PUBLIC_KEYS_SECRET_ID")
                 .map_or_else(|| format!("{key_secret_id}-public"), str::to_owned),
             key_secret_id,
@@ -301,6 +315,15 @@ impl Config {
             key_cache_ttl: number("KEYGATE_KEY_CACHE_SECONDS", 300, 0, 3_600)?,
             account_delete_batches: number("KEYGATE_ACCOUNT_DELETE_BATCHES", 40, 1, 400)?,
             m2m_permanent_tokens: flag("KEYGATE_M2M_PERMANENT_TOKENS", false)?,
+            idp_cache_ttl: number("KEYGATE_IDP_CACHE_SECONDS", 300, 0, 3_600)?,
+            google_client_ids: get("KEYGATE_GOOGLE_CLIENT_IDS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            google_jwks_url: get("KEYGATE_GOOGLE_JWKS_URL").unwrap_or(GOOGLE_JWKS_URL).to_owned(),
             scoped_token_resources,
             scoped_token_scopes,
             scoped_token_prefix,

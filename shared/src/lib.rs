@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod email;
 pub mod error;
+pub mod federation;
 pub mod http;
 pub mod keys;
 pub mod mail;

@@ -26,6 +26,10 @@ pub struct State {
     pub breach: BreachChecker,
     /// Namespaces the authorizer read lately (`X-Namespace`).
     pub namespaces: crate::tenancy::databases::NamespaceCache,
+    /// The identity-provider configuration, from Secrets Manager.
+    pub idps: crate::federation::config::IdpStore,
+    /// OpenID Connect: ID-token verification and the code exchange.
+    pub oidc: crate::federation::oidc::Oidc,
 }
 
 impl State {
@@ -77,6 +81,11 @@ impl State {
             config.mfa_key_secret_id.clone(),
             config.key_cache_ttl,
         );
+        let idps = crate::federation::config::IdpStore::new(
+            secrets.clone(),
+            config.idp_secret_id.clone(),
+            config.idp_cache_ttl,
+        );
         let keys = KeyStore::new(
             secrets,
             config.key_secret_id.clone(),
@@ -92,6 +101,8 @@ impl State {
             keys,
             mfa_keys,
             namespaces: crate::tenancy::databases::NamespaceCache::default(),
+            idps,
+            oidc: crate::federation::oidc::Oidc::new(),
         }
     }
 

@@ -1,0 +1,1 @@
+//! End-to-end tests of federated sign-in: Google and Entra ID against a local OpenID issuer.

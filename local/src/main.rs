@@ -1,5 +1,9 @@
-//! `keygate-local setup` prepares the local AWS services; `keygate-local serve` runs the whole API on one port.
+//! `keygate-local setup` prepares the local AWS services; `keygate-local serve` runs the whole API on one port;
+//! `keygate-local idp put FILE.json [--secret-id ID]` validates and stores an identity-provider configuration.
 
+mod idp;
+
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -10,7 +14,7 @@ fn env(name: &str) -> Result<String, BoxError> {
     std::env::var(name).map_err(|_| format!("{name} must be set (the Makefile sets it)").into())
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> Result<ExitCode, BoxError> {
     // Lambda gives a function's thread 8 MiB of stack; the local server's threads get the same, which unoptimised
     // builds of the sign-in flows need.
     tokio::runtime::Builder::new_multi_thread()
@@ -20,8 +24,9 @@ fn main() -> Result<(), BoxError> {
         .block_on(run())
 }
 
-async fn run() -> Result<(), BoxError> {
-    let command = std::env::args().nth(1).unwrap_or_default();
+async fn run() -> Result<ExitCode, BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().cloned().unwrap_or_default();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     match command.as_str() {
         "setup" => {
@@ -39,7 +44,7 @@ async fn run() -> Result<(), BoxError> {
             keygate_local::setup::verify_sender(&aws_sdk_sesv2::Client::new(&aws), &env("KEYGATE_MAIL_FROM")?).await?;
             keygate_local::setup::create_mail_queue(&aws_sdk_sqs::Client::new(&aws), &env("KEYGATE_MAIL_QUEUE_URL")?)
                 .await?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         "serve" => {
             tracing_init();
@@ -53,9 +58,12 @@ async fn run() -> Result<(), BoxError> {
             let listener = TcpListener::bind(&address).await?;
             println!("keygate API listening on http://{address}");
             keygate_local::serve(listener, state).await?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        _ => Err("usage: keygate-local setup|serve".into()),
+        "idp" => idp::run(&args[1..], &aws).await,
+        _ => {
+            Err("usage: keygate-local setup|serve|idp put FILE.json [--secret-id ID]|idp show [--secret-id ID]".into())
+        }
     }
 }
 

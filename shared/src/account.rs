@@ -542,6 +542,11 @@ pub async fn change_password(
     now: UnixTime,
 ) -> Result<(), Error> {
     let store = &state.store;
+    if user.idp.is_some() {
+        // The directory that provisioned the account decides who still works there: a local password would outlive
+        // its say.
+        return Err(Error::PasswordManagedExternally);
+    }
     check_new_password(state, &change.new).await?;
     let attempt = match (&user.password_hash, &change.current) {
         (Some(hash), Some(current)) => {
@@ -650,6 +655,10 @@ pub async fn reset_password(
     let user = users::get(&state.store, checked.user_id())
         .await?
         .ok_or(Error::InvalidCode)?;
+    if user.idp.is_some() {
+        // The code proved the mailbox, so saying why is no leak.
+        return Err(Error::PasswordManagedExternally);
+    }
     let password_hash = passwords::hash(new).await?;
     let mut items = Vec::from(codes::consume_items(&state.store, &checked, guesses)?);
     items.push(users::set_password_item(

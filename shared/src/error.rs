@@ -124,6 +124,9 @@ pub enum Error {
     /// The account's password lives in the identity provider that provisioned it (Entra ID, LDAP).
     #[error("This account's password is managed by its identity provider.")]
     PasswordManagedExternally,
+    /// A new external identity names the address of an existing account that it may not attach itself to.
+    #[error("An account with this email address exists: sign in to it and link this identity from there.")]
+    AccountExists,
     /// Root cannot leave a tenant that has other accounts.
     #[error("Transfer root to another account of the tenant first, or delete the other accounts.")]
     TransferRootFirst,
@@ -176,6 +179,7 @@ impl Error {
             Self::Conflict(_) => "conflict",
             Self::PasswordManagedExternally => "password_managed_externally",
             Self::TransferRootFirst => "transfer_root_first",
+            Self::AccountExists => "account_exists",
             Self::LimitReached(_) => "limit_reached",
             Self::NotFound => "not_found",
             Self::RateLimited { .. } => "rate_limited",
@@ -200,6 +204,7 @@ impl Error {
             | Self::Conflict(_)
             | Self::PasswordManagedExternally
             | Self::TransferRootFirst
+            | Self::AccountExists
             | Self::LimitReached(_)
             | Self::MfaAlreadyEnabled
             | Self::MfaNotEnabled

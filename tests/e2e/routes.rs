@@ -111,6 +111,7 @@ fn every_error_code_is_documented() {
         keygate::Error::LimitReached(""),
         keygate::Error::PasswordManagedExternally,
         keygate::Error::TransferRootFirst,
+        keygate::Error::AccountExists,
         keygate::Error::InvalidPasskey(""),
         keygate::Error::PasskeyAlreadyRegistered,
         keygate::Error::InvalidCode,

@@ -380,6 +380,36 @@ impl TestApp {
         (material.kid, key)
     }
 
+    /// Stores `doc` as the identity-provider configuration (the secret `config.idp_secret_id`, created if missing,
+    /// else a new AWSCURRENT version), unvalidated, so tests can store broken documents too.
+    pub async fn put_idp_document(&self, doc: &Value) {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let client = aws_sdk_secretsmanager::Client::new(&aws);
+        let secret_id = &self.state.config.idp_secret_id;
+        let created = client
+            .create_secret()
+            .name(secret_id)
+            .secret_string(doc.to_string())
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {
+                client
+                    .put_secret_value()
+                    .secret_id(secret_id)
+                    .secret_string(doc.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            Err(err) => panic!(
+                "creating {secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&err)
+            ),
+        }
+    }
+
     /// Writes attributes of a user item directly, as a step outside the API would (an IdP's provisioning, an
     /// account placed in a tenant). `#role` and `#status` stand for those reserved words.
     pub async fn update_user(&self, user_id: &str, expression: &str, values: &[(&str, &str)]) {

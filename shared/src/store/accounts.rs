@@ -463,6 +463,12 @@ pub async fn purge(store: &Store, user: &User, failures_key: &str, max_batches: 
             return Ok(false);
         }
     }
+    // Each external identity's marker, so the identity can sign up again and never names a deleted owner.
+    for identity in super::identities::list(store, &user.id).await? {
+        if !purge.add(super::identities::marker_key_of(&identity)).await? {
+            return Ok(false);
+        }
+    }
     // The user's own partition besides its profile: its second factors, a pending enrolment, its passkeys.
     for item in partition_keys(store, &format!("USER#{}", user.id), Some("PROFILE")).await? {
         if !purge.add(item).await? {

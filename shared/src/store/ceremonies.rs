@@ -1,5 +1,5 @@
-//! WebAuthn ceremonies (`CEREMONY#<sha256 of id>` / `CEREMONY`): the server side of one `navigator.credentials`
-//! call, from its options to its verification. 256-bit id, stored hashed, five minutes (expiry checked in code),
+//! Ceremonies (`CEREMONY#<sha256 of id>` / `CEREMONY`): the server side of one `navigator.credentials` call, from
+//! its options to its verification, or of one sign-in at an identity provider, from its `state` to its return. 256-bit id, stored hashed, five minutes (expiry checked in code),
 //! single use: taking one is a conditional delete that returns it, and it only finishes the kind of request that
 //! started it.
 
@@ -28,6 +28,10 @@ pub enum Kind {
     Discoverable,
     /// Answering a second-factor challenge with a passkey.
     SecondFactor,
+    /// A single sign-on at an identity provider (`state`, with its nonce and PKCE verifier).
+    SsoSignIn,
+    /// Linking an identity-provider account to the signed-in account that started it.
+    SsoLink,
 }
 
 /// A stored ceremony.
@@ -70,8 +74,13 @@ fn pk_for(id: &str) -> String {
 impl Ceremony {
     /// A new ceremony and its id.
     pub fn new(kind: Kind, state: String, user_id: &str, now: UnixTime) -> (Self, String) {
+        Self::lasting(kind, state, user_id, CEREMONY_TTL_SECONDS, now)
+    }
+
+    /// A new ceremony that can be finished for `ttl` seconds, and its id.
+    pub fn lasting(kind: Kind, state: String, user_id: &str, ttl: i64, now: UnixTime) -> (Self, String) {
         let id = secret::random_b64(ID_BYTES);
-        let expires_at = now + CEREMONY_TTL_SECONDS;
+        let expires_at = now + ttl;
         let ceremony = Self {
             pk: pk_for(&id),
             sk: SK.to_owned(),

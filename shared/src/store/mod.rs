@@ -6,6 +6,7 @@ pub mod ceremonies;
 pub mod codes;
 pub mod databases;
 pub mod events;
+pub mod identities;
 pub mod invitations;
 pub mod login_failures;
 pub mod magic_links;
@@ -136,6 +137,34 @@ impl Store {
     }
 
     /// An unconditional PutItem.
+    /// Every item of partition `pk` whose sort key starts with `prefix`, strongly consistent (an owner's few
+    /// passkeys or identities). One round trip per page.
+    pub(crate) async fn query_prefix<T: DeserializeOwned>(&self, pk: &str, prefix: &str) -> Result<Vec<T>, Error> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Error::dependency("dynamodb Query", e))?;
+            for item in output.items.unwrap_or_default() {
+                found.push(decode(item)?);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     pub(crate) async fn put<T: Serialize>(&self, value: &T) -> Result<(), Error> {
         self.client
             .put_item()

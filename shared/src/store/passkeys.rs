@@ -133,29 +133,7 @@ pub async fn get(store: &Store, user_id: &str, passkey_id: &str) -> Result<Optio
 
 /// Every passkey of a user, oldest first (an account has few). One round trip per page.
 pub async fn list(store: &Store, user_id: &str) -> Result<Vec<StoredPasskey>, Error> {
-    let mut found = Vec::new();
-    let mut start = None;
-    loop {
-        let output = store
-            .client()
-            .query()
-            .table_name(store.table())
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(user_pk(user_id)))
-            .expression_attribute_values(":prefix", s(SK_PREFIX))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| Error::dependency("dynamodb Query", e))?;
-        for item in output.items.unwrap_or_default() {
-            found.push(decode::<StoredPasskey>(item)?);
-        }
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            break;
-        }
-    }
+    let mut found: Vec<StoredPasskey> = store.query_prefix(&user_pk(user_id), SK_PREFIX).await?;
     found.sort_by_key(|p| p.created_at);
     Ok(found)
 }

@@ -240,7 +240,8 @@ async fn entra_tokens_and_states_that_fail_any_check_are_refused() {
     let app = app_with(&issuer).await;
     let (_, domain, id) = entra_tenant(&app, &issuer).await;
     let email = format!("bob@{domain}");
-    let start = || sso_start(&app, &format!("idp={id}"));
+    let by_id = format!("idp={id}");
+    let start = || sso_start(&app, &by_id);
 
     // A tenant that is not on the entry's allow-list.
     let started = start().await;

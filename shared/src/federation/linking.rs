@@ -34,8 +34,8 @@ pub async fn start(
 /// account: an identity linked already is 409 `conflict`. Round trips: the marker, one transaction.
 pub async fn google(state: &State, user: &User, raw: &str, now: UnixTime) -> Result<IdentityView, Error> {
     let token = state.oidc.verify_google(&state.config, raw, now).await?;
-    let spent = identities::spend_id_token_item(&state.store, raw, token.expires_at)?;
-    link(state, user, External::google(&token), vec![spent], now).await
+    super::spend(state, raw, token.expires_at).await?;
+    link(state, user, External::google(&token), Vec::new(), now).await
 }
 
 /// Links an Entra identity to `user` from the code and the state that `start` made for this user and session: a

@@ -201,3 +201,13 @@ async fn finish(
     }
     Ok((ceremony, External::entra(entry, &token)?))
 }
+
+/// Spends an ID token that signs in or links without a server-side nonce: accepted once, so a stolen one cannot be
+/// replayed (401 `invalid_token` the second time). One round trip.
+async fn spend(state: &State, raw: &str, expires_at: UnixTime) -> Result<(), Error> {
+    if crate::store::identities::spend_id_token(&state.store, raw, expires_at).await? {
+        Ok(())
+    } else {
+        Err(Error::InvalidToken("The identity token is invalid or has expired."))
+    }
+}

@@ -50,8 +50,8 @@ pub async fn google(
             return Err(Error::InvalidToken("The identity token is invalid or has expired."));
         }
     }
-    let spent = identities::spend_id_token_item(&state.store, raw, token.expires_at)?;
-    sign_in(state, External::google(&token), None, vec![spent], client, now).await
+    super::spend(state, raw, token.expires_at).await?;
+    sign_in(state, External::google(&token), None, Vec::new(), client, now).await
 }
 
 /// Starts an Entra ID sign-in: finds the entry (by the address's domain, or by id; none is 404), stores the state,
@@ -102,8 +102,8 @@ pub async fn sso_id_token(
     let document = state.idps.get(now).await?;
     let entry = document.entry(idp).ok_or(Error::NotFound)?;
     let token = state.oidc.verify_entra(super::entra(entry)?, raw, now).await?;
-    let spent = identities::spend_id_token_item(&state.store, raw, token.expires_at)?;
-    sign_in(state, External::entra(entry, &token)?, Some(entry), vec![spent], client, now).await
+    super::spend(state, raw, token.expires_at).await?;
+    sign_in(state, External::entra(entry, &token)?, Some(entry), Vec::new(), client, now).await
 }
 
 /// Signs `external` in (see the module's rules), writing `items` (the spent token's mark) in the same transaction:

@@ -147,9 +147,9 @@ pub(crate) fn marker_key_of(identity: &LinkedIdentity) -> super::Item {
     key(&marker_pk(&identity.provider, &identity.subject), MARKER_SK)
 }
 
-/// A transaction item that marks the ID token `raw` spent until `expires_at`, only if it was not: an ID token
-/// signs in (or links) once, so a stolen one cannot be replayed.
-pub(crate) fn spend_id_token_item(store: &Store, raw: &str, expires_at: UnixTime) -> Result<TransactWriteItem, Error> {
+/// Marks the ID token `raw` spent until `expires_at`, only if it was not: an ID token signs in (or links) once,
+/// so a stolen one cannot be replayed. `false` when it was spent already. One round trip.
+pub async fn spend_id_token(store: &Store, raw: &str, expires_at: UnixTime) -> Result<bool, Error> {
     let spent = SpentIdToken {
         pk: format!("IDTOKEN#{}", secret::sha256_b64(&[b"id-token", raw.as_bytes()])),
         sk: "IDTOKEN".to_owned(),
@@ -157,9 +157,13 @@ pub(crate) fn spend_id_token_item(store: &Store, raw: &str, expires_at: UnixTime
         expiry_bucket: expiry_bucket(expires_at),
     };
     // An expired mark may linger (TTL deletes late), but so does its token's expiry: the token fails first.
-    let put = Put::builder()
+    let result = store
+        .client()
+        .put_item()
         .table_name(store.table())
         .set_item(Some(encode(&spent)?))
-        .condition_expression("attribute_not_exists(pk)");
-    Ok(TransactWriteItem::builder().put(built(put.build())?).build())
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    super::conditional(result, "dynamodb PutItem")
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 /// The functions that sign access tokens (every flow that ends in `session::token_response`) and the rotation.
-const SIGNING: [&str; 13] = [
+const SIGNING: [&str; 15] = [
     "auth-register-verify",
     "auth-login",
     "auth-login-root",
@@ -20,6 +20,8 @@ const SIGNING: [&str; 13] = [
     "auth-2fa-verify",
     "auth-passkey-login-verify",
     "oauth-token",
+    "auth-google",
+    "auth-sso",
 ];
 
 /// What a function's statements allow on one resource, by the resource's logical id.

@@ -50,7 +50,11 @@ async fn a_new_google_identity_gets_an_account_and_returns_to_it_whatever_its_ad
     assert_eq!(claims(&jwt(&first))["amr"], json!(["google"]));
     assert!(claims(&jwt(&first))["tenant"].is_string(), "a tenant of its own");
     let replayed = google(&app, json!({ "id_token": token })).await;
-    assert_eq!((replayed.status, replayed.code()), (401, "invalid_token"), "an ID token signs in once");
+    assert_eq!(
+        (replayed.status, replayed.code()),
+        (401, "invalid_token"),
+        "an ID token signs in once"
+    );
 
     let moved = issuer.google_token(json!({ "sub": "g-1001", "email": unique_email() }));
     let again = google(&app, json!({ "id_token": moved })).await;
@@ -71,7 +75,11 @@ async fn google_attaches_to_an_existing_account_only_where_it_is_authoritative()
     let squatter = issuer.google_token(json!({ "sub": "g-2001", "email": email }));
     let refused = google(&app, json!({ "id_token": squatter })).await;
     assert_eq!((refused.status, refused.code()), (409, "account_exists"));
-    assert_eq!(app.login(&email, PASSWORD).await.status, 200, "the account is untouched");
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status,
+        200,
+        "the account is untouched"
+    );
     let other_hd = issuer.google_token(json!({ "sub": "g-2002", "email": email, "hd": "elsewhere.com" }));
     assert_eq!(google(&app, json!({ "id_token": other_hd })).await.status, 409);
 
@@ -87,11 +95,18 @@ async fn a_pending_registration_proven_by_google_keeps_no_password() {
     let app = app_with(&issuer).await;
     let email = unique_email();
     let domain = email.split_once('@').unwrap().1.to_owned();
-    assert_eq!(app.register(&email, PASSWORD).await.status, 202, "someone registers the address");
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status,
+        202,
+        "someone registers the address"
+    );
     let token = issuer.google_token(json!({ "sub": "g-3001", "email": email, "hd": domain }));
     let signed_in = google(&app, json!({ "id_token": token })).await;
     assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
-    assert_eq!(signed_in.body["user"]["has_password"], false, "the unproven password is gone");
+    assert_eq!(
+        signed_in.body["user"]["has_password"], false,
+        "the unproven password is gone"
+    );
     assert_eq!(app.login(&email, PASSWORD).await.status, 401);
 }
 
@@ -110,13 +125,31 @@ async fn google_tokens_that_fail_any_check_are_refused() {
         claims
     };
     let cases = [
-        ("wrong aud", issuer.google_token(with(json!({ "aud": "someone-else.apps.googleusercontent.com" })))),
-        ("wrong iss", issuer.google_token(with(json!({ "iss": "https://evil.example.com" })))),
-        ("expired", issuer.google_token(with(json!({ "exp": now - 120, "iat": now - 4000 })))),
+        (
+            "wrong aud",
+            issuer.google_token(with(json!({ "aud": "someone-else.apps.googleusercontent.com" }))),
+        ),
+        (
+            "wrong iss",
+            issuer.google_token(with(json!({ "iss": "https://evil.example.com" }))),
+        ),
+        (
+            "expired",
+            issuer.google_token(with(json!({ "exp": now - 120, "iat": now - 4000 }))),
+        ),
         ("not yet valid", issuer.google_token(with(json!({ "nbf": now + 600 })))),
-        ("issued in the future", issuer.google_token(with(json!({ "iat": now + 600 })))),
-        ("unverified email", issuer.google_token(with(json!({ "email_verified": false })))),
-        ("unknown kid", issuer.sign_unpublished(&issuer.google_claims(base.clone()))),
+        (
+            "issued in the future",
+            issuer.google_token(with(json!({ "iat": now + 600 }))),
+        ),
+        (
+            "unverified email",
+            issuer.google_token(with(json!({ "email_verified": false }))),
+        ),
+        (
+            "unknown kid",
+            issuer.sign_unpublished(&issuer.google_claims(base.clone())),
+        ),
         ("HS256", issuer.sign_hs256(&issuer.google_claims(base.clone()))),
         ("alg none", issuer.unsigned(&issuer.google_claims(base.clone()))),
         ("garbage", "not.a.jwt".to_owned()),
@@ -134,7 +167,12 @@ async fn google_tokens_that_fail_any_check_are_refused() {
     for bad in [json!({}), json!({ "id_token": 42 })] {
         assert_eq!(google(&app, bad).await.status, 400);
     }
-    assert_eq!(app.send("POST", "/v1/auth/google", None, Some(b"{".to_vec())).await.status, 400);
+    assert_eq!(
+        app.send("POST", "/v1/auth/google", None, Some(b"{".to_vec()))
+            .await
+            .status,
+        400
+    );
 }
 
 #[tokio::test]
@@ -174,9 +212,16 @@ async fn entra_single_sign_on_creates_a_directory_account_in_the_entrys_tenant()
     let started = sso_start(&app, &format!("email={email}")).await;
     assert_eq!(started.status, 200, "{:?}", started.body);
     let url = started.str("authorization_url");
-    assert!(url.contains("code_challenge_method=S256") && url.contains("nonce="), "{url}");
+    assert!(
+        url.contains("code_challenge_method=S256") && url.contains("nonce="),
+        "{url}"
+    );
     let (code, state) = issuer
-        .sign_in(&url, TID, json!({ "oid": "5e0a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b", "email": email }))
+        .sign_in(
+            &url,
+            TID,
+            json!({ "oid": "5e0a1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b", "email": email }),
+        )
         .await;
     assert_eq!(state, started.str("state"));
     let signed_in = sso(&app, json!({ "code": code, "state": state })).await;
@@ -186,11 +231,19 @@ async fn entra_single_sign_on_creates_a_directory_account_in_the_entrys_tenant()
     assert_eq!(access["role"], "backend");
     assert_eq!(access["amr"], json!(["entra"]));
     let replayed = sso(&app, json!({ "code": code, "state": state })).await;
-    assert_eq!((replayed.status, replayed.code()), (401, "invalid_token"), "a state is used once");
+    assert_eq!(
+        (replayed.status, replayed.code()),
+        (401, "invalid_token"),
+        "a state is used once"
+    );
 
     // The directory decides the password.
     let change = app
-        .post_as(&jwt(&signed_in), "/v1/auth/change-password", json!({ "new_password": "a local password 99" }))
+        .post_as(
+            &jwt(&signed_in),
+            "/v1/auth/change-password",
+            json!({ "new_password": "a local password 99" }),
+        )
         .await;
     assert_eq!((change.status, change.code()), (409, "password_managed_externally"));
 
@@ -252,7 +305,11 @@ async fn entra_tokens_and_states_that_fail_any_check_are_refused() {
     // An ID token whose nonce is not the state's.
     let started = start().await;
     let (code, state) = issuer
-        .sign_in(&started.str("authorization_url"), TID, json!({ "email": email, "nonce": "forged" }))
+        .sign_in(
+            &started.str("authorization_url"),
+            TID,
+            json!({ "email": email, "nonce": "forged" }),
+        )
         .await;
     assert_eq!(sso(&app, json!({ "code": code, "state": state })).await.status, 401);
     // An expired state.
@@ -265,18 +322,32 @@ async fn entra_tokens_and_states_that_fail_any_check_are_refused() {
     // A state nobody issued, and bad bodies.
     let forged = sso(&app, json!({ "code": "x", "state": keygate::secret::random_b64(32) })).await;
     assert_eq!(forged.status, 401);
-    for bad in [json!({}), json!({ "code": "x" }), json!({ "code": "x", "state": "y", "idp": id })] {
+    for bad in [
+        json!({}),
+        json!({ "code": "x" }),
+        json!({ "code": "x", "state": "y", "idp": id }),
+    ] {
         assert_eq!(sso(&app, bad).await.status, 422);
     }
-    assert_eq!(sso_start(&app, "email=someone@unknown-domain.example").await.status, 404);
+    assert_eq!(
+        sso_start(&app, "email=someone@unknown-domain.example").await.status,
+        404
+    );
     assert_eq!(sso_start(&app, "").await.status, 422);
     assert_eq!(sso_start(&app, &format!("idp={id}&email={email}")).await.status, 422);
 
     // The MSAL path: an ID token the app got itself, accepted once.
-    let token = issuer.entra_token(TID, json!({ "email": email, "oid": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d" }));
+    let token = issuer.entra_token(
+        TID,
+        json!({ "email": email, "oid": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d" }),
+    );
     let first = sso(&app, json!({ "id_token": token, "idp": id })).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
-    assert_eq!(sso(&app, json!({ "id_token": token, "idp": id })).await.status, 401, "replayed");
+    assert_eq!(
+        sso(&app, json!({ "id_token": token, "idp": id })).await.status,
+        401,
+        "replayed"
+    );
     // An address outside the entry's domains creates nothing.
     let outside = issuer.entra_token(TID, json!({ "email": unique_email() }));
     let refused = sso(&app, json!({ "id_token": outside, "idp": id })).await;
@@ -294,49 +365,98 @@ async fn identities_link_and_unlink_under_their_rules() {
     // Google, with its ID token.
     let token = issuer.google_token(json!({ "sub": "g-6001", "email": unique_email() }));
     let linked = app
-        .post_as(&session, "/v1/auth/identities/link", json!({ "provider": "google", "id_token": token }))
+        .post_as(
+            &session,
+            "/v1/auth/identities/link",
+            json!({ "provider": "google", "id_token": token }),
+        )
         .await;
     assert_eq!(linked.status, 201, "{:?}", linked.body);
-    let via_google = google(&app, json!({ "id_token": issuer.google_token(json!({ "sub": "g-6001" })) })).await;
-    assert_eq!(user_id(&via_google), user_id(&tokens), "the linked identity signs in to the account");
+    let via_google = google(
+        &app,
+        json!({ "id_token": issuer.google_token(json!({ "sub": "g-6001" })) }),
+    )
+    .await;
+    assert_eq!(
+        user_id(&via_google),
+        user_id(&tokens),
+        "the linked identity signs in to the account"
+    );
 
     // Entra: the state names this user and session; a sign-in state is refused here, a link state at /sso.
     let sign_in_state = sso_start(&app, &format!("idp={id}")).await;
     let (code, state) = issuer
-        .sign_in(&sign_in_state.str("authorization_url"), TID, json!({ "email": format!("c@{domain}") }))
+        .sign_in(
+            &sign_in_state.str("authorization_url"),
+            TID,
+            json!({ "email": format!("c@{domain}") }),
+        )
         .await;
     let crossed = app
-        .post_as(&session, "/v1/auth/identities/link", json!({ "provider": "entra", "code": code, "state": state }))
+        .post_as(
+            &session,
+            "/v1/auth/identities/link",
+            json!({ "provider": "entra", "code": code, "state": state }),
+        )
         .await;
     assert_eq!(crossed.status, 401, "{:?}", crossed.body);
     let started = app
-        .get(&format!("/v1/auth/identities/link/start?provider=entra&idp={id}"), Some(&session))
+        .get(
+            &format!("/v1/auth/identities/link/start?provider=entra&idp={id}"),
+            Some(&session),
+        )
         .await;
     assert_eq!(started.status, 200, "{:?}", started.body);
     let (code, state) = issuer
-        .sign_in(&started.str("authorization_url"), TID, json!({ "oid": "1f2e3d4c-5b6a-4789-8a9b-0c1d2e3f4a5b" }))
+        .sign_in(
+            &started.str("authorization_url"),
+            TID,
+            json!({ "oid": "1f2e3d4c-5b6a-4789-8a9b-0c1d2e3f4a5b" }),
+        )
         .await;
     let at_sso = sso(&app, json!({ "code": code, "state": state })).await;
     assert_eq!(at_sso.status, 401, "a link state never signs anyone in");
     let started = app
-        .get(&format!("/v1/auth/identities/link/start?provider=entra&idp={id}"), Some(&session))
+        .get(
+            &format!("/v1/auth/identities/link/start?provider=entra&idp={id}"),
+            Some(&session),
+        )
         .await;
     let (stranger_email, stranger) = app.signed_up_user().await;
     let (code, state) = issuer
-        .sign_in(&started.str("authorization_url"), TID, json!({ "oid": "2a3b4c5d-6e7f-4081-9a2b-3c4d5e6f7a8b" }))
+        .sign_in(
+            &started.str("authorization_url"),
+            TID,
+            json!({ "oid": "2a3b4c5d-6e7f-4081-9a2b-3c4d5e6f7a8b" }),
+        )
         .await;
     let stolen = app
-        .post_as(&jwt(&stranger), "/v1/auth/identities/link", json!({ "provider": "entra", "code": code, "state": state }))
+        .post_as(
+            &jwt(&stranger),
+            "/v1/auth/identities/link",
+            json!({ "provider": "entra", "code": code, "state": state }),
+        )
         .await;
     assert_eq!(stolen.status, 401, "another user's link state");
     let started = app
-        .get(&format!("/v1/auth/identities/link/start?provider=entra&idp={id}"), Some(&session))
+        .get(
+            &format!("/v1/auth/identities/link/start?provider=entra&idp={id}"),
+            Some(&session),
+        )
         .await;
     let (code, state) = issuer
-        .sign_in(&started.str("authorization_url"), TID, json!({ "oid": "3b4c5d6e-7f80-4192-8b3c-4d5e6f7a8b9c" }))
+        .sign_in(
+            &started.str("authorization_url"),
+            TID,
+            json!({ "oid": "3b4c5d6e-7f80-4192-8b3c-4d5e6f7a8b9c" }),
+        )
         .await;
     let entra = app
-        .post_as(&session, "/v1/auth/identities/link", json!({ "provider": "entra", "code": code, "state": state }))
+        .post_as(
+            &session,
+            "/v1/auth/identities/link",
+            json!({ "provider": "entra", "code": code, "state": state }),
+        )
         .await;
     assert_eq!(entra.status, 201, "{:?}", entra.body);
     let listed = app.get("/v1/auth/identities", Some(&session)).await;
@@ -345,7 +465,11 @@ async fn identities_link_and_unlink_under_their_rules() {
     // One identity belongs to one account.
     let again = issuer.google_token(json!({ "sub": "g-6001" }));
     let taken = app
-        .post_as(&jwt(&stranger), "/v1/auth/identities/link", json!({ "provider": "google", "id_token": again }))
+        .post_as(
+            &jwt(&stranger),
+            "/v1/auth/identities/link",
+            json!({ "provider": "google", "id_token": again }),
+        )
         .await;
     assert_eq!(taken.status, 409);
     // Someone else's id is 404.
@@ -366,17 +490,35 @@ async fn the_last_way_in_cannot_be_unlinked() {
     let listed = app.get("/v1/auth/identities", Some(&jwt(&signed_in))).await;
     let id = listed.body["identities"][0]["id"].as_str().unwrap().to_owned();
     let refused = app
-        .send("DELETE", &format!("/v1/auth/identities/{id}"), Some(&jwt(&signed_in)), None)
+        .send(
+            "DELETE",
+            &format!("/v1/auth/identities/{id}"),
+            Some(&jwt(&signed_in)),
+            None,
+        )
         .await;
     assert_eq!((refused.status, refused.code()), (409, "conflict"));
     // With a password set, it can go.
     let set = app
-        .post_as(&jwt(&signed_in), "/v1/auth/change-password", json!({ "new_password": "now a local one 77" }))
+        .post_as(
+            &jwt(&signed_in),
+            "/v1/auth/change-password",
+            json!({ "new_password": "now a local one 77" }),
+        )
         .await;
     assert_eq!(set.status, 204, "{:?}", set.body);
-    let relogin = google(&app, json!({ "id_token": issuer.google_token(json!({ "sub": "g-7001" })) })).await;
+    let relogin = google(
+        &app,
+        json!({ "id_token": issuer.google_token(json!({ "sub": "g-7001" })) }),
+    )
+    .await;
     let gone = app
-        .send("DELETE", &format!("/v1/auth/identities/{id}"), Some(&jwt(&relogin)), None)
+        .send(
+            "DELETE",
+            &format!("/v1/auth/identities/{id}"),
+            Some(&jwt(&relogin)),
+            None,
+        )
         .await;
     assert_eq!(gone.status, 204, "{:?}", gone.body);
 }
@@ -388,10 +530,18 @@ async fn a_federated_sign_in_meets_the_second_factor() {
     let enrolled = crate::two_factor::enrolled(&app).await;
     let token = issuer.google_token(json!({ "sub": "g-8001", "email": unique_email() }));
     let linked = app
-        .post_as(&enrolled.jwt(), "/v1/auth/identities/link", json!({ "provider": "google", "id_token": token }))
+        .post_as(
+            &enrolled.jwt(),
+            "/v1/auth/identities/link",
+            json!({ "provider": "google", "id_token": token }),
+        )
         .await;
     assert_eq!(linked.status, 201, "{:?}", linked.body);
-    let challenged = google(&app, json!({ "id_token": issuer.google_token(json!({ "sub": "g-8001" })) })).await;
+    let challenged = google(
+        &app,
+        json!({ "id_token": issuer.google_token(json!({ "sub": "g-8001" })) }),
+    )
+    .await;
     assert_eq!(challenged.status, 200);
     crate::two_factor::assert_challenge(&challenged);
 }

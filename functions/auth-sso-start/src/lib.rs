@@ -21,11 +21,7 @@ async fn start(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let realm = match (http::query_param(req, "email"), http::query_param(req, "idp")) {
         (Some(email), None) => Realm::Email(Email::parse(email)?),
         (None, Some(idp)) => Realm::Idp(idp.to_owned()),
-        _ => {
-            return Err(Error::InvalidField(
-                "Give exactly one of email and idp.".to_owned(),
-            ))
-        }
+        _ => return Err(Error::InvalidField("Give exactly one of email and idp.".to_owned())),
     };
     let client = state.client_info(req);
     let started = signin::sso_start(state, realm, &client, now).await?;

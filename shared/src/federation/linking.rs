@@ -27,7 +27,14 @@ pub async fn start(
             .ok()
             .and_then(|email| document.for_domain(email.domain())),
     };
-    super::start(state, entry.ok_or(Error::NotFound)?, None, Some((&user.id, &session.id)), now).await
+    super::start(
+        state,
+        entry.ok_or(Error::NotFound)?,
+        None,
+        Some((&user.id, &session.id)),
+        now,
+    )
+    .await
 }
 
 /// Links a Google identity to `user` from a Google ID token (accepted once). One identity belongs to one
@@ -100,7 +107,10 @@ pub async fn list(state: &State, user: &User) -> Result<Vec<IdentityView>, Error
 /// provisioned the account is always its way in. Two round trips (the list, one transaction).
 pub async fn unlink(state: &State, user: &User, id: &str) -> Result<(), Error> {
     let linked = identities::list(&state.store, &user.id).await?;
-    let identity = linked.iter().find(|identity| identity.id == id).ok_or(Error::NotFound)?;
+    let identity = linked
+        .iter()
+        .find(|identity| identity.id == id)
+        .ok_or(Error::NotFound)?;
     let provisioning = user.idp.is_some() && identity.idp == user.idp;
     let other_way = user.password_hash.is_some() || user.passkey_count > 0 || linked.len() > 1;
     if provisioning || !other_way {

@@ -182,7 +182,9 @@ async fn finish(
     now: UnixTime,
 ) -> Result<(Ceremony, External), Error> {
     const STALE: Error = Error::InvalidToken("The sign-in state is invalid, used or expired: start again.");
-    let ceremony = ceremonies::take(&state.store, state_id, &[kind], now).await?.ok_or(STALE)?;
+    let ceremony = ceremonies::take(&state.store, state_id, &[kind], now)
+        .await?
+        .ok_or(STALE)?;
     let kept: SsoState = serde_json::from_str(&ceremony.state).map_err(|_| STALE)?;
     let document = state.idps.get(now).await?;
     let entry = document.entry(&kept.idp).ok_or(STALE)?;

@@ -16,8 +16,8 @@ use crate::session::{self, TokenResponse};
 use crate::store::ceremonies::Kind;
 use crate::store::identities::{self, LinkedIdentity};
 use crate::store::sessions::{self, Lifetime, Session};
-use crate::store::users::{self, AccountKind, MailboxProof, User};
 use crate::store::tenants as tenant_store;
+use crate::store::users::{self, AccountKind, MailboxProof, User};
 use crate::tenancy::tenants;
 use crate::{secret, Error, State};
 
@@ -103,7 +103,15 @@ pub async fn sso_id_token(
     let entry = document.entry(idp).ok_or(Error::NotFound)?;
     let token = state.oidc.verify_entra(super::entra(entry)?, raw, now).await?;
     super::spend(state, raw, token.expires_at).await?;
-    sign_in(state, External::entra(entry, &token)?, Some(entry), Vec::new(), client, now).await
+    sign_in(
+        state,
+        External::entra(entry, &token)?,
+        Some(entry),
+        Vec::new(),
+        client,
+        now,
+    )
+    .await
 }
 
 /// Signs `external` in (see the module's rules), writing `items` (the spent token's mark) in the same transaction:
@@ -126,8 +134,16 @@ async fn sign_in(
     const GONE: Error = Error::InvalidToken("The identity token is invalid or has expired.");
     if let Some(user_id) = identities::owner_of(store, external.provider, &external.subject).await? {
         let user = users::get(store, &user_id).await?.ok_or(GONE)?;
-        return account::sign_in_with_mailbox_proof(state, user, MailboxProof::SignIn, external.provider, items, client, now)
-            .await;
+        return account::sign_in_with_mailbox_proof(
+            state,
+            user,
+            MailboxProof::SignIn,
+            external.provider,
+            items,
+            client,
+            now,
+        )
+        .await;
     }
     let email = external.email.clone().ok_or_else(|| {
         Error::InvalidField("The identity provider gave no email address for this account.".to_owned())
@@ -147,8 +163,16 @@ async fn sign_in(
             return Err(Error::AccountExists);
         }
         items.extend(identities::link_items(store, &link(&existing.id))?);
-        return account::sign_in_with_mailbox_proof(state, existing, MailboxProof::SignIn, external.provider, items, client, now)
-            .await;
+        return account::sign_in_with_mailbox_proof(
+            state,
+            existing,
+            MailboxProof::SignIn,
+            external.provider,
+            items,
+            client,
+            now,
+        )
+        .await;
     }
     let mut user = User::new(users::new_user_id(), &email, external.name.clone(), None, None, now);
     user.email_verified = true;
@@ -169,11 +193,19 @@ async fn sign_in(
     };
     items.extend(users::create_items(store, &user)?);
     items.extend(identities::link_items(store, &link(&user.id))?);
-    let (session, refresh) = Session::start(&user, &[external.provider], client, Lifetime::from_config(&state.config), now);
+    let (session, refresh) = Session::start(
+        &user,
+        &[external.provider],
+        client,
+        Lifetime::from_config(&state.config),
+        now,
+    );
     items.push(sessions::create_item(store, &session)?);
     if !tenants::transact_creating(store, items, tenant.as_mut()).await? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }
     account::notify_owner(state, &user, Mail::Welcome { has_password: false }).await;
-    Ok(SignIn::Complete(session::token_response(state, &user, &session, &refresh, now).await?))
+    Ok(SignIn::Complete(
+        session::token_response(state, &user, &session, &refresh, now).await?,
+    ))
 }

@@ -92,6 +92,16 @@ pub enum Mail<'a> {
     SecondFactorsReset,
     /// The account was deleted, by its owner or by an administrator.
     AccountDeleted,
+    /// An external identity (Google, Entra ID) now signs in to the account.
+    IdentityLinked {
+        /// `google` or `entra`.
+        provider: &'a str,
+    },
+    /// An external identity no longer signs in to the account.
+    IdentityUnlinked {
+        /// `google` or `entra`.
+        provider: &'a str,
+    },
     /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
     /// one with an account. The mailer drops it.
     Decoy,
@@ -289,6 +299,28 @@ impl Mail<'_> {
                     "If you did not expect this, contact the administrator of your organization.".into(),
                 ],
             ),
+            Self::IdentityLinked { provider } => (
+                "A new way to sign in was added",
+                vec![
+                    format!(
+                        "Your {} account can now sign in to your account.",
+                        provider_name(provider)
+                    ),
+                    "If this was not you, remove it under your account's linked identities, change your password \
+                     and sign out every session."
+                        .into(),
+                ],
+            ),
+            Self::IdentityUnlinked { provider } => (
+                "A way to sign in was removed",
+                vec![
+                    format!(
+                        "Your {} account can no longer sign in to your account.",
+                        provider_name(provider)
+                    ),
+                    "If this was not you, change your password and review your sessions.".into(),
+                ],
+            ),
             Self::BackupCodesRegenerated => (
                 "New backup codes",
                 vec![
@@ -344,6 +376,15 @@ impl Mail<'_> {
     }
 }
 
+/// A provider's name as people know it.
+fn provider_name(provider: &str) -> &str {
+    match provider {
+        "google" => "Google",
+        "entra" => "Microsoft (Entra ID)",
+        other => other,
+    }
+}
+
 fn escape_html(raw: &str) -> String {
     raw.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -384,6 +425,8 @@ mod tests {
             Mail::PasswordSetByAdmin,
             Mail::SecondFactorsReset,
             Mail::AccountDeleted,
+            Mail::IdentityLinked { provider: "google" },
+            Mail::IdentityUnlinked { provider: "entra" },
             Mail::BackupCodeUsed { remaining: 9 },
             Mail::BackupCodeUsed { remaining: 1 },
         ] {

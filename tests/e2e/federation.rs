@@ -545,3 +545,47 @@ async fn a_federated_sign_in_meets_the_second_factor() {
     assert_eq!(challenged.status, 200);
     crate::two_factor::assert_challenge(&challenged);
 }
+
+#[tokio::test]
+async fn linking_needs_a_fresh_sign_in_tells_the_owner_and_never_adds_a_second_google_identity_by_address() {
+    let issuer = OidcIssuer::spawn().await;
+    let app = app_with(&issuer).await;
+    app.state.clock.freeze();
+    let (email, tokens) = app.signed_up_user().await;
+    let domain = email.split_once('@').unwrap().1.to_owned();
+    app.state.clock.advance(301);
+    let token = issuer.google_token(json!({ "sub": "g-9001", "email": unique_email() }));
+    let stale = app
+        .post_as(
+            &jwt(&tokens),
+            "/v1/auth/identities/link",
+            json!({ "provider": "google", "id_token": token }),
+        )
+        .await;
+    assert_eq!((stale.status, stale.code()), (403, "reauthentication_required"));
+    let start = app
+        .get("/v1/auth/identities/link/start?provider=entra", Some(&jwt(&tokens)))
+        .await;
+    assert_eq!(start.status, 403);
+
+    let fresh = app.login(&email, PASSWORD).await;
+    let token = issuer.google_token(json!({ "sub": "g-9001", "email": unique_email() }));
+    let linked = app
+        .post_as(
+            &jwt(&fresh),
+            "/v1/auth/identities/link",
+            json!({ "provider": "google", "id_token": token }),
+        )
+        .await;
+    assert_eq!(linked.status, 201, "{:?}", linked.body);
+    let subjects: Vec<String> = app.emails_to(&email).await.into_iter().map(|(s, _)| s).collect();
+    assert!(
+        subjects.iter().any(|s| s == "A new way to sign in was added"),
+        "{subjects:?}"
+    );
+
+    // A different Google subject claiming the same (Workspace) address is not attached: the account has one.
+    let recycled = issuer.google_token(json!({ "sub": "g-9002", "email": email, "hd": domain }));
+    let refused = google(&app, json!({ "id_token": recycled })).await;
+    assert_eq!((refused.status, refused.code()), (409, "account_exists"));
+}

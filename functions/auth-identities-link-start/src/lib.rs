@@ -1,7 +1,8 @@
 //! `GET /v1/auth/identities/link/start?provider=entra[&idp=]` → `{authorization_url, state}`: starts linking an
 //! Entra ID account to the caller; the stored state names the caller, its session and the purpose "link", so it
 //! is refused at `/v1/auth/sso` and by anyone else. The entry is `idp`, or the one for the caller's address
-//! domain (none: 404). Needs an interactive session.
+//! domain (none: 404). Needs an interactive session signed in at most five minutes ago (403
+//! `reauthentication_required`): a new way into the account is not something a stolen session may add.
 //!
 //! DynamoDB round trips: 2 (the authenticating BatchGetItem, the state); a Secrets Manager read when the IdP
 //! configuration is not cached.

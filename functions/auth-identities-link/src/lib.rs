@@ -4,7 +4,8 @@
 //! `invalid_token`. Needs an interactive session.
 //!
 //! DynamoDB round trips: the authenticating BatchGetItem, (entra: the state), the identity's marker, one
-//! transaction; the IdP's code exchange (entra) or its JWKS when not cached.
+//! transaction; the IdP's code exchange (entra) or its JWKS when not cached. Needs a sign-in at most five
+//! minutes old (403 `reauthentication_required`); the owner is emailed a notice.
 
 use keygate::auth::{self, Access};
 use keygate::federation::linking;
@@ -30,7 +31,7 @@ async fn link(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let caller = auth::authenticate(state, req, now, Access::Interactive).await?;
     let session = caller.session().ok_or(Error::SessionRevoked)?;
     let linked = match body {
-        LinkRequest::Google { id_token } => linking::google(state, &caller.user, &id_token, now).await?,
+        LinkRequest::Google { id_token } => linking::google(state, &caller.user, session, &id_token, now).await?,
         LinkRequest::Entra { code, state: state_id } => {
             linking::entra(state, &caller.user, session, &code, &state_id, now).await?
         }

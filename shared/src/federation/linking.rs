@@ -4,6 +4,7 @@
 
 use super::{External, IdentityView, SsoStart};
 use crate::clock::UnixTime;
+use crate::mail::Mail;
 use crate::store::ceremonies::Kind;
 use crate::store::identities::{self, LinkedIdentity};
 use crate::store::sessions::Session;
@@ -20,6 +21,7 @@ pub async fn start(
     idp: Option<&str>,
     now: UnixTime,
 ) -> Result<SsoStart, Error> {
+    super::require_fresh(session, now)?;
     let document = state.idps.get(now).await?;
     let entry = match idp {
         Some(id) => document.entry(id),
@@ -39,7 +41,14 @@ pub async fn start(
 
 /// Links a Google identity to `user` from a Google ID token (accepted once). One identity belongs to one
 /// account: an identity linked already is 409 `conflict`. Round trips: the marker, one transaction.
-pub async fn google(state: &State, user: &User, raw: &str, now: UnixTime) -> Result<IdentityView, Error> {
+pub async fn google(
+    state: &State,
+    user: &User,
+    session: &Session,
+    raw: &str,
+    now: UnixTime,
+) -> Result<IdentityView, Error> {
+    super::require_fresh(session, now)?;
     let token = state.oidc.verify_google(&state.config, raw, now).await?;
     super::spend(state, raw, token.expires_at).await?;
     link(state, user, External::google(&token), Vec::new(), now).await
@@ -56,12 +65,9 @@ pub async fn entra(
     state_id: &str,
     now: UnixTime,
 ) -> Result<IdentityView, Error> {
-    let (ceremony, external) = super::finish(state, Kind::SsoLink, code, state_id, now).await?;
-    if ceremony.user_id != user.id || ceremony.session_id.as_deref() != Some(session.id.as_str()) {
-        return Err(Error::InvalidToken(
-            "The sign-in state is invalid, used or expired: start again.",
-        ));
-    }
+    super::require_fresh(session, now)?;
+    let owner = Some((user.id.as_str(), session.id.as_str()));
+    let (external, _) = super::finish(state, Kind::SsoLink, code, state_id, owner, now).await?;
     link(state, user, external, Vec::new(), now).await
 }
 
@@ -90,6 +96,10 @@ async fn link(
     if !state.store.transact(items).await? {
         return Err(Error::Conflict("This identity is linked to an account already."));
     }
+    let mail = Mail::IdentityLinked {
+        provider: external.provider,
+    };
+    crate::account::notify_owner(state, user, mail).await;
     Ok(IdentityView::from(&identity))
 }
 
@@ -118,13 +128,18 @@ pub async fn unlink(state: &State, user: &User, id: &str) -> Result<(), Error> {
             "This identity is the account's last way to sign in: set a password or add a passkey first.",
         ));
     }
-    if state
+    if !state
         .store
         .transact(identities::unlink_items(&state.store, identity)?)
         .await?
     {
-        Ok(())
-    } else {
-        Err(Error::NotFound)
+        return Err(Error::NotFound);
     }
+    let provider = if identity.provider == "google" {
+        "google"
+    } else {
+        "entra"
+    };
+    crate::account::notify_owner(state, user, Mail::IdentityUnlinked { provider }).await;
+    Ok(())
 }

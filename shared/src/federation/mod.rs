@@ -171,20 +171,27 @@ async fn start(
 }
 
 /// Finishes an SSO ceremony of `kind`: takes its state (single use; a state of the other kind, an expired or an
-/// unknown one is 401 `invalid_token`), redeems the code with the PKCE verifier, verifies the ID token and its
-/// nonce. The ceremony, for the caller to check whom a link state names. Round trips: the state (one), then the
-/// IdP (the code exchange, the JWKS when not cached).
+/// unknown one is 401 `invalid_token`), checks that it names `owner` (the user and session of a link; `None` for a
+/// sign-in) before anything is sent to the IdP, redeems the code with the PKCE verifier, and verifies the ID token
+/// and its nonce. The identity, and the configuration its entry was read from. Round trips: the state (one), then
+/// the IdP (the code exchange, the JWKS when not cached).
 async fn finish(
     state: &State,
     kind: Kind,
     code: &str,
     state_id: &str,
+    owner: Option<(&str, &str)>,
     now: UnixTime,
-) -> Result<(Ceremony, External), Error> {
+) -> Result<(External, std::sync::Arc<config::IdpDocument>), Error> {
     const STALE: Error = Error::InvalidToken("The sign-in state is invalid, used or expired: start again.");
     let ceremony = ceremonies::take(&state.store, state_id, &[kind], now)
         .await?
         .ok_or(STALE)?;
+    if let Some((user_id, session_id)) = owner {
+        if ceremony.user_id != user_id || ceremony.session_id.as_deref() != Some(session_id) {
+            return Err(STALE);
+        }
+    }
     let kept: SsoState = serde_json::from_str(&ceremony.state).map_err(|_| STALE)?;
     let document = state.idps.get(now).await?;
     let entry = document.entry(&kept.idp).ok_or(STALE)?;
@@ -201,7 +208,18 @@ async fn finish(
     if !nonce_matches {
         return Err(Error::InvalidToken("The identity token is invalid or has expired."));
     }
-    Ok((ceremony, External::entra(entry, &token)?))
+    let external = External::entra(entry, &token)?;
+    Ok((external, document.clone()))
+}
+
+/// 403 `reauthentication_required` unless the session signed in at most five minutes ago: a new way into the
+/// account must not be something a stolen session can add.
+fn require_fresh(session: &crate::store::sessions::Session, now: UnixTime) -> Result<(), Error> {
+    if now - session.created_at > crate::account::REAUTHENTICATION_WINDOW_SECONDS {
+        Err(Error::ReauthenticationRequired)
+    } else {
+        Ok(())
+    }
 }
 
 /// Spends an ID token that signs in or links without a server-side nonce: accepted once, so a stolen one cannot be

@@ -82,8 +82,7 @@ pub async fn sso_code(
 ) -> Result<SignIn<TokenResponse>, Error> {
     let rule = state.config.rate_limits.verify_rule("sso");
     rate_limit::check_client_ip(&state.store, &rule, client, now).await?;
-    let (_, external) = super::finish(state, Kind::SsoSignIn, code, state_id, now).await?;
-    let document = state.idps.get(now).await?;
+    let (external, document) = super::finish(state, Kind::SsoSignIn, code, state_id, None, now).await?;
     let entry = external.idp.as_deref().and_then(|id| document.entry(id));
     sign_in(state, external.clone(), entry, Vec::new(), client, now).await
 }
@@ -132,6 +131,10 @@ async fn sign_in(
 ) -> Result<SignIn<TokenResponse>, Error> {
     let store = &state.store;
     const GONE: Error = Error::InvalidToken("The identity token is invalid or has expired.");
+    // An Entra identity is always read through its entry; without one nothing below may treat it as Google's.
+    if external.provider != "google" && entry.is_none() {
+        return Err(GONE);
+    }
     if let Some(user_id) = identities::owner_of(store, external.provider, &external.subject).await? {
         let user = users::get(store, &user_id).await?.ok_or(GONE)?;
         return account::sign_in_with_mailbox_proof(
@@ -158,32 +161,50 @@ async fn sign_in(
             now,
         )
     };
+    // A directory account only for an address in the entry's domains: asked before the address's account, so the
+    // answer tells nobody whether an address outside them has one.
+    if let Some(entry) = entry {
+        if !entry.domains.iter().any(|domain| domain == email.domain()) {
+            return Err(Error::InvalidField(
+                "The directory gave an address outside the domains this identity provider is configured for."
+                    .to_owned(),
+            ));
+        }
+    }
     if let Some(existing) = users::find_by_email(store, &email).await? {
-        if !external.email_trusted || existing.kind != AccountKind::Individual {
+        // Never into a directory's account, and never a second identity of the provider: a new Google `sub` for an
+        // address that already has one is what a lapsed, re-registered Workspace domain looks like.
+        let attachable = external.email_trusted
+            && existing.kind == AccountKind::Individual
+            && existing.idp.is_none()
+            && !identities::list(store, &existing.id)
+                .await?
+                .iter()
+                .any(|linked| linked.provider == external.provider);
+        if !attachable {
             return Err(Error::AccountExists);
         }
         items.extend(identities::link_items(store, &link(&existing.id))?);
-        return account::sign_in_with_mailbox_proof(
+        let mail = Mail::IdentityLinked {
+            provider: external.provider,
+        };
+        let signed_in = account::sign_in_with_mailbox_proof(
             state,
-            existing,
+            existing.clone(),
             MailboxProof::SignIn,
             external.provider,
             items,
             client,
             now,
         )
-        .await;
+        .await?;
+        account::notify_owner(state, &existing, mail).await;
+        return Ok(signed_in);
     }
     let mut user = User::new(users::new_user_id(), &email, external.name.clone(), None, None, now);
     user.email_verified = true;
     let mut tenant = match entry {
         Some(entry) => {
-            if !entry.domains.iter().any(|domain| domain == email.domain()) {
-                return Err(Error::InvalidField(
-                    "The directory gave an address outside the domains this identity provider is configured for."
-                        .to_owned(),
-                ));
-            }
             user.join(&entry.tenant_id, entry.default_role);
             user.idp = Some(entry.id.clone());
             items.push(tenant_store::exists_check_item(store, &entry.tenant_id)?);

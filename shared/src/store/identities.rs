@@ -153,8 +153,9 @@ pub async fn spend_id_token(store: &Store, raw: &str, expires_at: UnixTime) -> R
     let spent = SpentIdToken {
         pk: format!("IDTOKEN#{}", secret::sha256_b64(&[b"id-token", raw.as_bytes()])),
         sk: "IDTOKEN".to_owned(),
-        expires_at,
-        expiry_bucket: expiry_bucket(expires_at),
+        // Kept past `exp` by the verification's leeway, during which the token is still accepted.
+        expires_at: expires_at + crate::federation::oidc::LEEWAY_SECONDS,
+        expiry_bucket: expiry_bucket(expires_at + crate::federation::oidc::LEEWAY_SECONDS),
     };
     // An expired mark may linger (TTL deletes late), but so does its token's expiry: the token fails first.
     let result = store

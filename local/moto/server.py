@@ -29,6 +29,24 @@ def print_sent_email() -> None:
     ses_models.SESBackend.send_email = send_email  # type: ignore[method-assign]
 
 
+def track_only_sent_email() -> None:
+    """Stops moto from keeping every model instance it ever made, except sent emails (the view below reads them).
+
+    moto's BaseModel appends each instance to a class-level list for its dashboard and never lets go, so every
+    DynamoDB item version written stays in memory: a full test run grew the server past 20 GB and the machine
+    into swap. Nothing here reads that list but the sent-email view.
+    """
+    from moto.core import common_models
+
+    def new(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        instance = object.__new__(cls)
+        if cls.__module__.startswith("moto.ses."):
+            cls.instances_tracked.append(instance)
+        return instance
+
+    common_models.BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign,assignment]
+
+
 def with_sent_email_view(app):  # type: ignore[no-untyped-def]
     """Serves GET /moto-api/keygate/sent-email: the `ses.Message` part of /moto-api/data.json, alone.
 
@@ -73,6 +91,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--quiet", action="store_true", help="do not print each email")
     args = parser.parse_args()
+    track_only_sent_email()
     if not args.quiet:
         print_sent_email()
     app = with_sent_email_view(DomainDispatcherApplication(create_backend_app))

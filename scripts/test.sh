@@ -3,12 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRIVATE_STACK=keygate-test source scripts/local-env.sh
+source scripts/slapd.sh
+install_slapd
 
 echo "==> building"
 cargo test --workspace --no-run --quiet
 echo "==> starting the local AWS services on $AWS_ENDPOINT_URL"
 start_moto --quiet 2>.moto-test.log
-trap 'kill $MOTO_PID 2>/dev/null || true; rm -f .moto-test.log' EXIT
+SLAPD_STATE=$(mktemp -d "${TMPDIR:-/tmp}/keygate-slapd.XXXXXX")
+trap 'kill $MOTO_PID 2>/dev/null || true; stop_slapd; rm -rf .moto-test.log "$SLAPD_STATE"' EXIT
+echo "==> starting the LDAP test directory (OpenLDAP) on free ports"
+start_slapd auto auto "$SLAPD_STATE"
 cargo run --quiet -p keygate-local -- setup >/dev/null
 echo "==> running the tests"
 # The suite records every DynamoDB action each function makes; then one check compares them with template.yaml.

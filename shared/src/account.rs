@@ -1,11 +1,15 @@
 //! The email/password account lifecycle: register, verify, login, change and reset the password.
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use secrecy::SecretString;
 
 use crate::backoff;
 use crate::breach::Breach;
 use crate::clock::UnixTime;
 use crate::email::Email;
+use crate::federation::config::{IdpEntry, LdapEntry};
+use crate::federation::directory;
+use crate::federation::ldap::Verdict;
 use crate::http::ClientInfo;
 use crate::mail::Mail;
 use crate::mfa::challenge::{self, SignIn};
@@ -75,6 +79,23 @@ pub async fn check_new_password(state: &State, password: &SecretString) -> Resul
 /// password (DESIGN §7). The same password twice (a double click) stays usable.
 /// Four round trips (marker, user, budget, transaction) and one SQS call.
 pub async fn register(state: &State, registration: Registration, now: UnixTime) -> Result<(), Error> {
+    if directory::is_routed(state, &registration.email, now).await? {
+        // The directory's people sign in with their directory password; no local account is made for the address.
+        let spent = rate_limit::spend_mail(
+            &state.store,
+            &state.config.rate_limits,
+            MailKind::Notice,
+            &registration.email,
+            now,
+        )
+        .await?;
+        let mail = if spent.is_none() {
+            Mail::SignInThroughDirectory
+        } else {
+            Mail::Decoy
+        };
+        return state.mailer.send(&registration.email, mail).await;
+    }
     check_new_password(state, &registration.password).await?;
     // A registration that loses a race for the address tries once more, so a concurrent one is contested rather
     // than silently dropped (the winner's password must not survive unproven).
@@ -309,6 +330,8 @@ pub async fn login(
         attempt,
         rehash,
         looked_up,
+        mut items,
+        directory,
     } = check_password(state, email, password, database, client, now).await?;
     let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
     let scoped = match database {
@@ -321,7 +344,6 @@ pub async fn login(
         },
         None => None,
     };
-    let mut items = Vec::new();
     if tenant.is_some() {
         items.push(users::join_tenant_item(store, &user, now)?);
     }
@@ -333,6 +355,9 @@ pub async fn login(
     } else {
         let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
         session.scope_to(scoped.as_ref());
+        if directory {
+            session.directory_checked_at = Some(now);
+        }
         items.push(sessions::create_item(store, &session)?);
         items.push(attempt.succeeded_item(store)?);
         Ok((session, refresh))
@@ -368,6 +393,10 @@ struct Checked {
     attempt: backoff::Attempt,
     rehash: bool,
     looked_up: Option<databases::Database>,
+    /// To write with the session: a directory account's creation or new address, its guard cleared.
+    items: Vec<TransactWriteItem>,
+    /// Whether a directory checked the password (its sessions record when it was last asked).
+    directory: bool,
 }
 
 /// The password check every password sign-in shares (see [`login`]): the per-IP counter, the backoff claim, the
@@ -398,6 +427,21 @@ async fn check_password(
             None => Ok(None),
         }
     };
+    let idps = state.idps.get(now).await?;
+    if let Some((entry, ldap)) = directory::route(&idps, &email) {
+        let (limited, attempt, looked_up) = tokio::join!(
+            limited,
+            backoff::claim_directory(store, email.as_str(), &entry.id, ldap.max_failures, now),
+            lookup
+        );
+        if let Err(refused) = limited {
+            if let Ok(attempt) = attempt {
+                attempt.release(store).await?;
+            }
+            return Err(refused);
+        }
+        return check_with_directory(state, entry, ldap, &email, password, attempt?, looked_up?, now).await;
+    }
     let (limited, attempt, user_id, looked_up) = tokio::join!(
         limited,
         backoff::claim(store, email.as_str(), now),
@@ -426,12 +470,70 @@ async fn check_password(
                 attempt,
                 rehash: verified == Verified::YesRehash,
                 looked_up: looked_up?,
+                items: Vec::new(),
+                directory: false,
             })
         }
         _ => Error::InvalidCredentials,
     };
     attempt.failed(store, now).await?;
     Err(refusal)
+}
+
+/// The password check of an address routed to a directory (see [`directory`]): the directory searches for the
+/// address and binds as the entry found. A rejection is the same 401 `invalid_credentials` as a local failure
+/// and counts in both records; a directory that does not answer is 503 `idp_unavailable` and counts in neither;
+/// there is never a fallback to a local password. The account is the directory identity's (made at its first
+/// sign-in), written with the session.
+/// Round trips after the claims: the directory's (a bind, a search, a bind), then [`directory::account_for`]'s.
+#[allow(clippy::too_many_arguments)]
+async fn check_with_directory(
+    state: &State,
+    entry: &IdpEntry,
+    ldap: &LdapEntry,
+    email: &Email,
+    password: &SecretString,
+    attempt: backoff::DirectoryAttempt,
+    looked_up: Option<databases::Database>,
+    now: UnixTime,
+) -> Result<Checked, Error> {
+    let store = &state.store;
+    let found = match state
+        .directories
+        .authenticate(&entry.id, ldap, email.as_str(), password)
+        .await
+    {
+        Ok(Verdict::Authenticated(found)) => found,
+        Ok(Verdict::Rejected) => {
+            attempt.failed(store, now).await?;
+            return Err(Error::InvalidCredentials);
+        }
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
+    };
+    let (user, mut items) = match directory::account_for(state, entry, &found, email, now).await {
+        Ok(account) => account,
+        Err(err) => {
+            attempt.release(store).await?;
+            return Err(err);
+        }
+    };
+    if user.status == AccountStatus::Disabled {
+        attempt.failed(store, now).await?;
+        return Err(Error::AccountDisabled);
+    }
+    let (attempt, cleared) = attempt.directory_accepted(store)?;
+    items.push(cleared);
+    Ok(Checked {
+        user,
+        attempt,
+        rehash: false,
+        looked_up,
+        items,
+        directory: true,
+    })
 }
 
 /// Stores a re-hash made with current parameters when the verified hash asked for one. Best effort: the sign-in
@@ -469,10 +571,10 @@ pub async fn login_root(
         mut user,
         attempt,
         rehash,
+        mut items,
         ..
     } = check_password(state, email, password, None, client, now).await?;
     let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
-    let mut items = Vec::new();
     if tenant.is_some() {
         items.push(users::join_tenant_item(store, &user, now)?);
     }
@@ -624,9 +726,18 @@ pub async fn request_code(
 
 /// Emails a code of `purpose` (password reset or login) when the address has an account. For an unknown address
 /// it stores a code for no account and queues a decoy, so the calls are the same either way. A new code replaces
-/// the previous one of the same purpose.
+/// the previous one of the same purpose. An address routed to a directory gets no code, but a notice that its
+/// sign-in (or its password) is the directory's.
 /// Two round trips (the marker, the code) and one SQS call.
 pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: UnixTime) -> Result<(), Error> {
+    if directory::is_routed(state, email, now).await? {
+        // No code for an address a directory is authoritative for: its password and sign-in live there.
+        let mail = match purpose {
+            Purpose::PasswordReset => Mail::PasswordManagedByDirectory,
+            Purpose::Login | Purpose::Register => Mail::SignInThroughDirectory,
+        };
+        return state.mailer.send(email, mail).await;
+    }
     let user_id = users::id_for_email(&state.store, email).await?;
     let (code, plaintext) = codes::issue(email, purpose, user_id.as_deref().unwrap_or_default(), now);
     codes::store(&state.store, &code).await?;

@@ -11,7 +11,7 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use crate::clock::UnixTime;
-use crate::store::login_failures::{self, Claim, LoginFailures};
+use crate::store::login_failures::{self, Claim, Limits, LoginFailures, FORGET_AFTER_SECONDS};
 use crate::store::Store;
 use crate::Error;
 
@@ -54,7 +54,12 @@ pub async fn claim_without_lock(store: &Store, key: &str, now: UnixTime) -> Resu
 }
 
 async fn claim_below(store: &Store, email: &str, ceiling: i64, now: UnixTime) -> Result<Attempt, Error> {
-    match login_failures::claim(store, email, FREE_FAILURES, ceiling, now).await? {
+    let limits = Limits {
+        free: FREE_FAILURES,
+        ceiling,
+        forget_after: FORGET_AFTER_SECONDS,
+    };
+    match login_failures::claim(store, email, limits, now).await? {
         Claim::Granted { failures, before } => Ok(Attempt {
             email: email.to_owned(),
             failures,
@@ -96,18 +101,32 @@ impl Attempt {
     }
 }
 
+/// Two claimed attempts settled together: the account's login backoff, and a second record that limits the same
+/// attempts in its own way (see [`claim_second_factor`] and [`claim_directory`]).
+#[derive(Debug)]
+#[must_use = "paired attempts must be settled: `failed`, `release`, or their items in the transaction"]
+pub struct PairedAttempt {
+    login: Attempt,
+    other: Attempt,
+}
+
 /// A claimed guess at a second factor. It counts in two records: the account's login backoff (wrong codes count
 /// toward it, as wrong passwords do), and a record of second-factor guesses alone, which no first factor clears
 /// (an emailed code, a link or a password reset each clear the login backoff). Only a right second factor clears
 /// both, so a thief holding the password or the mailbox gets no fresh guesses at the second factor by proving the
 /// first one again. The second record never locks (it backs off up to fifteen minutes between guesses), so a
 /// stranger cannot lock an owner out of their second factor.
-#[derive(Debug)]
-#[must_use = "a second-factor attempt must be settled: `failed`, `release`, or `succeeded_items` in the transaction"]
-pub struct SecondFactorAttempt {
-    login: Attempt,
-    factor: Attempt,
-}
+pub type SecondFactorAttempt = PairedAttempt;
+
+/// A password attempt at an address routed to a directory. It counts in the account's login backoff, as any
+/// password attempt does, and in a guard of the directory's own: at most `max_failures` failures per fifteen
+/// minutes (counted from the last one), refused with 429 before any bind. Directories lock accounts after a few
+/// failures (Active Directory often after five to ten), so keygate stops first, and nobody on the internet can
+/// lock a company's accounts through it.
+pub type DirectoryAttempt = PairedAttempt;
+
+/// How long the directory guard remembers failures, counted from the last one.
+pub const DIRECTORY_WINDOW_SECONDS: i64 = 900;
 
 /// Claims a guess at the second factor of the account whose login backoff key is `login_key`, in both records
 /// concurrently. Refused (429, or 403 `account_locked` at the login backoff's ceiling) when either refuses. One
@@ -119,12 +138,53 @@ pub async fn claim_second_factor(
     now: UnixTime,
 ) -> Result<SecondFactorAttempt, Error> {
     let factor_key = login_failures::second_factor_key(user_id);
-    let (login, factor) = tokio::join!(
+    claim_pair(
+        store,
         claim(store, login_key, now),
-        claim_without_lock(store, &factor_key, now)
-    );
-    match (login, factor) {
-        (Ok(login), Ok(factor)) => Ok(SecondFactorAttempt { login, factor }),
+        claim_without_lock(store, &factor_key, now),
+    )
+    .await
+}
+
+/// Claims a password attempt at `email`, routed to the directory of the configuration entry `idp`, in the login
+/// backoff and the directory's guard concurrently (see [`DirectoryAttempt`]). One round-trip time (two writes).
+pub async fn claim_directory(
+    store: &Store,
+    email: &str,
+    idp: &str,
+    max_failures: i64,
+    now: UnixTime,
+) -> Result<DirectoryAttempt, Error> {
+    let key = login_failures::directory_key(idp, email);
+    let guard = async {
+        let limits = Limits {
+            free: max_failures,
+            ceiling: max_failures,
+            forget_after: DIRECTORY_WINDOW_SECONDS,
+        };
+        match login_failures::claim(store, &key, limits, now).await? {
+            Claim::Granted { failures, before } => Ok(Attempt {
+                email: key.clone(),
+                failures,
+                claimed_at: now,
+                before,
+            }),
+            Claim::Refused(record) => Err(Error::RateLimited {
+                retry_after: (record.expires_at - now).max(1),
+            }),
+        }
+    };
+    claim_pair(store, claim(store, email, now), guard).await
+}
+
+/// Both claims, or neither: a claim granted beside a refused one is given back.
+async fn claim_pair(
+    store: &Store,
+    login: impl std::future::Future<Output = Result<Attempt, Error>>,
+    other: impl std::future::Future<Output = Result<Attempt, Error>>,
+) -> Result<PairedAttempt, Error> {
+    match tokio::join!(login, other) {
+        (Ok(login), Ok(other)) => Ok(PairedAttempt { login, other }),
         (Ok(granted), Err(refused)) | (Err(refused), Ok(granted)) => {
             granted.release(store).await?;
             Err(refused)
@@ -133,22 +193,29 @@ pub async fn claim_second_factor(
     }
 }
 
-impl SecondFactorAttempt {
-    /// The code was wrong: both records set their wait. One round-trip time.
+impl PairedAttempt {
+    /// The guess was wrong: both records set their wait. One round-trip time.
     pub async fn failed(self, store: &Store, now: UnixTime) -> Result<(), Error> {
-        let (login, factor) = tokio::join!(self.login.failed(store, now), self.factor.failed(store, now));
-        login.and(factor)
+        let (login, other) = tokio::join!(self.login.failed(store, now), self.other.failed(store, now));
+        login.and(other)
     }
 
-    /// No code was judged: give both slots back. One round-trip time.
+    /// Nothing was judged: give both slots back. One round-trip time.
     pub async fn release(self, store: &Store) -> Result<(), Error> {
-        let (login, factor) = tokio::join!(self.login.release(store), self.factor.release(store));
-        login.and(factor)
+        let (login, other) = tokio::join!(self.login.release(store), self.other.release(store));
+        login.and(other)
     }
 
-    /// The code was right: transaction items that clear both records.
+    /// The guess was right: transaction items that clear both records.
     pub fn succeeded_items(self, store: &Store) -> Result<[TransactWriteItem; 2], Error> {
-        Ok([self.login.succeeded_item(store)?, self.factor.succeeded_item(store)?])
+        Ok([self.login.succeeded_item(store)?, self.other.succeeded_item(store)?])
+    }
+
+    /// The directory accepted the password: a transaction item that clears its guard, and the login attempt, which
+    /// the sign-in settles as any password sign-in does (a second factor may still be due).
+    pub fn directory_accepted(self, store: &Store) -> Result<(Attempt, TransactWriteItem), Error> {
+        let cleared = self.other.succeeded_item(store)?;
+        Ok((self.login, cleared))
     }
 }
 

@@ -145,6 +145,10 @@ pub enum Error {
     /// A dependency is unavailable. The cause is logged, never returned.
     #[error("The service is temporarily unavailable. Try again shortly.")]
     Unavailable(#[source] DependencyError),
+    /// The identity provider an address is routed to (an LDAP directory) did not answer; never a fallback to a
+    /// local password. The cause is logged, never returned.
+    #[error("{0}")]
+    IdpUnavailable(&'static str),
 }
 
 impl Error {
@@ -184,6 +188,7 @@ impl Error {
             Self::NotFound => "not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
+            Self::IdpUnavailable(_) => "idp_unavailable",
         }
     }
 
@@ -217,7 +222,7 @@ impl Error {
             | Self::WeakPassword(_)
             | Self::BreachedPassword => 422,
             Self::RateLimited { .. } => 429,
-            Self::Unavailable(_) => 503,
+            Self::Unavailable(_) | Self::IdpUnavailable(_) => 503,
         }
     }
 

@@ -102,6 +102,10 @@ pub enum Mail<'a> {
         /// `google` or `entra`.
         provider: &'a str,
     },
+    /// Sign-in for the address goes through the organization's directory: no code or link is sent.
+    SignInThroughDirectory,
+    /// The address's password is the organization's directory's: keygate cannot reset it.
+    PasswordManagedByDirectory,
     /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
     /// one with an account. The mailer drops it.
     Decoy,
@@ -299,6 +303,27 @@ impl Mail<'_> {
                     "If you did not expect this, contact the administrator of your organization.".into(),
                 ],
             ),
+            Self::SignInThroughDirectory => (
+                "Sign in with your organization's account",
+                vec![
+                    "Someone asked to sign in to this address with an emailed code or link, or to register it. \
+                     Sign-in for your address goes through your organization's directory: sign in with your \
+                     usual work email and password."
+                        .into(),
+                    "If this was not you, you can ignore this email.".into(),
+                ],
+            ),
+            Self::PasswordManagedByDirectory => (
+                "Your password is managed by your organization",
+                vec![
+                    "Someone asked to reset the password of this address. Your password is managed by your \
+                     organization's directory, so it cannot be reset here."
+                        .into(),
+                    "Change or reset it the way your organization does (ask your IT department). If this was not \
+                     you, you can ignore this email."
+                        .into(),
+                ],
+            ),
             Self::IdentityLinked { provider } => (
                 "A new way to sign in was added",
                 vec![
@@ -426,6 +451,8 @@ mod tests {
             Mail::SecondFactorsReset,
             Mail::AccountDeleted,
             Mail::IdentityLinked { provider: "google" },
+            Mail::SignInThroughDirectory,
+            Mail::PasswordManagedByDirectory,
             Mail::IdentityUnlinked { provider: "entra" },
             Mail::BackupCodeUsed { remaining: 9 },
             Mail::BackupCodeUsed { remaining: 1 },

@@ -28,7 +28,8 @@ pub fn check_redirect(state: &State, redirect_uri: Option<&str>) -> Result<Optio
 }
 
 /// Emails a sign-in link when the address has an account. For an unknown address it stores a link for no
-/// account and queues a decoy, so the calls are the same either way.
+/// account and queues a decoy, so the calls are the same either way. An address routed to a directory gets a
+/// notice instead: it signs in with its directory password.
 /// Two round trips (the marker, the link) and one SQS call.
 pub async fn send_magic_link(
     state: &State,
@@ -36,6 +37,9 @@ pub async fn send_magic_link(
     redirect_uri: Option<String>,
     now: UnixTime,
 ) -> Result<(), Error> {
+    if crate::federation::directory::is_routed(state, email, now).await? {
+        return state.mailer.send(email, Mail::SignInThroughDirectory).await;
+    }
     let user_id = users::id_for_email(&state.store, email).await?;
     let (link, token) = magic_links::issue(user_id.as_deref().unwrap_or_default(), redirect_uri, now);
     magic_links::store(&state.store, &link).await?;

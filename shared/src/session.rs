@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::clock::UnixTime;
+use crate::federation::directory::{self, Recheck};
 use crate::http::ClientInfo;
 use crate::store::databases::{self, Database};
 use crate::store::sessions::list_active;
@@ -141,6 +142,7 @@ pub async fn switch_database(
         &next.hash(),
         Lifetime::from_config(&state.config),
         Some(scoped.as_ref()),
+        None,
         now,
     )
     .await?;
@@ -169,8 +171,10 @@ pub async fn start(
 /// instead). No rotation takes the session past its absolute end.
 /// The new access token keeps the session's database and frontend user and re-reads the role; a session whose
 /// database was deleted (or whose account was disabled) is revoked (401 `session_revoked`).
+/// A directory account's session re-asks its directory at most every fifteen minutes (see
+/// [`directory::recheck`]): gone, the account's sessions and tokens end (401 `session_revoked`).
 /// Three round trips: the session, the user (with the session's database, in one BatchGetItem), the rotation (one
-/// transaction); one more to look up an older rotated-out token.
+/// transaction); one more to look up an older rotated-out token; a directory account's re-check adds its own.
 pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenResponse, Error> {
     const UNKNOWN: Error = Error::InvalidToken("The refresh token is invalid or has expired.");
     let presented = RefreshToken::parse(raw)?;
@@ -187,12 +191,18 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
     if !secret::ct_eq(&session.secret_hash, &presented_hash) {
         return reused_or_unknown(state, &session, &presented_hash, now).await;
     }
+    // Only the holder of the current token makes keygate ask the directory.
+    let checked = match directory::recheck(state, &user, &session, now).await? {
+        Recheck::Confirmed => Some(now),
+        Recheck::NotDue => None,
+    };
     let next = RefreshToken::generate(&session.id);
     match sessions::rotate(
         &state.store,
         &session,
         &next.hash(),
         Lifetime::from_config(&state.config),
+        checked,
         now,
     )
     .await?

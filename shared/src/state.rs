@@ -30,6 +30,8 @@ pub struct State {
     pub idps: crate::federation::config::IdpStore,
     /// OpenID Connect: ID-token verification and the code exchange.
     pub oidc: crate::federation::oidc::Oidc,
+    /// Connections to the LDAP directories of the configuration, reused across requests.
+    pub directories: crate::federation::ldap::Directories,
 }
 
 impl State {
@@ -103,6 +105,7 @@ impl State {
             namespaces: crate::tenancy::databases::NamespaceCache::default(),
             idps,
             oidc: crate::federation::oidc::Oidc::new(),
+            directories: crate::federation::ldap::Directories::new(),
         }
     }
 

@@ -12,6 +12,7 @@ mod federation;
 mod handlers;
 mod hardening;
 mod keys;
+mod ldap;
 mod mail;
 mod oauth;
 mod passkeys;

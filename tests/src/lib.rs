@@ -2,6 +2,7 @@
 //! services, with methods named after what a user does, and a mailbox that reads moto's sent mail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod ldap;
 pub mod oidc;
 pub mod passkey;
 

@@ -62,8 +62,8 @@ pub struct IdpEntry {
 pub enum IdpKind {
     /// Microsoft Entra ID (OpenID Connect).
     Entra(EntraEntry),
-    /// An LDAP or Active Directory directory (the LDAP issue types its settings).
-    Ldap(serde_json::Value),
+    /// An LDAP or Active Directory directory.
+    Ldap(LdapEntry),
 }
 
 /// An Entra ID application.
@@ -87,6 +87,48 @@ pub struct EntraEntry {
     pub token_endpoint: String,
 }
 
+/// An LDAP or Active Directory directory, checked by search-then-bind.
+#[derive(Debug)]
+pub struct LdapEntry {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`: no path, query or credentials.
+    pub url: String,
+    /// Whether an `ldap://` connection upgrades with StartTLS before anything else.
+    pub start_tls: bool,
+    /// A PEM CA bundle trusted instead of the system roots (at least one certificate).
+    pub ca_pem: Option<String>,
+    /// The service account's DN, which searches for users.
+    pub bind_dn: String,
+    /// The service account's password.
+    pub bind_password: SecretString,
+    /// Where users are searched for (subtree).
+    pub user_base_dn: String,
+    /// The search filter, with `{email}` where the escaped address goes.
+    pub user_filter: String,
+    /// Which attributes hold the stable id, the address and the display name.
+    pub attributes: LdapAttributes,
+    /// Allows plain `ldap://` without StartTLS (local tests only).
+    pub allow_insecure: bool,
+    /// Failed sign-ins per account per 15 minutes before keygate stops asking the directory (1 to 10).
+    pub max_failures: i64,
+}
+
+/// The attribute names an LDAP entry reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapAttributes {
+    /// The stable id (`entryUUID`, `objectGUID`): what accounts are linked by.
+    pub id: String,
+    /// The mail address.
+    pub email: String,
+    /// The display name.
+    pub name: String,
+}
+
+/// The placeholder of `user_filter` that the escaped address replaces.
+pub const EMAIL_PLACEHOLDER: &str = "{email}";
+
+/// The default `max_failures`.
+const DEFAULT_MAX_FAILURES: i64 = 3;
+
 /// Fields every entry has.
 const COMMON_FIELDS: [&str; 5] = ["id", "type", "tenant_id", "domains", "default_role"];
 /// Fields an `entra` entry may add.
@@ -100,6 +142,21 @@ const ENTRA_FIELDS: [&str; 9] = [
     "authorization_endpoint",
     "token_endpoint",
     // Not a setting: lets an operator annotate an entry.
+    "description",
+];
+/// Fields an `ldap` entry may add.
+const LDAP_FIELDS: [&str; 12] = [
+    "url",
+    "start_tls",
+    "ca_pem",
+    "bind_dn",
+    "bind_password",
+    "user_base_dn",
+    "user_filter",
+    "attributes",
+    "directory",
+    "allow_insecure",
+    "max_failures",
     "description",
 ];
 
@@ -160,6 +217,14 @@ impl IdpEntry {
             IdpKind::Ldap(_) => None,
         }
     }
+
+    /// The directory settings, when this is an LDAP entry.
+    pub fn ldap(&self) -> Option<&LdapEntry> {
+        match &self.kind {
+            IdpKind::Ldap(ldap) => Some(ldap),
+            IdpKind::Entra(_) => None,
+        }
+    }
 }
 
 /// How messages name an entry: its position, and its id once known (ids are not secret).
@@ -203,10 +268,8 @@ fn parse_entry(index: usize, value: &Value) -> Result<IdpEntry, String> {
             IdpKind::Entra(fields.entra()?)
         }
         Some("ldap") => {
-            for field in ["url", "bind_dn", "user_base_dn"] {
-                fields.string(field)?;
-            }
-            IdpKind::Ldap(value.clone())
+            fields.only(&LDAP_FIELDS)?;
+            IdpKind::Ldap(fields.ldap()?)
         }
         _ => return Err(format!("{here}: type must be \"entra\" or \"ldap\"")),
     };
@@ -285,6 +348,131 @@ impl Fields<'_> {
         Ok(domains)
     }
 
+    /// An optional boolean (absent → `default`).
+    fn flag(&self, field: &str, default: bool) -> Result<bool, String> {
+        match self.obj.get(field) {
+            None => Ok(default),
+            Some(Value::Bool(value)) => Ok(*value),
+            Some(_) => Err(format!("{}: {field} must be true or false", self.here)),
+        }
+    }
+
+    /// An optional non-empty string (absent → `None`).
+    fn optional_string(&self, field: &str) -> Result<Option<String>, String> {
+        match self.obj.get(field) {
+            None => Ok(None),
+            Some(_) => self.string(field).map(Some),
+        }
+    }
+
+    fn ldap(&self) -> Result<LdapEntry, String> {
+        let here = self.here;
+        let url = self.string("url")?;
+        let start_tls = self.flag("start_tls", false)?;
+        let allow_insecure = self.flag("allow_insecure", false)?;
+        let target = ldap_target(&url).ok_or_else(|| {
+            format!("{here}: url must be ldap://host[:port] or ldaps://host[:port], without credentials, path or query")
+        })?;
+        if target.tls && start_tls {
+            return Err(format!(
+                "{here}: start_tls cannot be used with an ldaps:// url (that connection is TLS already)"
+            ));
+        }
+        if !target.tls && !start_tls && !allow_insecure {
+            return Err(format!(
+                "{here}: an ldap:// url needs start_tls: true (or allow_insecure: true, for local tests only)"
+            ));
+        }
+        if target.ipv6 && (target.tls || start_tls) {
+            return Err(format!(
+                "{here}: url: TLS cannot verify a certificate for an IPv6 address; use a host name"
+            ));
+        }
+        let ca_pem = self.optional_string("ca_pem")?;
+        if let Some(pem) = &ca_pem {
+            super::ldap::ca_roots(pem).map_err(|reason| format!("{here}: ca_pem {reason}"))?;
+        }
+        let bind_dn = self.string("bind_dn")?;
+        let bind_password = SecretString::from(self.string("bind_password")?);
+        let user_base_dn = self.string("user_base_dn")?;
+        let kind = match self.obj.get("directory") {
+            None => "openldap",
+            Some(value) => value.as_str().unwrap_or_default(),
+        };
+        let Some((default_filter, [id, email, name])) = directory_defaults(kind) else {
+            return Err(format!(
+                "{here}: directory must be \"openldap\" or \"active_directory\""
+            ));
+        };
+        let user_filter = self
+            .optional_string("user_filter")?
+            .unwrap_or_else(|| default_filter.to_owned());
+        if !user_filter.contains(EMAIL_PLACEHOLDER) {
+            return Err(format!("{here}: user_filter must contain {EMAIL_PLACEHOLDER}"));
+        }
+        if !parentheses_balance(&user_filter)
+            || ldap3::parse_filter(super::ldap::user_filter(&user_filter, "user@example.com")).is_err()
+        {
+            return Err(format!(
+                "{here}: user_filter must be an LDAP filter (RFC 4515) with balanced parentheses"
+            ));
+        }
+        let attributes = self.attributes(LdapAttributes {
+            id: id.to_owned(),
+            email: email.to_owned(),
+            name: name.to_owned(),
+        })?;
+        let max_failures = match self.obj.get("max_failures") {
+            None => DEFAULT_MAX_FAILURES,
+            Some(value) => value
+                .as_i64()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| format!("{here}: max_failures must be an integer from 1 to 10"))?,
+        };
+        Ok(LdapEntry {
+            url,
+            start_tls,
+            ca_pem,
+            bind_dn,
+            bind_password,
+            user_base_dn,
+            user_filter,
+            attributes,
+            allow_insecure,
+            max_failures,
+        })
+    }
+
+    /// `attributes`: any of `id`, `email`, `name`; the others keep the directory's defaults.
+    fn attributes(&self, mut attributes: LdapAttributes) -> Result<LdapAttributes, String> {
+        let here = self.here;
+        let Some(value) = self.obj.get("attributes") else {
+            return Ok(attributes);
+        };
+        let Value::Object(map) = value else {
+            return Err(format!(
+                "{here}: attributes must be an object with any of id, email, name"
+            ));
+        };
+        for (key, value) in map {
+            let slot = match key.as_str() {
+                "id" => &mut attributes.id,
+                "email" => &mut attributes.email,
+                "name" => &mut attributes.name,
+                _ => return Err(format!("{here}: unknown field {key:?} in attributes")),
+            };
+            match value.as_str() {
+                Some(name) if is_attribute_name(name) => *slot = name.to_owned(),
+                _ => {
+                    return Err(format!(
+                        "{here}: attributes.{key} must be an LDAP attribute name (a letter, then letters, digits or '-'; at most 64)"
+                    ))
+                }
+            }
+        }
+        Ok(attributes)
+    }
+
     fn entra(&self) -> Result<EntraEntry, String> {
         let client_id = self.string("client_id")?;
         let client_secret = SecretString::from(self.string("client_secret")?);
@@ -325,6 +513,95 @@ impl Fields<'_> {
             token_endpoint: self.url("token_endpoint", ENTRA_TOKEN_ENDPOINT)?,
         })
     }
+}
+
+/// The `user_filter` and attributes a `directory` kind implies.
+fn directory_defaults(kind: &str) -> Option<(&'static str, [&'static str; 3])> {
+    match kind {
+        "openldap" => Some(("(mail={email})", ["entryUUID", "mail", "displayName"])),
+        "active_directory" => Some((
+            "(&(objectClass=user)(userPrincipalName={email}))",
+            ["objectGUID", "mail", "displayName"],
+        )),
+        _ => None,
+    }
+}
+
+/// What an LDAP url says about the connection, once it is known to be well-formed.
+struct LdapTarget {
+    /// `ldaps://`.
+    tls: bool,
+    /// The host is an IPv6 literal (which ldap3 cannot verify a certificate for).
+    ipv6: bool,
+}
+
+/// `ldap://host[:port]` or `ldaps://host[:port]`, with an optional trailing `/` and nothing else: no
+/// credentials, path, query or fragment. The host is a DNS name, an IPv4 address or a bracketed IPv6 address.
+fn ldap_target(url: &str) -> Option<LdapTarget> {
+    let (tls, rest) = match (url.strip_prefix("ldaps://"), url.strip_prefix("ldap://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return None,
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host_ok, ipv6, port) = match authority.strip_prefix('[') {
+        Some(inner) => {
+            let (address, after) = inner.split_once(']')?;
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':')?),
+            };
+            (address.parse::<std::net::Ipv6Addr>().is_ok(), true, port)
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            (is_host_name(host), false, port)
+        }
+    };
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len())
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|port| port > 0)
+    });
+    (host_ok && port_ok).then_some(LdapTarget { tls, ipv6 })
+}
+
+/// A DNS name (either case) or an IPv4 address: labels of 1 to 63 of `A-Za-z0-9-`, not starting or ending
+/// with `-`.
+fn is_host_name(host: &str) -> bool {
+    (1..=253).contains(&host.len())
+        && host.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// An LDAP attribute description as keygate accepts it: a letter, then letters, digits or `-`; at most 64.
+fn is_attribute_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether a filter's parentheses balance (none closes before it opens).
+fn parentheses_balance(filter: &str) -> bool {
+    let mut depth: usize = 0;
+    for b in filter.bytes() {
+        match b {
+            b'(' => depth += 1,
+            b')' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    depth == 0
 }
 
 /// 1 to 64 of `a-z0-9._-`.
@@ -473,6 +750,19 @@ mod tests {
 
     const TENANT: &str = "0b3c8c8e-5d7a-4f2b-9a51-3c1c0f7a2e11";
     const TID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    /// A self-signed test CA (P-256), valid until 2126.
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBijCCATGgAwIBAgIUAQFwycM87ZusPcHBFmTV/xe1WvAwCgYIKoZIzj0EAwIw
+GjEYMBYGA1UEAwwPa2V5Z2F0ZSB0ZXN0IENBMCAXDTI2MTIwNjAzMjMyMFoYDzIx
+MjYxMTEyMDMyMzIwWjAaMRgwFgYDVQQDDA9rZXlnYXRlIHRlc3QgQ0EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAARGrDZLfoqpS1MiInHDNdq26IpZr5u98y8G7XkW
+EdxTDGg7FHwoZyEDk0VIhWs3TBE7sTp070BonhJcmwfhqnpSo1MwUTAdBgNVHQ4E
+FgQU9gcvCj3kdu55otuPe5WD6keKlkMwHwYDVR0jBBgwFoAU9gcvCj3kdu55otuP
+e5WD6keKlkMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiA8yUv2
+ldIgGnljQLHvDj0R2I9tilMoPhHJMPEQwfk81wIgTt/Y4zqXiw+flsHFJwZlPQbk
+lqSXPfYkQN47QLVkPDQ=
+-----END CERTIFICATE-----
+";
 
     fn entra(id: &str, domain: &str) -> Value {
         json!({
@@ -711,16 +1001,356 @@ mod tests {
     }
 
     #[test]
-    fn ldap_needs_its_url_and_dns_and_keeps_the_rest() {
-        for field in ["url", "bind_dn", "user_base_dn"] {
+    fn ldap_needs_its_url_dns_and_passwords() {
+        for field in ["url", "bind_dn", "bind_password", "user_base_dn"] {
             refused(ldap("x", "a.com"), |o| drop(o.remove(field)), field);
+            refused(ldap("x", "a.com"), |o| drop(o.insert(field.into(), json!(""))), field);
+            refused(ldap("x", "a.com"), |o| drop(o.insert(field.into(), json!(7))), field);
         }
         let parsed = IdpDocument::parse(&doc(vec![ldap("x", "a.com")])).unwrap();
-        let IdpKind::Ldap(raw) = &parsed.idps[0].kind else {
-            panic!("not ldap")
-        };
-        assert_eq!(raw["bind_password"], "hunter2-bind");
+        let entry = parsed.idps[0].ldap().unwrap();
+        assert_eq!(entry.bind_password.expose_secret(), "hunter2-bind");
+        assert_eq!(entry.bind_dn, "cn=keygate,dc=example,dc=org");
+        assert_eq!(entry.user_base_dn, "ou=people,dc=example,dc=org");
         assert!(parsed.idps[0].entra().is_none());
+        assert!(IdpDocument::parse(&doc(vec![entra("y", "b.com")])).unwrap().idps[0]
+            .ldap()
+            .is_none());
+    }
+
+    #[test]
+    fn ldap_defaults_are_openldaps() {
+        let parsed = IdpDocument::parse(&doc(vec![ldap("x", "a.com")])).unwrap();
+        let entry = parsed.idps[0].ldap().unwrap();
+        assert_eq!(entry.url, "ldaps://ldap.example.org");
+        assert!(!entry.start_tls && !entry.allow_insecure);
+        assert!(entry.ca_pem.is_none());
+        assert_eq!(entry.user_filter, "(mail={email})");
+        assert_eq!(
+            entry.attributes,
+            LdapAttributes {
+                id: "entryUUID".into(),
+                email: "mail".into(),
+                name: "displayName".into()
+            }
+        );
+        assert_eq!(entry.max_failures, 3);
+        let mut explicit = ldap("x", "a.com");
+        explicit["directory"] = json!("openldap");
+        let parsed = IdpDocument::parse(&doc(vec![explicit])).unwrap();
+        assert_eq!(parsed.idps[0].ldap().unwrap().user_filter, "(mail={email})");
+    }
+
+    #[test]
+    fn active_directory_has_its_own_defaults_and_any_may_be_overridden() {
+        let mut entry = ldap("x", "a.com");
+        entry["directory"] = json!("active_directory");
+        let parsed = IdpDocument::parse(&doc(vec![entry.clone()])).unwrap();
+        let ad = parsed.idps[0].ldap().unwrap();
+        assert_eq!(ad.user_filter, "(&(objectClass=user)(userPrincipalName={email}))");
+        assert_eq!(
+            ad.attributes,
+            LdapAttributes {
+                id: "objectGUID".into(),
+                email: "mail".into(),
+                name: "displayName".into()
+            }
+        );
+        entry["user_filter"] = json!("(&(objectClass=person)(sAMAccountName={email}))");
+        entry["attributes"] = json!({ "email": "userPrincipalName" });
+        entry["max_failures"] = json!(10);
+        let parsed = IdpDocument::parse(&doc(vec![entry])).unwrap();
+        let ad = parsed.idps[0].ldap().unwrap();
+        assert_eq!(ad.user_filter, "(&(objectClass=person)(sAMAccountName={email}))");
+        assert_eq!(
+            ad.attributes,
+            LdapAttributes {
+                id: "objectGUID".into(),
+                email: "userPrincipalName".into(),
+                name: "displayName".into()
+            }
+        );
+        assert_eq!(ad.max_failures, 10);
+        for bad in [json!("AD"), json!("ActiveDirectory"), json!(""), json!(1), Value::Null] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("directory".into(), bad)),
+                "directory must be",
+            );
+        }
+    }
+
+    #[test]
+    fn ldap_urls_are_ldap_or_ldaps_to_a_host() {
+        for good in [
+            "ldaps://ldap.example.org",
+            "ldaps://ldap.example.org/",
+            "ldaps://ldap.example.org:1636",
+            "ldaps://127.0.0.1:636",
+            "ldaps://LDAP.Example.org",
+            "ldaps://dc01",
+        ] {
+            let mut entry = ldap("x", "a.com");
+            entry["url"] = json!(good);
+            let parsed = IdpDocument::parse(&doc(vec![entry]));
+            assert!(parsed.is_ok(), "{good}: {parsed:?}");
+        }
+        for bad in [
+            "https://ldap.example.org",
+            "LDAPS://ldap.example.org",
+            "ldapi:///var/run/slapd.sock",
+            "ldaps://",
+            "ldaps:///",
+            "ldaps://:636",
+            "ldaps://ldap.example.org:",
+            "ldaps://ldap.example.org:0",
+            "ldaps://ldap.example.org:65536",
+            "ldaps://ldap.example.org:+636",
+            "ldaps://ldap.example.org:636:1",
+            "ldaps://user:pw@ldap.example.org",
+            "ldaps://ldap.example.org/dc=example,dc=org",
+            "ldaps://ldap.example.org/??sub",
+            "ldaps://ldap.example.org?x",
+            "ldaps://ldap.example.org#x",
+            "ldaps://ldap example.org",
+            "ldaps://ldap.example.org\n",
+            "ldaps://-ldap.example.org",
+            "ldaps://ldap..example.org",
+            "ldaps://ldap_1.example.org",
+            "ldaps://[::1",
+            "ldaps://[not-ip]:636",
+            "ldaps://%6cdap.example.org",
+            " ldaps://ldap.example.org",
+        ] {
+            refused(ldap("x", "a.com"), |o| drop(o.insert("url".into(), json!(bad))), "url");
+        }
+    }
+
+    #[test]
+    fn ldap_needs_tls_unless_insecure_is_allowed() {
+        // ldaps with StartTLS on top makes no sense.
+        refused(
+            ldap("x", "a.com"),
+            |o| drop(o.insert("start_tls".into(), json!(true))),
+            "start_tls cannot be used with an ldaps://",
+        );
+        let plain = |o: &mut Map<String, Value>| drop(o.insert("url".into(), json!("ldap://ldap.example.org:389")));
+        refused(ldap("x", "a.com"), plain, "needs start_tls");
+        refused(
+            ldap("x", "a.com"),
+            |o| {
+                plain(o);
+                o.insert("start_tls".into(), json!(false));
+                o.insert("allow_insecure".into(), json!(false));
+            },
+            "needs start_tls",
+        );
+        let mut starttls = ldap("x", "a.com");
+        starttls["url"] = json!("ldap://ldap.example.org");
+        starttls["start_tls"] = json!(true);
+        let parsed = IdpDocument::parse(&doc(vec![starttls])).unwrap();
+        let entry = parsed.idps[0].ldap().unwrap();
+        assert!(entry.start_tls && !entry.allow_insecure);
+        let mut insecure = ldap("x", "a.com");
+        insecure["url"] = json!("ldap://127.0.0.1:3890");
+        insecure["allow_insecure"] = json!(true);
+        let parsed = IdpDocument::parse(&doc(vec![insecure])).unwrap();
+        let entry = parsed.idps[0].ldap().unwrap();
+        assert!(!entry.start_tls && entry.allow_insecure);
+        // An IPv6 literal works in plain text only: ldap3 cannot name it for certificate verification.
+        let mut v6 = ldap("x", "a.com");
+        v6["url"] = json!("ldap://[::1]:3890");
+        v6["allow_insecure"] = json!(true);
+        assert!(IdpDocument::parse(&doc(vec![v6.clone()])).is_ok());
+        v6["start_tls"] = json!(true);
+        let err = IdpDocument::parse(&doc(vec![v6])).unwrap_err();
+        assert!(err.contains("IPv6"), "{err}");
+        refused(
+            ldap("x", "a.com"),
+            |o| drop(o.insert("url".into(), json!("ldaps://[::1]:636"))),
+            "IPv6",
+        );
+        for field in ["start_tls", "allow_insecure"] {
+            for bad in [json!("true"), json!(1), Value::Null] {
+                refused(
+                    ldap("x", "a.com"),
+                    |o| drop(o.insert(field.into(), bad)),
+                    &format!("{field} must be true or false"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ca_pem_must_hold_a_certificate() {
+        let mut entry = ldap("x", "a.com");
+        entry["ca_pem"] = json!(TEST_CA_PEM);
+        let parsed = IdpDocument::parse(&doc(vec![entry])).unwrap();
+        assert_eq!(parsed.idps[0].ldap().unwrap().ca_pem.as_deref(), Some(TEST_CA_PEM));
+        let key_only = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHqXaV2q4Bn0qgq+Z3dDxj6Dv2c+vC0QkhJG6c4Qbq2E\n-----END PRIVATE KEY-----\n";
+        let not_der = "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
+        let truncated = &TEST_CA_PEM[..TEST_CA_PEM.len() - 30];
+        for bad in [
+            json!(""),
+            json!("not a certificate"),
+            json!(key_only),
+            json!(not_der),
+            json!(truncated),
+            json!(7),
+        ] {
+            refused(ldap("x", "a.com"), |o| drop(o.insert("ca_pem".into(), bad)), "ca_pem");
+        }
+    }
+
+    #[test]
+    fn the_user_filter_holds_the_placeholder_and_parses() {
+        for good in [
+            "(uid={email})",
+            "mail={email}",
+            "(&(objectClass=inetOrgPerson)(|(mail={email})(mailAlternateAddress={email})))",
+            "(&(objectCategory=person)(!(userAccountControl:1.2.840.113556.1.4.803:=2))(userPrincipalName={email}))",
+        ] {
+            let mut entry = ldap("x", "a.com");
+            entry["user_filter"] = json!(good);
+            let parsed = IdpDocument::parse(&doc(vec![entry]));
+            assert!(parsed.is_ok(), "{good}: {parsed:?}");
+        }
+        for bad in [json!("(mail=*)"), json!("(mail={mail})"), json!("")] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("user_filter".into(), bad)),
+                "user_filter",
+            );
+        }
+        for bad in [
+            "(mail={email}",
+            "mail={email})",
+            "(mail={email}))(",
+            ")(mail={email}(",
+            "(&(mail={email})",
+            "({email}=x)",
+            "(mail={email})(uid=x)",
+            "(mail=*{email}**)",
+        ] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("user_filter".into(), json!(bad))),
+                "user_filter must be an LDAP filter",
+            );
+        }
+    }
+
+    #[test]
+    fn attributes_are_attribute_names_and_nothing_else() {
+        let mut entry = ldap("x", "a.com");
+        entry["attributes"] = json!({ "id": "uid", "name": "cn" });
+        let parsed = IdpDocument::parse(&doc(vec![entry])).unwrap();
+        assert_eq!(
+            parsed.idps[0].ldap().unwrap().attributes,
+            LdapAttributes {
+                id: "uid".into(),
+                email: "mail".into(),
+                name: "cn".into()
+            }
+        );
+        let mut empty = ldap("x", "a.com");
+        empty["attributes"] = json!({});
+        assert_eq!(
+            IdpDocument::parse(&doc(vec![empty])).unwrap().idps[0]
+                .ldap()
+                .unwrap()
+                .attributes
+                .id,
+            "entryUUID"
+        );
+        let long = "a".repeat(65);
+        for key in ["id", "email", "name"] {
+            for bad in [
+                json!(""),
+                json!("1mail"),
+                json!("-mail"),
+                json!("mail;binary"),
+                json!("ma il"),
+                json!("*"),
+                json!("+"),
+                json!("mail)(uid=*"),
+                json!("2.5.4.3"),
+                json!(long),
+                json!(1),
+                Value::Null,
+            ] {
+                refused(
+                    ldap("x", "a.com"),
+                    |o| drop(o.insert("attributes".into(), json!({ key: bad }))),
+                    &format!("attributes.{key} must be an LDAP attribute name"),
+                );
+            }
+        }
+        refused(
+            ldap("x", "a.com"),
+            |o| drop(o.insert("attributes".into(), json!({ "uid": "uid" }))),
+            "unknown field \"uid\" in attributes",
+        );
+        for bad in [json!(["id"]), json!("entryUUID"), Value::Null] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("attributes".into(), bad)),
+                "attributes must be an object",
+            );
+        }
+    }
+
+    #[test]
+    fn max_failures_is_one_to_ten() {
+        for (value, expected) in [(json!(1), 1), (json!(10), 10), (json!(5), 5)] {
+            let mut entry = ldap("x", "a.com");
+            entry["max_failures"] = value;
+            let parsed = IdpDocument::parse(&doc(vec![entry])).unwrap();
+            assert_eq!(parsed.idps[0].ldap().unwrap().max_failures, expected);
+        }
+        for bad in [
+            json!(0),
+            json!(11),
+            json!(-1),
+            json!(3.5),
+            json!(3.0),
+            json!("3"),
+            Value::Null,
+        ] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("max_failures".into(), bad)),
+                "max_failures must be an integer from 1 to 10",
+            );
+        }
+    }
+
+    #[test]
+    fn ldap_refuses_unknown_fields_but_takes_a_description() {
+        let mut entry = ldap("x", "a.com");
+        entry["description"] = json!("the corporate directory");
+        assert!(IdpDocument::parse(&doc(vec![entry])).is_ok());
+        for unknown in ["client_id", "bind_pw", "tls_verify", "search_base"] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert(unknown.into(), json!("x"))),
+                &format!("unknown field {unknown:?}"),
+            );
+        }
+        // And an entra entry does not take ldap's fields.
+        refused(
+            entra("x", "a.com"),
+            |o| drop(o.insert("bind_dn".into(), json!("cn=x"))),
+            "unknown field \"bind_dn\"",
+        );
+    }
+
+    #[test]
+    fn an_ldap_entrys_debug_hides_the_bind_password() {
+        let parsed = IdpDocument::parse(&doc(vec![ldap("x", "a.com")])).unwrap();
+        let debug = format!("{parsed:?}");
+        assert!(!debug.contains("hunter2-bind"), "{debug}");
+        assert!(debug.contains("cn=keygate,dc=example,dc=org"), "{debug}");
     }
 
     #[test]
@@ -734,6 +1364,15 @@ mod tests {
         entry["url"] = json!({ "hunter2-bind": 1 });
         let err = IdpDocument::parse(&doc(vec![entry])).unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+        let mut entry = ldap("x", "a.com");
+        entry["bind_password"] = json!(["hunter2-bind"]);
+        let err = IdpDocument::parse(&doc(vec![entry])).unwrap_err();
+        assert!(err.contains("bind_password") && !err.contains("hunter2"), "{err}");
+        // A malformed url never echoes what it held (it could carry credentials).
+        let mut entry = ldap("x", "a.com");
+        entry["url"] = json!("ldaps://admin:hunter2-bind@ldap.example.org");
+        let err = IdpDocument::parse(&doc(vec![entry])).unwrap_err();
+        assert!(err.contains("url") && !err.contains("hunter2"), "{err}");
         assert!(!format!("{:?}", IdpDocument::parse(&doc(vec![entra("x", "a.com")]))).contains("s3cr3t-value"));
     }
 

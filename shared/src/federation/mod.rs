@@ -8,6 +8,8 @@
 //! ("nOAuth").
 
 pub mod config;
+pub mod directory;
+pub mod ldap;
 pub mod linking;
 pub mod oidc;
 pub mod signin;

@@ -48,9 +48,30 @@ pub fn second_factor_key(user_id: &str) -> String {
     format!("mfa:{user_id}")
 }
 
+/// The key of the directory guard of the address `email` at the configuration entry `idp` (see
+/// [`crate::backoff::claim_directory`]): hashed, so it cannot collide with an address or another key.
+pub fn directory_key(idp: &str, email: &str) -> String {
+    format!(
+        "ldap:{idp}:{}",
+        crate::secret::sha256_b64(&[idp.as_bytes(), b"\n", email.as_bytes()])
+    )
+}
+
 /// The key of an address's failure record.
 pub(crate) fn failures_key(email: &str) -> super::Item {
     key(&pk(email), SK)
+}
+
+/// How a record counts: failures allowed before any wait, the count at which it refuses outright, and how long
+/// after the last claimed attempt it is forgotten.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Failures allowed before the waits start.
+    pub free: i64,
+    /// No attempt is claimed at this count.
+    pub ceiling: i64,
+    /// Seconds after the last claimed attempt that the record is forgotten.
+    pub forget_after: i64,
 }
 
 /// What a claim found.
@@ -71,8 +92,13 @@ pub enum Claim {
 /// or fewer than `ceiling` and past `next_attempt_at`. A success deletes the record afterwards. The condition
 /// makes parallel attempts serialise, so a burst gets no more verdicts than the backoff allows. One round trip
 /// (two when it replaces a record that has outlived its expiry).
-pub async fn claim(store: &Store, email: &str, free: i64, ceiling: i64, now: UnixTime) -> Result<Claim, Error> {
-    let forget = now + FORGET_AFTER_SECONDS;
+pub async fn claim(store: &Store, email: &str, limits: Limits, now: UnixTime) -> Result<Claim, Error> {
+    let Limits {
+        free,
+        ceiling,
+        forget_after,
+    } = limits;
+    let forget = now + forget_after;
     let result = store
         .client()
         .update_item()

@@ -69,6 +69,9 @@ pub struct Session {
     /// That database's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns: Option<String>,
+    /// When a directory last confirmed the owner (a directory account's sign-in, or a refresh that asked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_checked_at: Option<UnixTime>,
     /// The end user of the customer's app a frontend session speaks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuid: Option<String>,
@@ -138,6 +141,7 @@ impl Session {
             db: None,
             ns: None,
             fuid: None,
+            directory_checked_at: None,
             gsi1pk: format!("USER#{}#SESSIONS", user.id),
             gsi1sk: format!("{now:012}#{id}"),
             id,
@@ -238,9 +242,10 @@ pub async fn rotate(
     session: &Session,
     new_hash: &str,
     lifetime: Lifetime,
+    directory_checked_at: Option<UnixTime>,
     now: UnixTime,
 ) -> Result<Rotation, Error> {
-    rotate_scoped(store, session, new_hash, lifetime, None, now).await
+    rotate_scoped(store, session, new_hash, lifetime, None, directory_checked_at, now).await
 }
 
 /// [`rotate`], and when `scope` is given, scopes the session to that database (or to none) in the same write.
@@ -251,6 +256,7 @@ pub async fn rotate_scoped(
     new_hash: &str,
     lifetime: Lifetime,
     scope: Option<Option<&Database>>,
+    directory_checked_at: Option<UnixTime>,
     now: UnixTime,
 ) -> Result<Rotation, Error> {
     // A session made before `ends_at` existed gets one from its start.
@@ -260,6 +266,10 @@ pub async fn rotate_scoped(
                           last_seen_at = :now, expires_at = :expires, expiry_bucket = :bucket, ends_at = :ends"
         .to_owned();
     let mut update = Update::builder();
+    if let Some(checked) = directory_checked_at {
+        expression.push_str(", directory_checked_at = :checked");
+        update = update.expression_attribute_values(":checked", n(checked));
+    }
     match scope {
         Some(Some(database)) => {
             expression.push_str(", db = :db, ns = :ns");

@@ -1,6 +1,6 @@
 //! Users (`USER#<id>` / `PROFILE`) and the email marker that makes an address unique (`EMAIL#<email>` / `USER`).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{built, encode, key, n, s, Store};
@@ -652,6 +652,60 @@ pub(crate) fn set_password_item(
         .expression_attribute_values(":now", n(now))
         .expression_attribute_values(":verified", AttributeValue::Bool(verify_email || user.email_verified));
     transact_update(update)
+}
+
+/// A transaction item that moves a user to new session and token epochs, ending every session and personal access
+/// token (a directory account whose entry is gone), only if the session epoch is still the one read.
+pub(crate) fn end_everything_item(store: &Store, user: &User, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&user.id)))
+        .update_expression("SET session_epoch = :new_epoch, token_epoch = :token_epoch, updated_at = :now")
+        .condition_expression("session_epoch = :old_epoch")
+        .expression_attribute_values(":new_epoch", n(user.session_epoch + 1))
+        .expression_attribute_values(":old_epoch", n(user.session_epoch))
+        .expression_attribute_values(":token_epoch", n(user.token_epoch + 1))
+        .expression_attribute_values(":now", n(now));
+    transact_update(update)
+}
+
+/// Transaction items that move an account to the address `new`: the account (only if it still has the address it
+/// was read with), the old address's marker (only if it is still this account's) and the new one's (only if the
+/// address is free). Emailed codes of the old address are left to expire.
+pub(crate) fn change_email_items(
+    store: &Store,
+    user: &User,
+    new: &Email,
+    now: UnixTime,
+) -> Result<Vec<TransactWriteItem>, Error> {
+    let old = Email::parse(&user.email)?;
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&user.id)))
+        .update_expression("SET email = :new, updated_at = :now")
+        .condition_expression("email = :old")
+        .expression_attribute_values(":new", s(new.as_str()))
+        .expression_attribute_values(":old", s(old.as_str()))
+        .expression_attribute_values(":now", n(now));
+    let old_marker = Delete::builder()
+        .table_name(store.table())
+        .set_key(Some(key(&email_pk(&old), MARKER_SK)))
+        .condition_expression("user_id = :user")
+        .expression_attribute_values(":user", s(&user.id));
+    let marker = EmailMarker {
+        pk: email_pk(new),
+        sk: MARKER_SK.to_owned(),
+        user_id: user.id.clone(),
+    };
+    let new_marker = Put::builder()
+        .table_name(store.table())
+        .set_item(Some(encode(&marker)?))
+        .condition_expression("attribute_not_exists(pk)");
+    Ok(vec![
+        transact_update(update)?,
+        TransactWriteItem::builder().delete(built(old_marker.build())?).build(),
+        TransactWriteItem::builder().put(built(new_marker.build())?).build(),
+    ])
 }
 
 /// A transaction item that moves a user to a new session epoch, revoking every session started before it.

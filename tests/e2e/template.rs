@@ -165,6 +165,34 @@ fn only_the_second_factor_functions_can_read_the_data_key() {
 }
 
 #[test]
+fn only_the_functions_that_route_by_identity_provider_read_its_configuration() {
+    let readers: BTreeSet<String> = functions()
+        .into_iter()
+        .filter(|(_, g)| g.can("IdpConfigSecret", "secretsmanager:GetSecretValue"))
+        .map(|(name, _)| name)
+        .collect();
+    let expected: BTreeSet<String> = [
+        // Entra ID single sign-on and linking.
+        "auth-sso-start",
+        "auth-sso",
+        "auth-identities-link-start",
+        "auth-identities-link",
+        // Password sign-in routed to a directory, the refresh that re-checks it, and the mail it replaces.
+        "auth-login",
+        "auth-login-root",
+        "auth-refresh",
+        "auth-register",
+        "auth-otp-send",
+        "auth-magic-link-send",
+        "auth-password-reset-request",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    assert_eq!(readers, expected);
+}
+
+#[test]
 fn every_function_that_reads_a_key_secret_reads_the_public_one_or_signs() {
     for (name, grants) in functions() {
         let reads_keys = ["SigningKeySecret", "PublicKeySecret"]

@@ -706,14 +706,21 @@ fn document_of(raw: Option<&SecretString>) -> Result<IdpDocument, Error> {
     let Some(raw) = raw.map(ExposeSecret::expose_secret).filter(|r| !r.trim().is_empty()) else {
         return Ok(IdpDocument::default());
     };
-    IdpDocument::parse(raw).map_err(|reason| {
+    let document = IdpDocument::parse(raw).map_err(|reason| {
         // The reason names an entry and a field, never a secret's value.
         tracing::warn!(%reason, "the identity-provider configuration is invalid");
         Error::dependency(
             "identity-provider configuration",
             std::io::Error::other(format!("invalid document: {reason}")),
         )
-    })
+    })?;
+    // Loaded at a cold start and at each reload: an operator sees this in every fresh instance's log.
+    for entry in &document.idps {
+        if entry.ldap().is_some_and(|ldap| ldap.allow_insecure) {
+            tracing::warn!(idp = %entry.id, "allow_insecure is set: passwords go to this directory without TLS (local tests only)");
+        }
+    }
+    Ok(document)
 }
 
 /// Caches a freshly loaded document, or on failure serves the cached one until the next retry.

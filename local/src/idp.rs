@@ -12,7 +12,8 @@ use serde_json::Value;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: keygate-local idp put FILE.json [--secret-id ID] | keygate-local idp show [--secret-id ID]";
+const USAGE: &str =
+    "usage: keygate-local idp put FILE.json [--secret-id ID] | keygate-local idp show [--secret-id ID] | keygate-local idp demo";
 
 /// Stands in for every secret value `show` prints.
 const REDACTED: &str = "<redacted>";
@@ -35,6 +36,7 @@ pub async fn run(args: &[String], aws: &aws_config::SdkConfig) -> Result<ExitCod
     match (command, rest.as_slice()) {
         ("put", [file]) => put(&client, &secret_id, file).await,
         ("show", []) => show(&client, &secret_id).await,
+        ("demo", []) => demo(aws, &client, &secret_id).await,
         _ => {
             eprintln!("{USAGE}");
             Ok(ExitCode::from(2))
@@ -71,7 +73,7 @@ async fn put(client: &aws_sdk_secretsmanager::Client, secret_id: &str, file: &st
             return Ok(ExitCode::from(2));
         }
     };
-    store(client, secret_id, &raw).await?;
+    store_secret(client, secret_id, &raw).await?;
     println!(
         "stored {} identity provider(s) in {secret_id}: {}",
         document.idps.len(),
@@ -87,7 +89,7 @@ async fn put(client: &aws_sdk_secretsmanager::Client, secret_id: &str, file: &st
 
 /// Writes `raw` as the secret's new AWSCURRENT version, creating the secret if it does not exist yet (the local
 /// services; in AWS the stack creates it empty).
-async fn store(client: &aws_sdk_secretsmanager::Client, secret_id: &str, raw: &str) -> Result<(), BoxError> {
+async fn store_secret(client: &aws_sdk_secretsmanager::Client, secret_id: &str, raw: &str) -> Result<(), BoxError> {
     let put = client
         .put_secret_value()
         .secret_id(secret_id)
@@ -115,18 +117,83 @@ async fn store(client: &aws_sdk_secretsmanager::Client, secret_id: &str, raw: &s
     }
 }
 
-async fn show(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<ExitCode, BoxError> {
-    let raw = match client.get_secret_value().secret_id(secret_id).send().await {
-        Ok(output) => output.secret_string.unwrap_or_default(),
+/// The id of `make dev`'s demo directory entry.
+const DEMO_ID: &str = "demo-directory";
+
+/// `idp demo` (run by `make dev`): routes `corp.test` to the demo OpenLDAP directory that scripts/slapd.sh started
+/// (its `KEYGATE_TEST_LDAP_*` variables), into a tenant of its own made the first time. The entry is rewritten at
+/// every start, because the directory's CA is new each time; other entries of the document are kept.
+async fn demo(
+    aws: &aws_config::SdkConfig,
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<ExitCode, BoxError> {
+    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} must be set (scripts/slapd.sh sets it)"));
+    let config = keygate::Config::from_env()?;
+    let store = keygate::store::Store::new(aws_sdk_dynamodb::Client::new(aws), config.table_name.clone());
+    let raw = read(client, secret_id).await?;
+    let mut document: Value = if raw.trim().is_empty() {
+        serde_json::json!({ "idps": [] })
+    } else {
+        serde_json::from_str(&raw).map_err(|_| format!("{secret_id} does not hold JSON; fix it with `idp put`"))?
+    };
+    let entries = document["idps"]
+        .as_array_mut()
+        .ok_or_else(|| format!("{secret_id} has no \"idps\" array; fix it with `idp put`"))?;
+    let previous = entries
+        .iter()
+        .position(|entry| entry["id"] == DEMO_ID)
+        .map(|at| entries.remove(at));
+    let now = keygate::clock::Clock::system().now();
+    let tenant_id = match previous.as_ref().and_then(|entry| entry["tenant_id"].as_str()) {
+        Some(id) if keygate::store::tenants::get(&store, id).await?.is_some() => id.to_owned(),
+        _ => {
+            keygate::tenancy::tenants::create_unowned(&store, "Corp (demo directory)", now)
+                .await?
+                .id
+        }
+    };
+    entries.push(serde_json::json!({
+        "id": DEMO_ID,
+        "type": "ldap",
+        "description": "make dev's OpenLDAP directory (scripts/slapd.sh)",
+        "tenant_id": tenant_id,
+        "domains": ["corp.test"],
+        "default_role": "backend",
+        "url": var("KEYGATE_TEST_LDAP_URL")?,
+        "start_tls": true,
+        "ca_pem": std::fs::read_to_string(var("KEYGATE_TEST_LDAP_CA")?)?,
+        "bind_dn": var("KEYGATE_TEST_LDAP_BIND_DN")?,
+        "bind_password": var("KEYGATE_TEST_LDAP_BIND_PASSWORD")?,
+        "user_base_dn": var("KEYGATE_TEST_LDAP_BASE_DN")?,
+    }));
+    let raw = document.to_string();
+    if let Err(reason) = IdpDocument::parse(&raw) {
+        eprintln!("the demo entry does not validate: {reason}");
+        return Ok(ExitCode::from(2));
+    }
+    store_secret(client, secret_id, &raw).await?;
+    println!("corp.test signs in through the demo directory (tenant {tenant_id})");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The secret's current string; empty when the secret does not exist.
+async fn read(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<String, BoxError> {
+    match client.get_secret_value().secret_id(secret_id).send().await {
+        Ok(output) => Ok(output.secret_string.unwrap_or_default()),
         Err(err)
             if err
                 .as_service_error()
                 .is_some_and(|e| e.is_resource_not_found_exception()) =>
         {
-            String::new()
+            Ok(String::new())
         }
-        Err(err) => return Err(format!("reading {secret_id}: {}", DisplayErrorContext(&err)).into()),
-    };
+        Err(err) => Err(format!("reading {secret_id}: {}", DisplayErrorContext(&err)).into()),
+    }
+}
+
+async fn show(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<ExitCode, BoxError> {
+    let raw = read(client, secret_id).await?;
     if raw.trim().is_empty() {
         println!("{secret_id} holds no identity-provider configuration");
         return Ok(ExitCode::SUCCESS);

@@ -90,6 +90,17 @@ pub fn new_for_root(user: &mut User, now: UnixTime) -> Tenant {
     tenant
 }
 
+/// Creates a tenant with no accounts yet, for people an identity provider brings in as they sign in (`make dev`'s
+/// demo directory). Its slug comes from its name. One round trip, one more per taken slug.
+pub async fn create_unowned(store: &Store, name: &str, now: UnixTime) -> Result<Tenant, Error> {
+    let mut tenant = Tenant::new(users::new_user_id(), name.to_owned(), slugify(name), now);
+    if transact_creating(store, Vec::new(), Some(&mut tenant)).await? {
+        Ok(tenant)
+    } else {
+        Err(Error::Conflict("The tenant could not be created; try again."))
+    }
+}
+
 /// Writes `items` in one transaction, with `tenant` created in the same transaction when given. A taken slug
 /// (and only that) is retried with a suffixed one, so a sign-in never fails because another tenant has the
 /// name; any other failed condition is `Ok(false)` for the caller to judge.

@@ -13,6 +13,7 @@ mod handlers;
 mod hardening;
 mod keys;
 mod ldap;
+mod ldap_review;
 mod mail;
 mod oauth;
 mod passkeys;

@@ -8,6 +8,9 @@
 //! account made before tenancy its new tenant: one more per taken slug). A wrong password past the five free failures
 //! writes its wait (one more); an old hash is upgraded concurrently with the transaction. An attempt refused by
 //! the backoff stops after the first three, with no argon2.
+//! An address routed to an LDAP directory (see `keygate::federation::directory`): 6 in 4 round-trip times (the
+//! directory guard claimed beside the others; the identity's marker, then the account or the address's marker; the
+//! transaction, which creates a first sign-in's account), plus the directory's bind, search and bind.
 
 use keygate::tenancy::databases::Selector;
 use keygate::{account, http, Error, State};

@@ -3,6 +3,8 @@
 //! DynamoDB round trips: 4 (rate-limit counter, session, user, the rotation: one transaction that also records
 //! the old hash in the session's history); a replay of the last token adds one to revoke the session, of an
 //! older one two (its history item, the revocation).
+//! A directory account's session re-asks its LDAP directory at most every 15 minutes: one more (its identities),
+//! and one transaction more when the person is gone (both epochs move).
 
 use keygate::{http, rate_limit, session, Error, State};
 use lambda_http::{Body, Request, Response};

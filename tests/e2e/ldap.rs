@@ -441,3 +441,35 @@ async fn an_existing_account_at_the_address_is_never_taken_over() {
     let me = app.me(&local.str("access_token")).await;
     assert_eq!(me.status, 200, "the local account is untouched");
 }
+
+#[tokio::test]
+async fn a_directory_account_with_two_factor_authentication_gets_a_challenge() {
+    let (app, tenant) = app_and_tenant().await;
+    let mut dir = Directory::new().await;
+    let person = dir.add_person("kim", None).await;
+    route(&app, dir.entry(&unique("corp-"), &tenant)).await;
+    app.state.clock.freeze();
+    let session = app.login(&person.email, &person.password).await;
+    assert_eq!(session.status, 200, "{:?}", session.body);
+    let enrolled = crate::two_factor::enrol(&app, person.email.clone(), session).await;
+
+    let login = app.login(&person.email, &person.password).await;
+    crate::two_factor::assert_challenge(&login);
+    let wrong = app.login(&person.email, "Wrong-password-1").await;
+    assert_eq!(wrong.status, 401, "the directory still judges the password");
+    let answered = crate::two_factor::verify(&app, &login.str("challenge_token"), &enrolled.backup_codes[0]).await;
+    assert_eq!(answered.status, 200, "{:?}", answered.body);
+    assert_eq!(
+        claims(&answered.str("access_token"))["amr"],
+        json!(["pwd", "backup_code", "mfa"])
+    );
+    // The session the challenge started was not the directory's: its first refresh asks the directory.
+    dir.delete(&person.dn).await;
+    let refreshed = app.refresh(&answered.str("refresh_token")).await;
+    assert_eq!(
+        (refreshed.status, refreshed.code()),
+        (401, "session_revoked"),
+        "{:?}",
+        refreshed.body
+    );
+}

@@ -54,7 +54,7 @@ pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
 }
 
 /// Turns two-factor authentication on from a fresh session.
-async fn enrol(app: &TestApp, email: String, session: Answer) -> Enrolled {
+pub(crate) async fn enrol(app: &TestApp, email: String, session: Answer) -> Enrolled {
     let setup = app
         .post_as(&session.str("access_token"), "/v1/auth/2fa/setup", json!({}))
         .await;

@@ -1,7 +1,7 @@
 //! The email/password account lifecycle: register, verify, login, change and reset the password.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::backoff;
 use crate::breach::Breach;
@@ -241,8 +241,10 @@ pub async fn redeem_code_for_session(
 /// root (see [`tenants::new_for_root`]). A lost race is 409 `conflict`. An account with two-factor
 /// authentication on gets a challenge instead of the session; the mailbox proof still forgets failed passwords, as
 /// a password reset (which the same proof allows) would, but not failed second factors
-/// ([`crate::backoff::claim_second_factor`]).
-/// One round trip (one more per taken tenant slug), and one SQS call for a first proof.
+/// ([`crate::backoff::claim_second_factor`]). A directory account is signed in only while its directory still has
+/// it ([`directory::vouch`]).
+/// One round trip (one more per taken tenant slug), and one SQS call for a first proof; a directory account's
+/// question to its directory.
 pub(crate) async fn sign_in_with_mailbox_proof(
     state: &State,
     read: User,
@@ -255,6 +257,7 @@ pub(crate) async fn sign_in_with_mailbox_proof(
     if read.status == AccountStatus::Disabled {
         return Err(Error::AccountDisabled);
     }
+    let directory_checked_at = directory::vouch(state, &read, now).await?;
     let first_proof = !read.email_verified;
     let mut user = read.clone();
     if first_proof {
@@ -278,7 +281,8 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         items.push(issued.item);
         Err(issued.answer)
     } else {
-        let (session, refresh) = Session::start(&user, &[amr], client, Lifetime::from_config(&state.config), now);
+        let (mut session, refresh) = Session::start(&user, &[amr], client, Lifetime::from_config(&state.config), now);
+        session.directory_checked_at = directory_checked_at;
         items.push(sessions::create_item(&state.store, &session)?);
         Ok((session, refresh))
     };
@@ -431,7 +435,14 @@ async fn check_password(
     if let Some((entry, ldap)) = directory::route(&idps, &email) {
         let (limited, attempt, looked_up) = tokio::join!(
             limited,
-            backoff::claim_directory(store, email.as_str(), &entry.id, ldap.max_failures, now),
+            backoff::claim_directory(
+                store,
+                email.as_str(),
+                &entry.id,
+                ldap.max_failures,
+                ldap.failure_window_seconds,
+                now
+            ),
             lookup
         );
         if let Err(refused) = limited {
@@ -485,7 +496,10 @@ async fn check_password(
 /// and counts in both records; a directory that does not answer is 503 `idp_unavailable` and counts in neither;
 /// there is never a fallback to a local password. The account is the directory identity's (made at its first
 /// sign-in), written with the session.
-/// Round trips after the claims: the directory's (a bind, a search, a bind), then [`directory::account_for`]'s.
+/// Two guards stop before the directory would lock a person: one per address (claimed with the backoff), one per
+/// directory entry (claimed between the search and the bind, so a person's other addresses add no binds).
+/// Round trips after the claims: the directory's search (a service bind and a search), the entry's guard, the
+/// directory's bind, then [`directory::account_for`]'s.
 #[allow(clippy::too_many_arguments)]
 async fn check_with_directory(
     state: &State,
@@ -498,13 +512,15 @@ async fn check_with_directory(
     now: UnixTime,
 ) -> Result<Checked, Error> {
     let store = &state.store;
-    let found = match state
-        .directories
-        .authenticate(&entry.id, ldap, email.as_str(), password)
-        .await
-    {
-        Ok(Verdict::Authenticated(found)) => found,
-        Ok(Verdict::Rejected) => {
+    // An empty password is an unauthenticated bind (RFC 4513), which some servers accept: never sent.
+    if password.expose_secret().is_empty() {
+        attempt.failed(store, now).await?;
+        return Err(Error::InvalidCredentials);
+    }
+    // The search binds as the service account only: it cannot lock anyone.
+    let candidate = match state.directories.candidate(&entry.id, ldap, email.as_str()).await {
+        Ok(Some(candidate)) => candidate,
+        Ok(None) => {
             attempt.failed(store, now).await?;
             return Err(Error::InvalidCredentials);
         }
@@ -513,17 +529,50 @@ async fn check_with_directory(
             return Err(err);
         }
     };
+    let guard = backoff::claim_directory_entry(
+        store,
+        &entry.id,
+        &candidate.user().id,
+        ldap.max_failures,
+        ldap.failure_window_seconds,
+        now,
+    )
+    .await;
+    let guard = match guard {
+        Ok(guard) => guard,
+        Err(refused) => {
+            state.directories.set_aside(&entry.id, candidate).await;
+            attempt.release(store).await?;
+            return Err(refused);
+        }
+    };
+    let found = match state.directories.check(&entry.id, candidate, password).await {
+        Ok(Verdict::Authenticated(found)) => found,
+        Ok(Verdict::Rejected) => {
+            let (settled, guarded) = tokio::join!(attempt.failed(store, now), guard.failed(store, now));
+            settled.and(guarded)?;
+            return Err(Error::InvalidCredentials);
+        }
+        Err(err) => {
+            let (settled, guarded) = tokio::join!(attempt.release(store), guard.release(store));
+            settled.and(guarded)?;
+            return Err(err);
+        }
+    };
     let (user, mut items) = match directory::account_for(state, entry, &found, email, now).await {
         Ok(account) => account,
         Err(err) => {
-            attempt.release(store).await?;
+            let (settled, guarded) = tokio::join!(attempt.release(store), guard.release(store));
+            settled.and(guarded)?;
             return Err(err);
         }
     };
     if user.status == AccountStatus::Disabled {
-        attempt.failed(store, now).await?;
+        let (settled, guarded) = tokio::join!(attempt.failed(store, now), guard.failed(store, now));
+        settled.and(guarded)?;
         return Err(Error::AccountDisabled);
     }
+    items.push(guard.succeeded_item(store)?);
     let (attempt, cleared) = attempt.directory_accepted(store)?;
     items.push(cleared);
     Ok(Checked {

@@ -98,6 +98,14 @@ fn check(
     may_carry: impl Fn(&str) -> bool,
     now: UnixTime,
 ) -> Result<Checked, Error> {
+    if owner.idp.is_some() {
+        // A directory would have no say over it: a token outlives the person's removal from the directory, and
+        // nothing but a refresh or a sign-in asks the directory again.
+        return Err(Error::InvalidField(
+            "An account an identity provider signs in cannot hold personal access tokens; use a service account."
+                .to_owned(),
+        ));
+    }
     let name = crate::account::clean_name(Some(&new.name), "name")?
         .ok_or_else(|| Error::InvalidField("name must not be empty.".to_owned()))?;
     let scopes = scopes::parse_requested(&state.config, &new.scopes)?;

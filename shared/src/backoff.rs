@@ -119,14 +119,11 @@ pub struct PairedAttempt {
 pub type SecondFactorAttempt = PairedAttempt;
 
 /// A password attempt at an address routed to a directory. It counts in the account's login backoff, as any
-/// password attempt does, and in a guard of the directory's own: at most `max_failures` failures per fifteen
-/// minutes (counted from the last one), refused with 429 before any bind. Directories lock accounts after a few
+/// password attempt does, and in a guard of the directory's own: at most the entry's `max_failures` failures within
+/// its `failure_window_seconds` of the last one (fifteen minutes by default), refused with 429 before any bind. Directories lock accounts after a few
 /// failures (Active Directory often after five to ten), so keygate stops first, and nobody on the internet can
 /// lock a company's accounts through it.
 pub type DirectoryAttempt = PairedAttempt;
-
-/// How long the directory guard remembers failures, counted from the last one.
-pub const DIRECTORY_WINDOW_SECONDS: i64 = 900;
 
 /// Claims a guess at the second factor of the account whose login backoff key is `login_key`, in both records
 /// concurrently. Refused (429, or 403 `account_locked` at the login backoff's ceiling) when either refuses. One
@@ -147,34 +144,66 @@ pub async fn claim_second_factor(
 }
 
 /// Claims a password attempt at `email`, routed to the directory of the configuration entry `idp`, in the login
-/// backoff and the directory's guard concurrently (see [`DirectoryAttempt`]). One round-trip time (two writes).
+/// backoff and the directory's guard concurrently (see [`DirectoryAttempt`]): at most `max_failures` failures
+/// within `window_seconds` of the last one. One round-trip time (two writes).
 pub async fn claim_directory(
     store: &Store,
     email: &str,
     idp: &str,
     max_failures: i64,
+    window_seconds: i64,
     now: UnixTime,
 ) -> Result<DirectoryAttempt, Error> {
-    let key = login_failures::directory_key(idp, email);
-    let guard = async {
-        let limits = Limits {
-            free: max_failures,
-            ceiling: max_failures,
-            forget_after: DIRECTORY_WINDOW_SECONDS,
-        };
-        match login_failures::claim(store, &key, limits, now).await? {
-            Claim::Granted { failures, before } => Ok(Attempt {
-                email: key.clone(),
-                failures,
-                claimed_at: now,
-                before,
-            }),
-            Claim::Refused(record) => Err(Error::RateLimited {
-                retry_after: (record.expires_at - now).max(1),
-            }),
-        }
-    };
+    let guard = claim_guard(
+        store,
+        login_failures::directory_key(idp, email),
+        max_failures,
+        window_seconds,
+        now,
+    );
     claim_pair(store, claim(store, email, now), guard).await
+}
+
+/// Claims a password attempt at the directory entry whose stable id is `directory_id`, whatever address found it:
+/// the same guard as [`claim_directory`]'s, counted per entry, so that a person's other addresses (a second `mail`,
+/// a principal name) give no more binds before the directory would lock them. One round trip.
+pub async fn claim_directory_entry(
+    store: &Store,
+    idp: &str,
+    directory_id: &str,
+    max_failures: i64,
+    window_seconds: i64,
+    now: UnixTime,
+) -> Result<Attempt, Error> {
+    // "entry:" cannot begin an address (no ':' in one), so an entry's key is never an address's.
+    let key = login_failures::directory_key(idp, &format!("entry:{directory_id}"));
+    claim_guard(store, key, max_failures, window_seconds, now).await
+}
+
+/// A directory guard's claim: granted below `max_failures`, else 429 until `window_seconds` after the last one.
+async fn claim_guard(
+    store: &Store,
+    key: String,
+    max_failures: i64,
+    window_seconds: i64,
+    now: UnixTime,
+) -> Result<Attempt, Error> {
+    let limits = Limits {
+        free: max_failures,
+        ceiling: max_failures,
+        forget_after: window_seconds,
+    };
+    match login_failures::claim(store, &key, limits, now).await? {
+        Claim::Granted { failures, before } => Ok(Attempt {
+            email: key,
+            failures,
+            claimed_at: now,
+            before,
+        }),
+        Claim::Refused(record) => Err(Error::RateLimited {
+            retry_after: (record.expires_at - now).max(1),
+        }),
+    }
 }
 
 /// Both claims, or neither: a claim granted beside a refused one is given back.

@@ -237,7 +237,7 @@ async fn a_renamed_openldap_address_moves_the_account_and_the_old_one_stops() {
 }
 
 #[tokio::test]
-async fn a_person_removed_from_the_directory_loses_sessions_and_tokens_at_refresh() {
+async fn a_person_removed_from_the_directory_loses_every_session_at_refresh() {
     let (app, tenant) = app_and_tenant().await;
     let mut dir = Directory::new().await;
     let person = dir.add_person("dave", None).await;
@@ -245,16 +245,9 @@ async fn a_person_removed_from_the_directory_loses_sessions_and_tokens_at_refres
     app.state.clock.freeze();
     let tokens = app.login(&person.email, &person.password).await;
     assert_eq!(tokens.status, 200, "{:?}", tokens.body);
-    let pat = app
-        .post_as(
-            &tokens.str("access_token"),
-            "/v1/api-tokens",
-            json!({ "name": "ci", "scopes": ["profile:read"] }),
-        )
-        .await;
-    assert_eq!(pat.status, 201, "{:?}", pat.body);
-    let pat = pat.str("token");
-    assert_eq!(app.me(&pat).await.status, 200);
+    app.state.clock.advance(10 * 60);
+    let other = app.login(&person.email, &person.password).await;
+    assert_eq!(other.status, 200, "{:?}", other.body);
 
     dir.delete(&person.dn).await;
     // Not asked again within fifteen minutes of the sign-in.
@@ -264,7 +257,13 @@ async fn a_person_removed_from_the_directory_loses_sessions_and_tokens_at_refres
     app.state.clock.advance(15 * 60);
     let late = app.refresh(&soon.str("refresh_token")).await;
     assert_eq!((late.status, late.code()), (401, "session_revoked"), "{:?}", late.body);
-    assert_eq!(app.me(&pat).await.status, 401, "its personal access tokens stop too");
+    let newer = app.refresh(&other.str("refresh_token")).await;
+    assert_eq!(
+        (newer.status, newer.code()),
+        (401, "session_revoked"),
+        "every session of the account ended, not only the one that asked: {:?}",
+        newer.body
+    );
     let login = app.login(&person.email, &person.password).await;
     assert_eq!((login.status, login.code()), (401, "invalid_credentials"));
 }
@@ -472,4 +471,30 @@ async fn a_directory_account_with_two_factor_authentication_gets_a_challenge() {
         "{:?}",
         refreshed.body
     );
+}
+
+#[tokio::test]
+async fn a_directory_no_longer_configured_vouches_for_nobody() {
+    let (app, tenant) = app_and_tenant().await;
+    let mut dir = Directory::new().await;
+    let person = dir.add_person("lee", None).await;
+    let id = unique("corp-");
+    route(&app, dir.entry(&id, &tenant)).await;
+    app.state.clock.freeze();
+    let tokens = app.login(&person.email, &person.password).await;
+    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+    app.put_idp_document(&json!({ "idps": [] })).await;
+    app.state.clock.advance(16 * 60);
+    let refused = app.refresh(&tokens.str("refresh_token")).await;
+    assert_eq!((refused.status, refused.code()), (401, "session_revoked"));
+    let login = app.login(&person.email, &person.password).await;
+    assert_eq!(
+        (login.status, login.code()),
+        (401, "invalid_credentials"),
+        "no local password either"
+    );
+    // Configured again (a mistake undone): the same session refreshes, as its epochs did not move.
+    route(&app, dir.entry(&id, &tenant)).await;
+    let again = app.refresh(&tokens.str("refresh_token")).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
 }

@@ -181,6 +181,12 @@ fn only_the_functions_that_route_by_identity_provider_read_its_configuration() {
         "auth-login",
         "auth-login-root",
         "auth-refresh",
+        // Sign-ins the directory does not judge ask it before they start a directory account's session; Google
+        // may not claim an address a directory is authoritative for.
+        "auth-otp-login",
+        "auth-magic-link-login",
+        "auth-passkey-login-verify",
+        "auth-google",
         "auth-register",
         "auth-otp-send",
         "auth-magic-link-send",

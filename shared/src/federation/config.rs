@@ -108,8 +108,13 @@ pub struct LdapEntry {
     pub attributes: LdapAttributes,
     /// Allows plain `ldap://` without StartTLS (local tests only).
     pub allow_insecure: bool,
-    /// Failed sign-ins per account per 15 minutes before keygate stops asking the directory (1 to 10).
+    /// Failed sign-ins per account within `failure_window_seconds` before keygate stops asking the directory
+    /// (1 to 10).
     pub max_failures: i64,
+    /// How long failures are remembered after the last one (300 to 86,400; 900 by default). It must be at least
+    /// the directory's own reset period ("reset account lockout counter after"), or failures spread over time add
+    /// up there.
+    pub failure_window_seconds: i64,
 }
 
 /// The attribute names an LDAP entry reads.
@@ -128,6 +133,8 @@ pub const EMAIL_PLACEHOLDER: &str = "{email}";
 
 /// The default `max_failures`.
 const DEFAULT_MAX_FAILURES: i64 = 3;
+/// The default `failure_window_seconds`.
+const DEFAULT_FAILURE_WINDOW_SECONDS: i64 = 900;
 
 /// Fields every entry has.
 const COMMON_FIELDS: [&str; 5] = ["id", "type", "tenant_id", "domains", "default_role"];
@@ -145,7 +152,7 @@ const ENTRA_FIELDS: [&str; 9] = [
     "description",
 ];
 /// Fields an `ldap` entry may add.
-const LDAP_FIELDS: [&str; 12] = [
+const LDAP_FIELDS: [&str; 13] = [
     "url",
     "start_tls",
     "ca_pem",
@@ -157,6 +164,7 @@ const LDAP_FIELDS: [&str; 12] = [
     "directory",
     "allow_insecure",
     "max_failures",
+    "failure_window_seconds",
     "description",
 ];
 
@@ -429,6 +437,13 @@ impl Fields<'_> {
                 .filter(|n| (1..=10).contains(n))
                 .ok_or_else(|| format!("{here}: max_failures must be an integer from 1 to 10"))?,
         };
+        let failure_window_seconds = match self.obj.get("failure_window_seconds") {
+            None => DEFAULT_FAILURE_WINDOW_SECONDS,
+            Some(value) => value
+                .as_i64()
+                .filter(|n| (300..=86_400).contains(n))
+                .ok_or_else(|| format!("{here}: failure_window_seconds must be an integer from 300 to 86400"))?,
+        };
         Ok(LdapEntry {
             url,
             start_tls,
@@ -440,6 +455,7 @@ impl Fields<'_> {
             attributes,
             allow_insecure,
             max_failures,
+            failure_window_seconds,
         })
     }
 
@@ -1303,6 +1319,23 @@ lqSXPfYkQN47QLVkPDQ=
                 ldap("x", "a.com"),
                 |o| drop(o.insert("attributes".into(), bad)),
                 "attributes must be an object",
+            );
+        }
+    }
+
+    #[test]
+    fn the_failure_window_is_five_minutes_to_a_day() {
+        let parsed = IdpDocument::parse(&doc(vec![ldap("x", "a.com")])).unwrap();
+        assert_eq!(parsed.idps[0].ldap().unwrap().failure_window_seconds, 900);
+        let mut entry = ldap("x", "a.com");
+        entry["failure_window_seconds"] = json!(1800);
+        let parsed = IdpDocument::parse(&doc(vec![entry])).unwrap();
+        assert_eq!(parsed.idps[0].ldap().unwrap().failure_window_seconds, 1800);
+        for bad in [json!(299), json!(86_401), json!("900"), json!(900.5)] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("failure_window_seconds".into(), bad)),
+                "failure_window_seconds must be an integer from 300 to 86400",
             );
         }
     }

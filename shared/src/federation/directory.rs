@@ -112,48 +112,87 @@ pub(crate) enum Recheck {
 }
 
 /// Re-asks the directory, at most every [`RECHECK_SECONDS`] per session, whether the owner of a directory
-/// account's session is still there. Gone (or its entry no longer configured): both epochs move, so every session
-/// and token of the account stops, and the answer is 401 `session_revoked`. Unreachable: 503 `idp_unavailable`
-/// (the session stays; the next refresh asks again).
-/// Round trips when due: the account's identities, then one transaction when the entry is gone; the directory.
+/// account's session is still there (see [`ask`]): gone, or its entry no longer configured, is 401
+/// `session_revoked`. A session the directory did not start (a passkey, say) is asked at its first refresh.
+/// Round trips when due: the account's identities, one transaction when the person is gone; the directory.
 pub(crate) async fn recheck(state: &State, user: &User, session: &Session, now: UnixTime) -> Result<Recheck, Error> {
-    let Some(idp) = user.idp.as_deref() else {
+    if user.idp.is_none() {
         return Ok(Recheck::NotDue);
-    };
-    // A session the directory did not start (a passkey, say) is asked about at its first refresh.
+    }
     let last = session.directory_checked_at.unwrap_or(0);
     if now - last < RECHECK_SECONDS {
         return Ok(Recheck::NotDue);
     }
+    Ok(match ask(state, user, Error::SessionRevoked, now).await? {
+        Asked::NotDirectory => Recheck::NotDue,
+        Asked::Present => Recheck::Confirmed,
+    })
+}
+
+/// Asks the directory before a sign-in it did not judge (a passkey, an emailed code or link, a linked Google or
+/// Entra identity) starts a session for a directory account, so that someone removed from the directory cannot
+/// come back another way (see [`ask`]; gone is 401 `invalid_credentials`). `Some(now)` when the directory was
+/// asked, for the session's [`Session::directory_checked_at`].
+/// Round trips for a directory account: the account's identities, one transaction when the person is gone; the
+/// directory. None otherwise.
+pub(crate) async fn vouch(state: &State, user: &User, now: UnixTime) -> Result<Option<UnixTime>, Error> {
+    if user.idp.is_none() {
+        return Ok(None);
+    }
+    Ok(match ask(state, user, Error::InvalidCredentials, now).await? {
+        Asked::NotDirectory => None,
+        Asked::Present => Some(now),
+    })
+}
+
+/// What the directory said about an account.
+enum Asked {
+    /// Not a directory account (an Entra one).
+    NotDirectory,
+    /// Its entry is there, and still matches the entry's filter.
+    Present,
+}
+
+/// Asks an account's directory whether its entry is still there (and still matches the entry's `user_filter`).
+/// Gone: both epochs move, so every session and token of the account stops, and the answer is `gone`. Its entry no
+/// longer configured: `gone` too, without moving the epochs (a configuration mistake is undone by fixing it).
+/// Unreachable: 503 `idp_unavailable`.
+async fn ask(state: &State, user: &User, gone: Error, now: UnixTime) -> Result<Asked, Error> {
+    let Some(idp) = user.idp.as_deref() else {
+        return Ok(Asked::NotDirectory);
+    };
     let document = state.idps.get(now).await?;
-    let Some(entry) = document.entry(idp) else {
-        tracing::warn!(
-            idp,
-            "a session's identity provider is no longer configured; refusing its refresh"
-        );
-        return Err(Error::SessionRevoked);
+    let configured = match document.entry(idp).map(|entry| (entry, entry.ldap())) {
+        Some((entry, Some(ldap))) => Some((entry, ldap)),
+        // Entra accounts are not asked here.
+        Some((_, None)) => return Ok(Asked::NotDirectory),
+        None => None,
     };
-    let Some(ldap) = entry.ldap() else {
-        // Entra accounts are not re-checked here.
-        return Ok(Recheck::NotDue);
-    };
-    let prefix = format!("{}:", entry.id);
-    let directory_id = identities::list(&state.store, &user.id)
+    let linked = identities::list(&state.store, &user.id)
         .await?
         .into_iter()
-        .find(|identity| identity.provider == PROVIDER)
-        .and_then(|identity| identity.subject.strip_prefix(&prefix).map(str::to_owned));
+        .find(|identity| identity.provider == PROVIDER);
+    let Some((entry, ldap)) = configured else {
+        if linked.is_none() {
+            return Ok(Asked::NotDirectory);
+        }
+        // Its directory is no longer configured: nobody can vouch for the account now.
+        tracing::warn!(idp, "a directory account's entry is no longer configured; refusing it");
+        return Err(gone);
+    };
+    let prefix = format!("{}:", entry.id);
+    let directory_id = linked.and_then(|identity| identity.subject.strip_prefix(&prefix).map(str::to_owned));
     let still_there = match directory_id {
         Some(id) => state.directories.find(&entry.id, ldap, &id).await?.is_some(),
         None => false,
     };
     if still_there {
-        return Ok(Recheck::Confirmed);
+        return Ok(Asked::Present);
     }
     tracing::info!(idp, user = %user.id, "the directory no longer has this account; ending its sessions and tokens");
     let item = users::end_everything_item(&state.store, user, now)?;
     if !state.store.transact(vec![item]).await? {
         tracing::info!(user = %user.id, "the account changed while its directory entry was found gone");
     }
-    Err(Error::SessionRevoked)
+    Err(gone)
 }

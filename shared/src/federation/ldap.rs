@@ -56,6 +56,19 @@ pub struct DirectoryUser {
     pub name: Option<String>,
 }
 
+/// A directory entry found for an address, holding the connection that found it until its password is checked.
+pub struct Candidate {
+    conn: Pooled,
+    user: DirectoryUser,
+}
+
+impl Candidate {
+    /// What the directory said about the entry.
+    pub fn user(&self) -> &DirectoryUser {
+        &self.user
+    }
+}
+
 /// The verdict of a password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -146,20 +159,74 @@ impl Directories {
         if password.expose_secret().is_empty() {
             return Ok(Verdict::Rejected);
         }
-        let filter = user_filter(&ldap.user_filter, email);
-        let mut conn = self.service_connection(entry_id, ldap).await?;
-        let outcome = check_password(&mut conn.ldap, entry_id, ldap, &filter, password).await;
-        self.give_back(entry_id, conn, &outcome).await;
-        outcome.map_err(|(step, failure)| failure.into_error(entry_id, step))
+        match self.candidate(entry_id, ldap, email).await? {
+            Some(candidate) => self.check(entry_id, candidate, password).await,
+            None => Ok(Verdict::Rejected),
+        }
     }
 
-    /// The entry whose id attribute is `id` (as [`DirectoryUser::id`] gives it), for the refresh's re-check:
-    /// `None` when there is none (or more than one, or `id` is not hex).
+    /// Search-then-bind in two steps, so that a caller can decide between them (keygate's guard counts failures
+    /// per directory entry, whatever address found it): the first step binds as the service account and finds
+    /// exactly one entry for `email` (the address escaped); `None` when none or several match, or the entry has no
+    /// id or DN. The candidate holds its connection for [`Directories::check`] or [`Directories::set_aside`].
+    pub async fn candidate(&self, entry_id: &str, ldap: &LdapEntry, email: &str) -> Result<Option<Candidate>, Error> {
+        within_deadline(entry_id, async {
+            let filter = user_filter(&ldap.user_filter, email);
+            let mut conn = self.service_connection(entry_id, ldap).await?;
+            let outcome = find_one(&mut conn.ldap, entry_id, ldap, &filter).await;
+            match outcome {
+                Ok(Some(user)) => Ok(Some(Candidate { conn, user })),
+                other => {
+                    self.give_back(entry_id, conn, &other).await;
+                    other
+                        .map(|_| None)
+                        .map_err(|(step, failure)| failure.into_error(entry_id, step))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The second step: binds as the candidate with `password` (an empty one is `Rejected` without a bind). At
+    /// most one operation, so its own timeout bounds it.
+    pub async fn check(&self, entry_id: &str, candidate: Candidate, password: &SecretString) -> Result<Verdict, Error> {
+        let Candidate { mut conn, user } = candidate;
+        if password.expose_secret().is_empty() {
+            self.give_back(entry_id, conn, &Ok::<(), (&str, Failure)>(())).await;
+            return Ok(Verdict::Rejected);
+        }
+        let outcome = user_bind(&mut conn.ldap, &user, password).await;
+        self.give_back(entry_id, conn, &outcome).await;
+        match outcome {
+            Ok(true) => Ok(Verdict::Authenticated(user)),
+            Ok(false) => Ok(Verdict::Rejected),
+            Err((step, failure)) => Err(failure.into_error(entry_id, step)),
+        }
+    }
+
+    /// Returns the connection of a candidate whose password was never checked (its guard refused) to the pool.
+    pub async fn set_aside(&self, entry_id: &str, candidate: Candidate) {
+        self.give_back(entry_id, candidate.conn, &Ok::<(), (&str, Failure)>(()))
+            .await;
+    }
+
+    /// The entry whose id attribute is `id` (as [`DirectoryUser::id`] gives it) and that still matches the entry's
+    /// `user_filter` for any address, for the re-check of a directory account: `None` when there is none (or more
+    /// than one, or `id` is not hex). A filter that admits only some people (a group, an active flag) so removes
+    /// those it no longer admits.
     pub async fn find(&self, entry_id: &str, ldap: &LdapEntry, id: &str) -> Result<Option<DirectoryUser>, Error> {
+        within_deadline(entry_id, self.find_now(entry_id, ldap, id)).await
+    }
+
+    async fn find_now(&self, entry_id: &str, ldap: &LdapEntry, id: &str) -> Result<Option<DirectoryUser>, Error> {
         let Some(bytes) = decode_hex(id).filter(|bytes| !bytes.is_empty() && bytes.len() <= MAX_ID_BYTES) else {
             return Ok(None);
         };
-        let filter = id_filter(&ldap.attributes.id, &bytes);
+        let filter = format!(
+            "(&{}{})",
+            id_filter(&ldap.attributes.id, &bytes),
+            ldap.user_filter.replace(EMAIL_PLACEHOLDER, "*")
+        );
         let mut conn = self.service_connection(entry_id, ldap).await?;
         let outcome = match search(&mut conn.ldap, ldap, &filter).await {
             Ok(Found::One(entry)) => Ok(directory_user(&entry, ldap)),
@@ -273,27 +340,26 @@ impl Directories {
     }
 }
 
-/// The search, then the user's bind, on a connection bound as the service account. The error names the step.
-async fn check_password(
+/// The one entry `filter` matches, with an id and a DN; `None` for none, several, or one without either.
+async fn find_one(
     conn: &mut Ldap,
     entry_id: &str,
     ldap: &LdapEntry,
     filter: &str,
-    password: &SecretString,
-) -> Result<Verdict, (&'static str, Failure)> {
+) -> Result<Option<DirectoryUser>, (&'static str, Failure)> {
     let entry = match search(conn, ldap, filter)
         .await
         .map_err(|failure| ("search", failure))?
     {
         Found::One(entry) => entry,
-        Found::None => return Ok(Verdict::Rejected),
+        Found::None => return Ok(None),
         Found::Many(count) => {
             tracing::warn!(
                 idp = entry_id,
                 count,
                 "more than one directory entry matches a sign-in; refused (check user_filter)"
             );
-            return Ok(Verdict::Rejected);
+            return Ok(None);
         }
     };
     let Some(user) = directory_user(&entry, ldap) else {
@@ -302,20 +368,29 @@ async fn check_password(
             attribute = %ldap.attributes.id,
             "a directory entry has no id attribute; refused"
         );
-        return Ok(Verdict::Rejected);
+        return Ok(None);
     };
     // An empty DN would make the bind anonymous, which succeeds whatever the password.
     if user.dn.is_empty() {
-        return Ok(Verdict::Rejected);
+        return Ok(None);
     }
+    Ok(Some(user))
+}
+
+/// Binds as `user` with `password`: `true` accepted, `false` rejected (result 49).
+async fn user_bind(
+    conn: &mut Ldap,
+    user: &DirectoryUser,
+    password: &SecretString,
+) -> Result<bool, (&'static str, Failure)> {
     let result = conn
         .with_timeout(OPERATION_TIMEOUT)
         .simple_bind(&user.dn, password.expose_secret())
         .await
         .map_err(|err| ("user bind", Failure::from(err)))?;
     match result.rc {
-        RC_SUCCESS => Ok(Verdict::Authenticated(user)),
-        RC_INVALID_CREDENTIALS => Ok(Verdict::Rejected),
+        RC_SUCCESS => Ok(true),
+        RC_INVALID_CREDENTIALS => Ok(false),
         _ => Err(("user bind", Failure::Answer(result.to_string()))),
     }
 }
@@ -446,6 +521,26 @@ pub(crate) fn id_filter(attribute: &str, bytes: &[u8]) -> String {
     }
     filter.push(')');
     filter
+}
+
+/// Everything one question to a directory may take: its steps each have their own timeouts, but a stale pooled
+/// connection, a reconnect and three operations could add up past the function's own timeout, which would leave
+/// a bare 5xx and an unsettled attempt instead of a 503.
+const DEADLINE: Duration = Duration::from_secs(8);
+
+/// `question`, or 503 `idp_unavailable` when it has not finished within [`DEADLINE`]. The connection it held is
+/// dropped with it, never pooled.
+async fn within_deadline<T>(
+    entry_id: &str,
+    question: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(DEADLINE, question).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::warn!(idp = entry_id, "the directory did not answer within the deadline");
+            Err(unavailable())
+        }
+    }
 }
 
 /// Lowercase hex.

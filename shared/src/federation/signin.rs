@@ -171,6 +171,13 @@ async fn sign_in(
             ));
         }
     }
+    // An address a directory is authoritative for signs in through the directory: no other provider may make or
+    // claim an account for it, or a consumer account on a work address would squat the person's directory account.
+    if entry.is_none() && super::directory::is_routed(state, &email, now).await? {
+        return Err(Error::InvalidField(
+            "This address signs in through its organization's directory, with its password there.".to_owned(),
+        ));
+    }
     if let Some(existing) = users::find_by_email(store, &email).await? {
         // Never into a directory's account, and never a second identity of the provider: a new Google `sub` for an
         // address that already has one is what a lapsed, re-registered Workspace domain looks like.

@@ -303,7 +303,7 @@ fn verify_assertion(
 
 /// Finishes a passkey sign-in (with an email or usernameless) and starts a session, with `amr` `hwk` or `swk`
 /// and `mfa`: user verification is required, so no second-factor challenge follows. An unverified account cannot
-/// sign in (403 `email_not_verified`).
+/// sign in (403 `email_not_verified`), and a directory account only while its directory still has it.
 /// Round trips: the per-IP counter and the ceremony (a conditional delete) concurrently; the credential's owner;
 /// the user and the passkey concurrently; the backoff claim; one transaction (the passkey's counter, the session,
 /// the cleared backoff).
@@ -327,13 +327,21 @@ pub async fn login_verify(
         asserted.attempt.failed(store, now).await?;
         return Err(Error::EmailNotVerified);
     }
-    let (session, refresh) = Session::start(
+    let directory_checked_at = match crate::federation::directory::vouch(state, &asserted.user, now).await {
+        Ok(checked) => checked,
+        Err(err) => {
+            asserted.attempt.release(store).await?;
+            return Err(err);
+        }
+    };
+    let (mut session, refresh) = Session::start(
         &asserted.user,
         &asserted.amr,
         client,
         Lifetime::from_config(&state.config),
         now,
     );
+    session.directory_checked_at = directory_checked_at;
     let items = vec![
         asserted.used,
         sessions::create_item(store, &session)?,

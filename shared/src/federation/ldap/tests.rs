@@ -36,6 +36,7 @@ fn entry(url: &str) -> LdapEntry {
         },
         allow_insecure: true,
         max_failures: 3,
+        failure_window_seconds: 900,
     }
 }
 

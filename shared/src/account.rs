@@ -335,6 +335,7 @@ pub async fn login(
         rehash,
         looked_up,
         mut items,
+        cleared,
         directory,
     } = check_password(state, email, password, database, client, now).await?;
     let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
@@ -343,6 +344,9 @@ pub async fn login(
             Ok(found) => Some(found),
             Err(err) => {
                 attempt.release(store).await?;
+                if !cleared.is_empty() && !store.transact(cleared).await? {
+                    tracing::info!("a directory guard changed while it was cleared");
+                }
                 return Err(err);
             }
         },
@@ -397,8 +401,11 @@ struct Checked {
     attempt: backoff::Attempt,
     rehash: bool,
     looked_up: Option<databases::Database>,
-    /// To write with the session: a directory account's creation or new address, its guard cleared.
+    /// To write with the session: a directory account's creation or new address, and `cleared`.
     items: Vec<TransactWriteItem>,
+    /// The directory guards' records, cleared (the password was right): also written when the sign-in stops
+    /// after the password, so a right password never counts against the guard.
+    cleared: Vec<TransactWriteItem>,
     /// Whether a directory checked the password (its sessions record when it was last asked).
     directory: bool,
 }
@@ -482,6 +489,7 @@ async fn check_password(
                 rehash: verified == Verified::YesRehash,
                 looked_up: looked_up?,
                 items: Vec::new(),
+                cleared: Vec::new(),
                 directory: false,
             })
         }
@@ -554,7 +562,8 @@ async fn check_with_directory(
             return Err(Error::InvalidCredentials);
         }
         Err(err) => {
-            let (settled, guarded) = tokio::join!(attempt.release(store), guard.release(store));
+            // The bind was sent: a directory counts a wrong password it received even when its answer never came.
+            let (settled, guarded) = tokio::join!(attempt.failed(store, now), guard.failed(store, now));
             settled.and(guarded)?;
             return Err(err);
         }
@@ -572,15 +581,16 @@ async fn check_with_directory(
         settled.and(guarded)?;
         return Err(Error::AccountDisabled);
     }
-    items.push(guard.succeeded_item(store)?);
-    let (attempt, cleared) = attempt.directory_accepted(store)?;
-    items.push(cleared);
+    let (attempt, address_guard) = attempt.directory_accepted(store)?;
+    let cleared = vec![address_guard, guard.succeeded_item(store)?];
+    items.extend(cleared.iter().cloned());
     Ok(Checked {
         user,
         attempt,
         rehash: false,
         looked_up,
         items,
+        cleared,
         directory: true,
     })
 }

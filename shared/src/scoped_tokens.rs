@@ -105,6 +105,12 @@ pub async fn create(
     parse_resource(config, &new.resource)?;
     // A route checks a token's tenant against the resource's owner: a token without one could pass anywhere.
     creator.tenant_id()?;
+    if creator.user.idp.is_some() {
+        // It would outlive the person's removal from their directory, which nothing here would ask about.
+        return Err(Error::InvalidField(
+            "An account an identity provider signs in cannot create scoped tokens; use a service account.".to_owned(),
+        ));
+    }
     let scopes = check_scopes(config, creator, &new.scopes)?;
     let days = match new.expires_in_days {
         None => DEFAULT_LIFETIME_DAYS,
@@ -205,6 +211,7 @@ pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<(ScopedTo
     }
     let creator = users::get(&state.store, &token.creator_id).await?.ok_or(INVALID)?;
     let still_granted = creator.status == AccountStatus::Active
+        && creator.idp.is_none()
         && token.epoch >= creator.token_epoch
         && creator.tenant_id == token.tenant_id
         && token

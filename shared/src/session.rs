@@ -119,8 +119,9 @@ pub async fn root_token(state: &State, user: &User, amr: &[&str], now: UnixTime)
 
 /// Re-scopes the caller's own session to `database` (a database of its tenant, else 404) or to none, and answers
 /// with a token response for the same session, its refresh token rotated. A password is not needed: the session
-/// already proved who the caller is, however it signed in. Two round trips after authentication: the database
-/// (none when clearing), the rotation (one transaction).
+/// already proved who the caller is, however it signed in; a directory account's directory is re-asked as at a
+/// refresh ([`directory::recheck`]). Two round trips after authentication: the database (none when clearing), the
+/// rotation (one transaction); a directory re-check adds its own.
 pub async fn switch_database(
     state: &State,
     user: &User,
@@ -135,6 +136,11 @@ pub async fn switch_database(
         )?),
         None => None,
     };
+    // It mints tokens as a refresh does, so it asks a directory account's directory as a refresh does.
+    let checked = match directory::recheck(state, user, session, now).await? {
+        Recheck::Confirmed => Some(now),
+        Recheck::NotDue => None,
+    };
     let next = RefreshToken::generate(&session.id);
     let rotation = sessions::rotate_scoped(
         &state.store,
@@ -142,7 +148,7 @@ pub async fn switch_database(
         &next.hash(),
         Lifetime::from_config(&state.config),
         Some(scoped.as_ref()),
-        None,
+        checked,
         now,
     )
     .await?;

@@ -14,6 +14,7 @@ mod hardening;
 mod keys;
 mod ldap;
 mod ldap_review;
+mod ldap_review2;
 mod mail;
 mod oauth;
 mod passkeys;

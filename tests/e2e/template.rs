@@ -187,6 +187,11 @@ fn only_the_functions_that_route_by_identity_provider_read_its_configuration() {
         "auth-magic-link-login",
         "auth-passkey-login-verify",
         "auth-google",
+        // A session's database switch mints tokens as a refresh does, and re-checks as it does.
+        "auth-session-database",
+        // No local account with a password at an address a directory is authoritative for.
+        "accounts-create-individual",
+        "auth-invitations-accept",
         "auth-register",
         "auth-otp-send",
         "auth-magic-link-send",

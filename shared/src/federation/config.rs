@@ -415,6 +415,12 @@ impl Fields<'_> {
         let user_filter = self
             .optional_string("user_filter")?
             .unwrap_or_else(|| default_filter.to_owned());
+        // A bare `attr=value` is a filter too; parenthesised, it can be combined with others (the re-check does).
+        let user_filter = if user_filter.starts_with('(') {
+            user_filter
+        } else {
+            format!("({user_filter})")
+        };
         if !user_filter.contains(EMAIL_PLACEHOLDER) {
             return Err(format!("{here}: user_filter must contain {EMAIL_PLACEHOLDER}"));
         }
@@ -423,6 +429,16 @@ impl Fields<'_> {
         {
             return Err(format!(
                 "{here}: user_filter must be an LDAP filter (RFC 4515) with balanced parentheses"
+            ));
+        }
+        // The re-check of a directory account puts `*` where the address goes (any address, this entry's id): that
+        // must stay a presence test, so the address must be the whole value of an equality match.
+        if !placeholder_is_whole_value(&user_filter)
+            || ldap3::parse_filter(user_filter.replace(EMAIL_PLACEHOLDER, "*")).is_err()
+        {
+            return Err(format!(
+                "{here}: user_filter must use {EMAIL_PLACEHOLDER} only as the whole value of an equality match, \
+                 as in (mail={EMAIL_PLACEHOLDER})"
             ));
         }
         let attributes = self.attributes(LdapAttributes {
@@ -529,6 +545,17 @@ impl Fields<'_> {
             token_endpoint: self.url("token_endpoint", ENTRA_TOKEN_ENDPOINT)?,
         })
     }
+}
+
+/// Whether every `{email}` in `filter` is the whole value of an equality match: `attr={email})`, with `attr` an
+/// attribute description (not `~=`, `<=`, `>=` or an extensible match's `:=`).
+fn placeholder_is_whole_value(filter: &str) -> bool {
+    filter.match_indices(EMAIL_PLACEHOLDER).all(|(at, _)| {
+        let before = &filter.as_bytes()[..at];
+        let after = &filter[at + EMAIL_PLACEHOLDER.len()..];
+        matches!(before, [.., b, b'='] if b.is_ascii_alphanumeric() || matches!(b, b'-' | b';' | b'.'))
+            && after.starts_with(')')
+    })
 }
 
 /// The `user_filter` and attributes a `directory` kind implies.
@@ -1261,6 +1288,29 @@ lqSXPfYkQN47QLVkPDQ=
                 "user_filter must be an LDAP filter",
             );
         }
+        // The re-check puts `*` in its place: anything but a whole equality value would stop being a presence test.
+        for bad in [
+            "(mail=*{email})",
+            "(mail={email}*)",
+            "(mail~={email})",
+            "(mail>={email})",
+            "(mail:caseIgnoreIA5Match:={email})",
+            "(proxyAddresses=smtp:{email})",
+        ] {
+            refused(
+                ldap("x", "a.com"),
+                |o| drop(o.insert("user_filter".into(), json!(bad))),
+                "only as the whole value of an equality match",
+            );
+        }
+        let mut bare = ldap("x", "a.com");
+        bare["user_filter"] = json!("mail={email}");
+        let parsed = IdpDocument::parse(&doc(vec![bare])).unwrap();
+        assert_eq!(
+            parsed.idps[0].ldap().unwrap().user_filter,
+            "(mail={email})",
+            "parenthesised"
+        );
     }
 
     #[test]

@@ -25,6 +25,17 @@ use crate::tenancy::accounts::{check_may_act, AccountView};
 use crate::tenancy::Role;
 use crate::{Error, State};
 
+/// 422 for an address a directory is authoritative for: its people sign in there, and a local account with a
+/// password would escape the directory (and squat the person's directory account).
+async fn refuse_routed(state: &State, email: &Email, now: UnixTime) -> Result<(), Error> {
+    if crate::federation::directory::is_routed(state, email, now).await? {
+        return Err(Error::InvalidField(
+            "This address signs in through its organization's directory, with its password there.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Invites `email` into the caller's tenant with `role` (one the caller ranks above: never root). The answer is
 /// the same for every address, and so are the calls: an invited account and an invitation are written either
 /// way. An address without an account is emailed the link; one that already has an account is emailed a notice
@@ -42,6 +53,7 @@ pub async fn invite(
 ) -> Result<AccountView, Error> {
     let tenant_id = caller.tenant_id.as_deref().ok_or(Error::NotFound)?;
     check_may_act(caller, role)?;
+    refuse_routed(state, email, now).await?;
     let store = &state.store;
     let (holder, tenant, spent) = tokio::join!(
         users::id_for_email(store, email),
@@ -95,6 +107,8 @@ pub async fn accept(
     let invitation = invitations::get(store, token, now).await?;
     check_new_password(state, password).await?;
     let email = Email::parse(&invitation.email).map_err(|_| INVALID)?;
+    // The domain may have been routed to a directory since the invitation was sent.
+    refuse_routed(state, &email, now).await?;
     let (account, holder) = tokio::join!(
         accounts::get(store, &invitation.user_id),
         users::id_for_email(store, &email)

@@ -4,7 +4,7 @@
 
 use keygate_e2e::jwt_claims as claims;
 use keygate_e2e::ldap::{Directory, Person};
-use keygate_e2e::{authorizer_event, unique, Answer, TestApp, PASSWORD};
+use keygate_e2e::{authorizer_event, unique, Answer, TestApp};
 use serde_json::{json, Value};
 
 /// An app with an identity-provider document of its own (read at every request), scoped tokens on (resource type

@@ -250,7 +250,7 @@ pub(crate) async fn sign_in_with_mailbox_proof(
     read: User,
     proof: MailboxProof,
     amr: &str,
-    mut items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    mut items: Vec<TransactWriteItem>,
     client: &ClientInfo,
     now: UnixTime,
 ) -> Result<SignIn<TokenResponse>, Error> {

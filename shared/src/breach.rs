@@ -6,30 +6,21 @@
 //! is logged with `metric = "hibp_unavailable"` (a CloudWatch metric filter counts it), and the caller gets
 //! [`Breach::Unknown`]. An outage of a third-party API must not stop people from signing up or logging in.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use secrecy::zeroize::Zeroize as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha1::{Digest as _, Sha1};
 use subtle::{ConditionallySelectable as _, ConstantTimeEq as _};
 
 use crate::config::{BreachedPasswordCheck, Config};
+use crate::https::{FetchError, Fetcher};
 
 /// How long one check may take, connecting included, before the password is let through unchecked.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Hex characters of the SHA-1 sent to the API; the other 35 never leave the function.
 pub const PREFIX_LEN: usize = 5;
-
-/// The largest answer read. A padded range holds 800 to 1,000 lines of about 40 bytes.
-const MAX_BODY: usize = 256 * 1024;
 
 /// The log field value that counts an unavailable API.
 pub const UNAVAILABLE_METRIC: &str = "hibp_unavailable";
@@ -50,11 +41,10 @@ pub enum Breach {
 pub struct BreachChecker {
     /// The range URL ending in `/`, or `None` when the check is off.
     base: Option<String>,
-    /// `None` inside once the client could not be built (no trusted roots): every check is then `Unknown`.
-    client: OnceLock<Option<HttpClient>>,
+    /// The shared HTTPS client (answers of at most 256 KiB: a padded range holds 800 to 1,000 lines of about 40
+    /// bytes), built at the first check.
+    fetcher: Fetcher,
 }
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// Why a check could not tell. Each names a kind of failure and nothing about the password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -86,7 +76,7 @@ impl BreachChecker {
         };
         Self {
             base,
-            client: OnceLock::new(),
+            fetcher: Fetcher::default(),
         }
     }
 
@@ -123,65 +113,24 @@ impl BreachChecker {
         }
     }
 
-    fn client(&self, base: &str) -> Option<&HttpClient> {
-        self.client.get_or_init(|| build_client(base)).as_ref()
-    }
-
     async fn fetch_range(&self, base: &str, prefix: &str) -> Result<String, Failure> {
-        let client = self.client(base).ok_or(Failure::NoClient)?;
-        let request = hyper::Request::get(format!("{base}{prefix}"))
-            // Pads every answer to 800 to 1,000 lines with fake suffixes of count 0, so that the size of the
-            // answer on the wire does not tell an observer which prefix was asked.
-            .header("add-padding", "true")
-            .header(hyper::header::USER_AGENT, "keygate")
-            .body(Empty::new())
-            .map_err(|_| Failure::Url)?;
-        let response = client.request(request).await.map_err(|err| {
-            if err.is_connect() {
-                Failure::Connect
-            } else {
-                Failure::Request
-            }
-        })?;
-        if response.status() != hyper::StatusCode::OK {
-            return Err(Failure::Status(response.status().as_u16()));
-        }
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
+        // Pads every answer to 800 to 1,000 lines with fake suffixes of count 0, so that the size of the answer on
+        // the wire does not tell an observer which prefix was asked.
+        let body = self
+            .fetcher
+            .get_with(&format!("{base}{prefix}"), &[("add-padding", "true")])
             .await
-            .map_err(|_| Failure::Body)?
-            .to_bytes();
+            .map_err(|err| match err {
+                FetchError::NotAllowed => Failure::Url,
+                FetchError::NoClient => Failure::NoClient,
+                FetchError::Timeout => Failure::Timeout,
+                FetchError::Connect => Failure::Connect,
+                FetchError::Request => Failure::Request,
+                FetchError::Status(status) => Failure::Status(status),
+                FetchError::Body => Failure::Body,
+            })?;
         String::from_utf8(body.to_vec()).map_err(|_| Failure::Body)
     }
-}
-
-/// The HTTP client: rustls with aws-lc-rs, the TLS stack the AWS SDK already links. Plain HTTP (allowed to
-/// loopback hosts only, see config) needs no trusted roots, so it reads no certificate files.
-fn build_client(base: &str) -> Option<HttpClient> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(TIMEOUT));
-    http.set_nodelay(true);
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = if base.starts_with("https://") {
-        match builder.with_provider_and_native_roots(provider) {
-            Ok(builder) => builder.https_only(),
-            Err(err) => {
-                tracing::warn!(error = %err, "no trusted roots for the breached-password check");
-                return None;
-            }
-        }
-    } else {
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .ok()?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth();
-        builder.with_tls_config(tls).https_or_http()
-    };
-    let connector = builder.enable_http1().wrap_connector(http);
-    Some(Client::builder(TokioExecutor::new()).build(connector))
 }
 
 /// The password's SHA-1 as 40 uppercase hex characters, the form the range API uses.
@@ -304,20 +253,20 @@ mod tests {
         let checker = BreachChecker::new(&config(BreachedPasswordCheck::Off, "http://127.0.0.1:9/range/"));
         assert!(!checker.is_enabled());
         assert_eq!(checker.check(&SecretString::from("password")).await, Breach::Unknown);
-        assert!(checker.client.get().is_none());
+        assert!(!checker.fetcher.is_built());
     }
 
     /// The HTTPS client loads the system's trusted roots (as on Lambda's provided.al2023) with aws-lc-rs, and a
     /// failed TLS connection is an `Unknown`, not a pass.
     #[tokio::test]
     async fn https_client_uses_the_system_roots() {
-        assert!(build_client("https://api.pwnedpasswords.com/range/").is_some());
+        assert!(crate::https::build_client().is_some());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("https://{}/range/", listener.local_addr().unwrap());
         drop(listener);
         let checker = BreachChecker::new(&config(BreachedPasswordCheck::Hibp, &url));
         assert_eq!(checker.check(&SecretString::from("password")).await, Breach::Unknown);
-        assert!(matches!(checker.client.get(), Some(Some(_))));
+        assert!(checker.fetcher.is_built());
     }
 
     /// A log line of a failed check: counted, and nothing of the password or its hash in it.
@@ -358,7 +307,7 @@ mod tests {
     }
 
     #[derive(Clone, Default)]
-    struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+    struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl LogBuffer {
         fn text(&self) -> String {

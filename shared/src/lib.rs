@@ -14,6 +14,7 @@ pub mod email;
 pub mod error;
 pub mod federation;
 pub mod http;
+pub mod https;
 pub mod keys;
 pub mod mail;
 pub mod metrics;

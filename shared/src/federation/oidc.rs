@@ -5,8 +5,6 @@
 //! token against a key set and the [`Expected`] claims, and [`Oidc`] fetches and caches the key sets. Keys come
 //! only from the configured JWKS URL, never from the token's header (`jku`, `x5u` and `jwk` are ignored).
 
-mod fetch;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError};
 
@@ -19,8 +17,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::config::{EntraEntry, TENANT_PLACEHOLDER};
 use crate::clock::UnixTime;
+pub use crate::https::{percent_encode, FetchError, MAX_BODY, TIMEOUT};
 use crate::{secret, Config, Error};
-pub use fetch::{percent_encode, FetchError, MAX_BODY, TIMEOUT};
 
 /// The answer to every refused ID token; the reason goes to the debug log only.
 const INVALID: Error = Error::InvalidToken("The identity token is invalid or has expired.");
@@ -392,7 +390,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<CachedJwks>>>;
 /// The HTTPS client and the JWKS caches, built once per process.
 #[derive(Default)]
 pub struct Oidc {
-    fetcher: fetch::Fetcher,
+    fetcher: crate::https::Fetcher,
     /// Keyed by JWKS URL: the configured ones only (Google's and each Entra entry's), so it stays small.
     jwks: std::sync::Mutex<HashMap<String, Slot>>,
 }

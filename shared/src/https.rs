@@ -1,5 +1,5 @@
-//! The HTTPS client that talks to identity providers: rustls over aws-lc-rs with the system's trusted roots (the
-//! stack the AWS SDK links; no OpenSSL, no ring), built at the first request. Every request is bounded: five
+//! keygate's outbound HTTPS client (identity providers, the breached-password range API): rustls over aws-lc-rs
+//! with the system's trusted roots (the stack the AWS SDK links; no OpenSSL, no ring), built at the first request. Every request is bounded: five
 //! seconds in all, bodies of at most 256 KiB, and https only, except plain http to a loopback host (a test
 //! harness or `make dev`). Redirects are not followed.
 
@@ -21,7 +21,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest body read. A JWKS or a token response is a few KiB.
 pub const MAX_BODY: usize = 256 * 1024;
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Why a request failed. Each names a kind of failure and nothing of what was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -59,12 +59,24 @@ pub struct Fetcher {
 impl Fetcher {
     /// GETs `url` asking for JSON: the body of a 200 answer.
     pub async fn get(&self, url: &str) -> Result<Bytes, FetchError> {
-        let request = hyper::Request::get(url)
-            .header(hyper::header::ACCEPT, "application/json")
-            .header(hyper::header::USER_AGENT, "keygate")
+        self.get_with(url, &[("accept", "application/json")]).await
+    }
+
+    /// GETs `url` with `headers`: the body of a 200 answer.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Result<Bytes, FetchError> {
+        let mut request = hyper::Request::get(url).header(hyper::header::USER_AGENT, "keygate");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Full::new(Bytes::new()))
             .map_err(|_| FetchError::NotAllowed)?;
         self.send(url, request).await
+    }
+
+    /// Whether a first request to an allowed URL has built the client.
+    pub fn is_built(&self) -> bool {
+        matches!(self.client.get(), Some(Some(_)))
     }
 
     /// POSTs `fields` as `application/x-www-form-urlencoded`: the body of a 200 answer.
@@ -121,7 +133,7 @@ impl Fetcher {
 /// The client: the system's trusted roots for https, and plain http allowed by the connector (only loopback hosts
 /// pass [`is_allowed_url`]). Without trusted roots (a machine with none), https requests fail to connect rather
 /// than the client failing to exist, so loopback tests still run.
-fn build_client() -> Option<HttpClient> {
+pub(crate) fn build_client() -> Option<HttpClient> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(TIMEOUT));
@@ -131,7 +143,7 @@ fn build_client() -> Option<HttpClient> {
     {
         Ok(builder) => builder,
         Err(err) => {
-            tracing::warn!(error = %err, "no trusted roots for identity providers; https to them will fail");
+            tracing::warn!(error = %err, "no trusted roots; outbound https will fail");
             let tls = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .ok()?

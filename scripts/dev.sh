@@ -22,5 +22,9 @@ echo "==> starting the demo LDAP directory (OpenLDAP) on $LDAP_PORT (StartTLS) a
 start_slapd "$LDAP_PORT" "$LDAPS_PORT" .local/slapd/dev demo
 target/debug/keygate-local idp demo
 echo "    demo@corp.test / demo-directory-password signs in through it (POST /v1/auth/login)"
+# The scheduled cleanup, every minute (hourly in AWS).
+( while sleep 60; do target/debug/keygate-local cleanup >/dev/null 2>&1 || true; done ) &
+CLEANUP_PID=$!
+trap 'kill $MOTO_PID $CLEANUP_PID 2>/dev/null || true; stop_slapd' EXIT INT TERM
 echo "==> keygate API on http://127.0.0.1:${API_PORT}  (Ctrl-C stops everything)"
 target/debug/keygate-local serve

@@ -1,5 +1,6 @@
 //! `keygate-local setup` prepares the local AWS services; `keygate-local serve` runs the whole API on one port;
-//! `keygate-local idp put FILE.json [--secret-id ID]` validates and stores an identity-provider configuration.
+//! `keygate-local idp put FILE.json [--secret-id ID]` validates and stores an identity-provider configuration;
+//! `keygate-local cleanup` runs one pass of the scheduled cleanup.
 
 mod idp;
 
@@ -61,8 +62,15 @@ async fn run() -> Result<ExitCode, BoxError> {
             Ok(ExitCode::SUCCESS)
         }
         "idp" => idp::run(&args[1..], &aws).await,
+        "cleanup" => {
+            // One pass of the scheduled cleanup, as token-cleanup runs it (`make dev` runs this every minute).
+            let state = keygate::State::new(keygate::Config::from_env()?, &aws);
+            let report = keygate::cleanup::run(&state, state.clock.now(), || std::time::Duration::from_secs(300)).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
         _ => {
-            Err("usage: keygate-local setup|serve|idp put FILE.json [--secret-id ID]|idp show [--secret-id ID]".into())
+            Err("usage: keygate-local setup|serve|cleanup|idp put FILE.json [--secret-id ID]|idp show [--secret-id ID]|idp demo".into())
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authorizer;
 pub mod backoff;
 pub mod breach;
+pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod email;

@@ -8,6 +8,7 @@ mod api_tokens;
 mod authorizer;
 mod bad_input;
 mod breach;
+mod cleanup;
 mod federation;
 mod handlers;
 mod hardening;

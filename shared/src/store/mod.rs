@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api_tokens;
 pub mod ceremonies;
+pub mod cleanup;
 pub mod codes;
 pub mod databases;
 pub mod events;

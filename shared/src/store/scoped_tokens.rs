@@ -133,7 +133,8 @@ impl ScopedToken {
             secret_hash,
             created_at: now,
             expires_at,
-            expiry_bucket: expiry_bucket(expires_at),
+            // Listed by the cleanup thirty days after it expires, so its creator still sees it as expired.
+            expiry_bucket: expiry_bucket(expires_at + super::api_tokens::KEPT_AFTER_EXPIRY_SECONDS),
             epoch,
             gsi1pk: creator_partition(creator_id),
             gsi1sk: format!("{now:012}#{id}"),

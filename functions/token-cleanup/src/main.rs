@@ -1,0 +1,36 @@
+//! The scheduled cleanup (an EventBridge schedule, hourly by default): one pass of [`keygate::cleanup::run`], which
+//! stops before the invocation's deadline and leaves a checkpoint for the next run. The report is logged as one
+//! JSON line (the counts per kind); a failed pass is an invocation error, which the schedule's alarm counts.
+//!
+//! DynamoDB round trips: the checkpoint; one query per expiry bucket and page; one conditional delete per expired
+//! item; one checkpoint write per finished past bucket.
+
+use std::time::{Duration, SystemTime};
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    keygate::runtime::init_tracing();
+    let config = keygate::Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let state = keygate::State::new(config, &aws);
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let deadline = event.context.deadline();
+        let time_left = move || deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        let report = keygate::cleanup::run(state, state.clock.now(), time_left)
+            .await
+            .map_err(|e| format!("cleanup failed: {e}"))?;
+        tracing::info!(
+            deleted = report.total(),
+            skipped = report.skipped,
+            buckets = report.buckets,
+            finished = report.finished,
+            by_kind = %serde_json::to_string(&report.deleted).unwrap_or_default(),
+            "cleanup pass"
+        );
+        Ok::<_, Error>(serde_json::to_value(&report)?)
+    }))
+    .await
+}

@@ -1,0 +1,225 @@
+//! Issue 16, part 1: the scheduled cleanup. Each test has a table of its own (the suite's table holds every other
+//! test's expired items), filled through the SDK, and calls the domain's `cleanup::run` with a counted client.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use keygate::metrics::CallCounter;
+use keygate::store::expiry_bucket;
+use keygate::State;
+use keygate_e2e::{test_config, unique};
+
+/// A state over a fresh table of its own, and the counter of its DynamoDB calls.
+async fn isolated() -> (State, CallCounter) {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = unique("cleanup-");
+    let template = std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    keygate_local::setup::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table, &template)
+        .await
+        .unwrap();
+    let mut config = test_config();
+    config.table_name = table;
+    let counter = CallCounter::new();
+    (State::with_dynamo_counter(config, &aws, counter.clone()), counter)
+}
+
+/// Writes `count` items of kind `prefix` expiring at `expires_at`, 25 to a call.
+async fn fill(state: &State, prefix: &str, count: usize, expires_at: i64) {
+    let requests: Vec<WriteRequest> = (0..count)
+        .map(|i| {
+            let item = [
+                ("pk", AttributeValue::S(format!("{prefix}#{}", unique("i")))),
+                ("sk", AttributeValue::S(format!("{prefix}{i}"))),
+                ("expires_at", AttributeValue::N(expires_at.to_string())),
+                (
+                    "expiry_bucket",
+                    AttributeValue::N(expiry_bucket(expires_at).to_string()),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
+        })
+        .collect();
+    for chunk in requests.chunks(25) {
+        state
+            .store
+            .client()
+            .batch_write_item()
+            .request_items(state.store.table(), chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn count_items(state: &State) -> usize {
+    let mut total = 0;
+    let mut start = None;
+    loop {
+        let page = state
+            .store
+            .client()
+            .scan()
+            .table_name(state.store.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        total += page.items.unwrap_or_default().len();
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return total,
+        }
+    }
+}
+
+fn plenty() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// The calls of one run over `live` live sessions and `expired` expired ones (spread over two past hours).
+async fn calls_of_a_run(live: usize, expired: usize) -> (u64, u64) {
+    let (state, counter) = isolated().await;
+    let now = state.clock.now();
+    fill(&state, "SESSION", live, now + 86_400).await;
+    fill(&state, "SESSION", expired / 2, now - 2 * 3_600).await;
+    fill(&state, "SESSION", expired - expired / 2, now - 600).await;
+    let before = count_items(&state).await;
+    counter.reset();
+    let report = keygate::cleanup::run(&state, now, plenty).await.unwrap();
+    let calls = counter.total();
+    assert!(report.finished);
+    assert_eq!(
+        report.deleted.get("sessions").copied(),
+        Some(expired as u64),
+        "{report:?}"
+    );
+    // The checkpoint item is the only one added.
+    assert_eq!(
+        count_items(&state).await,
+        before - expired + 1,
+        "exactly the expired ones went"
+    );
+    (calls, report.total())
+}
+
+#[tokio::test]
+async fn a_run_deletes_exactly_the_expired_items_and_its_calls_follow_them_not_the_table() {
+    let (small_table, deleted) = calls_of_a_run(1_000, 500).await;
+    let (large_table, _) = calls_of_a_run(10_000, 500).await;
+    let (more_expired, _) = calls_of_a_run(1_000, 1_000).await;
+    eprintln!(
+        "cleanup calls: 1,000 live + 500 expired: {small_table}; 10,000 live + 500 expired: {large_table}; \
+         1,000 live + 1,000 expired: {more_expired} ({deleted} deleted in the first)"
+    );
+    assert_eq!(small_table, large_table, "ten times the live items, not one call more");
+    assert!(
+        more_expired >= small_table + 500,
+        "twice the expired items, about 500 calls more: {small_table} → {more_expired}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_refreshed_during_a_run_survives() {
+    let (state, _) = isolated().await;
+    let now = state.clock.now();
+    fill(&state, "SESSION", 3, now - 60).await;
+    // The index still says it expired; its expiry moved to tomorrow (as a refresh moves it).
+    let page = keygate::store::cleanup::expired_page(&state.store, expiry_bucket(now - 60), now, None, 10)
+        .await
+        .unwrap();
+    let moved = &page.items[0];
+    state
+        .store
+        .client()
+        .update_item()
+        .table_name(state.store.table())
+        .key("pk", AttributeValue::S(moved.pk.clone()))
+        .key("sk", AttributeValue::S(moved.sk.clone()))
+        .update_expression("SET expires_at = :later")
+        .expression_attribute_values(":later", AttributeValue::N((now + 86_400).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let deleted = keygate::store::cleanup::delete_if_expired(&state.store, moved, now)
+        .await
+        .unwrap();
+    assert!(!deleted, "the conditional delete leaves a session whose expiry moved");
+    let report = keygate::cleanup::run(&state, now, plenty).await.unwrap();
+    assert_eq!(report.deleted.get("sessions").copied(), Some(2));
+    assert_eq!(count_items(&state).await, 2, "the refreshed session and the checkpoint");
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_its_deadline_is_finished_by_the_next() {
+    let (state, _) = isolated().await;
+    let now = state.clock.now();
+    for hours in 1..=5 {
+        fill(&state, "EMAIL", 20, now - hours * 3_600).await;
+    }
+    // A previous run got to six hours ago.
+    keygate::store::cleanup::advance_checkpoint(&state.store, expiry_bucket(now - 6 * 3_600), now)
+        .await
+        .unwrap();
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    // Time enough for three pages (six hours ago: empty; five and four hours ago), then the deadline is near.
+    let stopping = || {
+        if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+            plenty()
+        } else {
+            Duration::from_secs(1)
+        }
+    };
+    let first = keygate::cleanup::run(&state, now, stopping).await.unwrap();
+    assert!(!first.finished, "{first:?}");
+    assert_eq!(first.total(), 40, "{first:?}");
+    let second = keygate::cleanup::run(&state, now, plenty).await.unwrap();
+    assert!(second.finished);
+    assert_eq!(first.total() + second.total(), 100, "{first:?} then {second:?}");
+    assert_eq!(count_items(&state).await, 1, "only the checkpoint is left");
+    let third = keygate::cleanup::run(&state, now, plenty).await.unwrap();
+    assert_eq!(third.total(), 0, "idempotent");
+}
+
+#[tokio::test]
+async fn tokens_are_kept_thirty_days_after_they_expire() {
+    let (state, _) = isolated().await;
+    let now = state.clock.now();
+    // A PAT's bucket is its expiry plus thirty days (so the index lists it then).
+    let expired_long_ago = now - 31 * 86_400;
+    let expired_lately = now - 86_400;
+    for (expires_at, bucket_at) in [
+        (expired_long_ago, expired_long_ago + 30 * 86_400),
+        (expired_lately, expired_lately + 30 * 86_400),
+    ] {
+        let item = [
+            ("pk", AttributeValue::S(format!("PAT#{}", unique("t")))),
+            ("sk", AttributeValue::S("PAT".to_owned())),
+            ("expires_at", AttributeValue::N(expires_at.to_string())),
+            ("expiry_bucket", AttributeValue::N(expiry_bucket(bucket_at).to_string())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        state
+            .store
+            .client()
+            .put_item()
+            .table_name(state.store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    let report = keygate::cleanup::run(&state, now, plenty).await.unwrap();
+    assert_eq!(report.deleted.get("api_tokens").copied(), Some(1), "{report:?}");
+    assert_eq!(
+        count_items(&state).await,
+        2,
+        "the lately expired token stays, with the checkpoint"
+    );
+}

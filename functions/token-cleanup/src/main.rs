@@ -5,7 +5,7 @@
 //! DynamoDB round trips: the checkpoint; one query per expiry bucket and page; one conditional delete per expired
 //! item; one checkpoint write per finished past bucket.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -17,8 +17,13 @@ async fn main() -> Result<(), Error> {
     let state = keygate::State::new(config, &aws);
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let deadline = event.context.deadline();
-        let time_left = move || deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        // Whole seconds are enough: the pass stops ten seconds before its deadline.
+        let deadline = event
+            .context
+            .deadline()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+        let time_left = move || Duration::from_secs(u64::try_from(deadline - state.clock.now()).unwrap_or(0));
         let report = keygate::cleanup::run(state, state.clock.now(), time_left)
             .await
             .map_err(|e| format!("cleanup failed: {e}"))?;

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod email;
 pub mod error;
+pub mod events;
 pub mod federation;
 pub mod http;
 pub mod https;

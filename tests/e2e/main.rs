@@ -9,6 +9,7 @@ mod authorizer;
 mod bad_input;
 mod breach;
 mod cleanup;
+mod events;
 mod federation;
 mod handlers;
 mod hardening;

@@ -110,3 +110,38 @@ pub(crate) fn put_item(store: &Store, event: &Event) -> Result<TransactWriteItem
 pub async fn put(store: &Store, event: &Event) -> Result<(), Error> {
     store.put(event).await
 }
+
+/// One page of an account's events, newest first, after the event with sort key `after` when given: the events
+/// and the sort key of the last one when more may follow. One round trip.
+pub async fn page_of(
+    store: &Store,
+    user_id: &str,
+    limit: i32,
+    after: Option<&str>,
+) -> Result<(Vec<Event>, Option<String>), Error> {
+    let start = after.map(|sk| super::key(&partition(user_id), sk));
+    let output = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", super::s(partition(user_id)))
+        .scan_index_forward(false)
+        .consistent_read(true)
+        .set_exclusive_start_key(start)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(|e| Error::dependency("dynamodb Query", e))?;
+    let events = output
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(super::decode::<Event>)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = output
+        .last_evaluated_key
+        .filter(|k| !k.is_empty())
+        .and(events.last().map(|event| event.sk.clone()));
+    Ok((events, next))
+}

@@ -1,0 +1,101 @@
+//! The security-event history an account's owner reads (`GET /v1/auth/events`): what happened to the account, when,
+//! from where and by whom, newest first. Events never hold a secret (see [`crate::store::events`]).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::store::events::{self, Event};
+use crate::store::users::User;
+use crate::{Error, State};
+
+/// One event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    /// Event id.
+    pub id: String,
+    /// What happened (`signed_in`, `password_changed`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339.
+    pub at: String,
+    /// The caller's address.
+    pub ip: Option<String>,
+    /// The caller's User-Agent.
+    pub user_agent: Option<String>,
+    /// A readable label of that User-Agent.
+    pub device: String,
+    /// Who did it, when not the account itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<String>,
+    /// The account it happened to.
+    pub target_id: String,
+    /// The account's tenant.
+    pub tenant_id: Option<String>,
+    /// What the event is about beyond its parties.
+    pub details: BTreeMap<String, String>,
+}
+
+impl From<Event> for EventView {
+    fn from(event: Event) -> Self {
+        Self {
+            device: crate::session::device_label(event.user_agent.as_deref()),
+            id: event.id,
+            kind: event.kind,
+            at: rfc3339(event.at),
+            ip: event.ip,
+            user_agent: event.user_agent,
+            actor_id: event.actor_id,
+            target_id: event.target_id,
+            tenant_id: event.tenant_id,
+            details: event.details,
+        }
+    }
+}
+
+/// One page of events.
+#[derive(Debug, Serialize)]
+pub struct EventPage {
+    /// The events, newest first.
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's own events, newest first, a page at a time. A cursor names the account it was made for: another
+/// account's (or a forged one) is 422. One round trip after authentication.
+pub async fn list_own(state: &State, user: &User, limit: i32, cursor: Option<&str>) -> Result<EventPage, Error> {
+    let after = cursor.map(|c| decode_cursor(&user.id, c)).transpose()?;
+    let (found, next) = events::page_of(&state.store, &user.id, limit, after.as_deref()).await?;
+    Ok(EventPage {
+        events: found.into_iter().map(EventView::from).collect(),
+        next_cursor: next.map(|sk| encode_cursor(&user.id, &sk)),
+    })
+}
+
+/// base64url of `<owner id>\n<sort key>`.
+fn encode_cursor(owner: &str, sort: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{owner}\n{sort}"))
+}
+
+/// The sort key a cursor continues after; 422 for a malformed cursor or one of another account.
+fn decode_cursor(owner: &str, cursor: &str) -> Result<String, Error> {
+    let invalid = || Error::InvalidField("cursor is not a cursor this listing gave.".to_owned());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (who, sort) = text.split_once('\n').ok_or_else(invalid)?;
+    let well_formed = sort.split_once('#').is_some_and(|(at, id)| {
+        at.len() == 12
+            && at.bytes().all(|b| b.is_ascii_digit())
+            && (1..=32).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if who != owner || !well_formed {
+        return Err(invalid());
+    }
+    Ok(sort.to_owned())
+}

@@ -72,6 +72,7 @@ routes! {
     "POST" "/v1/auth/2fa/backup-codes/regenerate" => auth_2fa_backup_codes_regenerate,
     "GET" "/v1/auth/passkey/list" => auth_passkey_list,
     "GET" "/v1/auth/events" => auth_events_list,
+    "GET" "/v1/audit-events" => audit_events_list,
     "POST" "/v1/auth/passkey/register/options" => auth_passkey_register_options,
     "POST" "/v1/auth/passkey/register/verify" => auth_passkey_register_verify,
     "POST" "/v1/auth/passkey/login/options" => auth_passkey_login_options,

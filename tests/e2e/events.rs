@@ -87,3 +87,114 @@ async fn cursors_limits_and_credentials_are_checked() {
         assert_eq!(listed.status, status, "{scopes}: {:?}", listed.body);
     }
 }
+
+/// Records `count` events of `kind` for `user_id` of `tenant`, one second apart.
+async fn record_in(app: &TestApp, tenant: &str, user_id: &str, kind: &str, count: i64) {
+    let now = app.state.clock.now();
+    for i in 0..count {
+        let event = Event::new(kind, Some("someone"), user_id, Some(tenant), None, now - 50 + i);
+        events::put(&app.state.store, &event).await.unwrap();
+    }
+}
+
+fn tenant_of(tokens: &Answer) -> String {
+    keygate_e2e::jwt_claims(&tokens.str("access_token"))["tenant"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_tenant_feed_shows_only_the_tenants_events_and_narrows_by_account_and_type() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.signed_up_user().await;
+    let (_, stranger) = app.signed_up_user().await;
+    let tenant = tenant_of(&root);
+    let member = "0b7d3f2e-8c1a-4e5b-9f60-1a2b3c4d5e6f";
+    record_in(&app, &tenant, &id(&root), "role_changed", 2).await;
+    record_in(&app, &tenant, member, "account_disabled", 3).await;
+    record_in(&app, &tenant_of(&stranger), &id(&stranger), "role_changed", 4).await;
+    let jwt = root.str("access_token");
+
+    let all = app.get("/v1/audit-events?limit=100", Some(&jwt)).await;
+    assert_eq!(all.status, 200, "{:?}", all.body);
+    let events = all.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 5, "{:?}", all.body);
+    assert!(events.iter().all(|e| e["tenant_id"] == tenant.as_str()));
+    let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+
+    let by_type = app.get("/v1/audit-events?type=account_disabled", Some(&jwt)).await;
+    assert_eq!(by_type.body["events"].as_array().unwrap().len(), 3);
+    let by_account = app
+        .get(&format!("/v1/audit-events?account_id={}", id(&root)), Some(&jwt))
+        .await;
+    assert_eq!(by_account.body["events"].as_array().unwrap().len(), 2);
+    let foreign = app
+        .get(&format!("/v1/audit-events?account_id={}", id(&stranger)), Some(&jwt))
+        .await;
+    assert_eq!(foreign.status, 200);
+    assert_eq!(
+        foreign.body["events"],
+        json!([]),
+        "another tenant's account matches nothing"
+    );
+
+    // Two at a time, the pages add up to the whole feed.
+    let mut cursor: Option<String> = None;
+    let mut total = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/audit-events?limit=2&cursor={c}"),
+            None => "/v1/audit-events?limit=2".to_owned(),
+        };
+        let page = app.get(&path, Some(&jwt)).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        total += page.body["events"].as_array().unwrap().len();
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(total, 5);
+}
+
+#[tokio::test]
+async fn the_tenant_feed_refuses_foreign_cursors_bad_filters_and_narrow_credentials() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.signed_up_user().await;
+    let (_, stranger) = app.signed_up_user().await;
+    record_in(&app, &tenant_of(&stranger), &id(&stranger), "role_changed", 3).await;
+    let theirs = app
+        .get("/v1/audit-events?limit=1", Some(&stranger.str("access_token")))
+        .await;
+    let foreign = theirs.str("next_cursor");
+    let jwt = root.str("access_token");
+    for path in [
+        format!("/v1/audit-events?cursor={foreign}"),
+        "/v1/audit-events?account_id=not-an-id".to_owned(),
+        "/v1/audit-events?type=Role-Changed".to_owned(),
+        "/v1/audit-events?type=".to_owned(),
+        "/v1/audit-events?limit=500".to_owned(),
+    ] {
+        let refused = app.get(&path, Some(&jwt)).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (422, "invalid_field"),
+            "{path}: {:?}",
+            refused.body
+        );
+    }
+    assert_eq!(app.get("/v1/audit-events", None).await.status, 401);
+    let narrow = app
+        .post_as(
+            &jwt,
+            "/v1/api-tokens",
+            json!({ "name": "feed", "scopes": ["profile:read"] }),
+        )
+        .await;
+    let refused = app.get("/v1/audit-events", Some(&narrow.str("token"))).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+}

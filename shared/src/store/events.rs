@@ -145,3 +145,70 @@ pub async fn page_of(
         .and(events.last().map(|event| event.sk.clone()));
     Ok((events, next))
 }
+
+/// Narrows the tenant feed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FeedFilter<'a> {
+    /// Only events that happened to this account.
+    pub account_id: Option<&'a str>,
+    /// Only events of this type.
+    pub kind: Option<&'a str>,
+}
+
+/// One page of a tenant's events (GSI1), newest first, after the event `(target, sort key)` when given, narrowed by
+/// `filter` (a filter reads `limit` events and keeps the matching ones, so a page may be short; only the last page
+/// has no continuation). One round trip.
+pub async fn tenant_page(
+    store: &Store,
+    tenant_id: &str,
+    limit: i32,
+    after: Option<(&str, &str)>,
+    filter: FeedFilter<'_>,
+) -> Result<(Vec<Event>, Option<(String, String)>), Error> {
+    let gsi1pk = format!("TENANT#{tenant_id}#EVENTS");
+    let start = after.map(|(target, sk)| {
+        let mut key = super::key(&partition(target), sk);
+        key.insert("gsi1pk".to_owned(), super::s(&gsi1pk));
+        key.insert("gsi1sk".to_owned(), super::s(sk));
+        key
+    });
+    let mut query = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .index_name("gsi1")
+        .key_condition_expression("gsi1pk = :pk")
+        .expression_attribute_values(":pk", super::s(&gsi1pk))
+        .scan_index_forward(false)
+        .set_exclusive_start_key(start)
+        .limit(limit);
+    let mut conditions = Vec::new();
+    if let Some(account) = filter.account_id {
+        conditions.push("target_id = :target");
+        query = query.expression_attribute_values(":target", super::s(account));
+    }
+    if let Some(kind) = filter.kind {
+        conditions.push("#type = :type");
+        query = query
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_values(":type", super::s(kind));
+    }
+    if !conditions.is_empty() {
+        query = query.filter_expression(conditions.join(" AND "));
+    }
+    let output = query
+        .send()
+        .await
+        .map_err(|e| Error::dependency("dynamodb Query (gsi1)", e))?;
+    let next = output.last_evaluated_key.filter(|k| !k.is_empty()).and_then(|key| {
+        let text = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Some((text("pk")?.strip_prefix("EVENTS#")?.to_owned(), text("sk")?))
+    });
+    let events = output
+        .items
+        .unwrap_or_default()
+        .into_iter()
+        .map(super::decode::<Event>)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((events, next))
+}

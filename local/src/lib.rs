@@ -52,6 +52,8 @@ async fn handle(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) 
     let path = req.uri().path().to_owned();
     let response = route(state, req, peer).await;
     tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    // As each Lambda does after its invocation; nothing is written where no collector is installed (the tests).
+    keygate::telemetry::flush();
     response
 }
 
@@ -81,10 +83,9 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
         }
     };
     let function = routes::ROUTES.get(index).map_or("unknown", |route| route.2);
-    match keygate::metrics::FUNCTION
-        .scope(function, routes::dispatch(index, state, request))
-        .await
-    {
+    let client = keygate::http::client_info(&request, state.config.trusted_proxy.as_ref());
+    let served = keygate::http::serving(client, routes::dispatch(index, state, request));
+    match keygate::metrics::FUNCTION.scope(function, served).await {
         Some(response) => to_hyper(response),
         None => plain_error(404, "not_found", "Not found."),
     }

@@ -1,6 +1,7 @@
 //! `keygate-local setup` prepares the local AWS services; `keygate-local serve` runs the whole API on one port;
 //! `keygate-local idp put FILE.json [--secret-id ID]` validates and stores an identity-provider configuration;
-//! `keygate-local cleanup` runs one pass of the scheduled cleanup.
+//! `keygate-local cleanup` runs one pass of the scheduled cleanup. `serve` and `cleanup` write their metrics in
+//! CloudWatch's Embedded Metric Format, as the functions do: on stdout, or appended to `KEYGATE_EMF_FILE`.
 
 mod idp;
 
@@ -51,13 +52,21 @@ async fn run() -> Result<ExitCode, BoxError> {
             tracing_init();
             let address = env("KEYGATE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
             let config = keygate::Config::from_env()?;
+            install_metrics(&config);
             // The mailer function's delivery code, fed from the local queue as Lambda would feed it.
             let mailer = keygate_local::mailer::LocalMailer::from_config(&config, &aws);
             let state = Arc::new(keygate::State::new(config, &aws));
             let clock = Arc::clone(&state);
             tokio::spawn(async move { mailer.run(&clock.clock).await });
+            // Each request writes its metrics when it ends; this writes the mailer's, which no request ends.
+            tokio::spawn(async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    keygate::telemetry::flush();
+                }
+            });
             let listener = TcpListener::bind(&address).await?;
-            println!("keygate API listening on http://{address}");
+            println!("keygate API listening on http://{}", listener.local_addr()?);
             keygate_local::serve(listener, state).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -65,7 +74,9 @@ async fn run() -> Result<ExitCode, BoxError> {
         "cleanup" => {
             // One pass of the scheduled cleanup, as token-cleanup runs it (`make dev` runs this every minute).
             let state = keygate::State::new(keygate::Config::from_env()?, &aws);
+            install_metrics(&state.config);
             let report = keygate::cleanup::run(&state, state.clock.now(), || std::time::Duration::from_secs(300)).await?;
+            keygate::telemetry::flush();
             println!("{}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -73,6 +84,16 @@ async fn run() -> Result<ExitCode, BoxError> {
             Err("usage: keygate-local setup|serve|cleanup|idp put FILE.json [--secret-id ID]|idp show [--secret-id ID]|idp demo".into())
         }
     }
+}
+
+/// The metrics collector, as each Lambda installs it: EMF documents on stdout, or appended to the file
+/// `KEYGATE_EMF_FILE` names (the tests read them there).
+fn install_metrics(config: &keygate::Config) {
+    let namespace = &config.metrics_namespace;
+    match std::env::var_os("KEYGATE_EMF_FILE").filter(|path| !path.is_empty()) {
+        Some(path) => keygate::telemetry::install_appending_to(namespace, std::path::Path::new(&path)),
+        None => keygate::telemetry::install(namespace),
+    };
 }
 
 fn tracing_init() {

@@ -17,6 +17,7 @@ use crate::passwords::{self, Verified};
 use crate::rate_limit::{self, MailKind};
 use crate::session::{self, RootToken, TokenResponse};
 use crate::store::codes::{self, Purpose};
+use crate::store::events::{self, Event, Kind};
 use crate::store::login_failures;
 use crate::store::mfa_challenges::{self, Outcome};
 use crate::store::sessions::{self, Lifetime, Session};
@@ -283,7 +284,7 @@ pub(crate) async fn sign_in_with_mailbox_proof(
     } else {
         let (mut session, refresh) = Session::start(&user, &[amr], client, Lifetime::from_config(&state.config), now);
         session.directory_checked_at = directory_checked_at;
-        items.push(sessions::create_item(&state.store, &session)?);
+        items.extend(session::open_items(state, &user, &session, now)?);
         Ok((session, refresh))
     };
     if !tenants::transact_creating(&state.store, items, tenant.as_mut()).await? {
@@ -300,8 +301,12 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         }
     }
     match started {
-        Ok((session, refresh)) => Ok(SignIn::Complete(
+        // A first proof is the account's first sign-in: nothing to compare its device with.
+        Ok((session, refresh)) if first_proof => Ok(SignIn::Complete(
             session::token_response(state, &user, &session, &refresh, now).await?,
+        )),
+        Ok((session, refresh)) => Ok(SignIn::Complete(
+            session::opened(state, &user, &session, &refresh, now).await?,
         )),
         Err(answer) => Ok(SignIn::Challenged(answer)),
     }
@@ -366,7 +371,7 @@ pub async fn login(
         if directory {
             session.directory_checked_at = Some(now);
         }
-        items.push(sessions::create_item(store, &session)?);
+        items.extend(session::open_items(state, &user, &session, now)?);
         items.push(attempt.succeeded_item(store)?);
         Ok((session, refresh))
     };
@@ -390,7 +395,7 @@ pub async fn login(
             return Ok(SignIn::Challenged(answer));
         }
     };
-    let mut tokens = session::token_response(state, &user, &session, &refresh, now).await?;
+    let mut tokens = session::opened(state, &user, &session, &refresh, now).await?;
     tokens.password_breached = breached;
     Ok(SignIn::Complete(tokens))
 }
@@ -495,8 +500,31 @@ async fn check_password(
         }
         _ => Error::InvalidCredentials,
     };
-    attempt.failed(store, now).await?;
+    // Beside the backoff's write, so the record costs no round-trip time, and an unknown address (which has no
+    // history to record in) answers as fast as a known one.
+    let (settled, recorded) = tokio::join!(
+        attempt.failed(store, now),
+        record_failed_sign_in(state, user.as_ref(), "password", &refusal, now)
+    );
+    settled.and(recorded)?;
     Err(refusal)
+}
+
+/// Counts a refused sign-in, and records it in the history of the account it was for, when one exists. One round
+/// trip for an existing account, none otherwise.
+pub(crate) async fn record_failed_sign_in(
+    state: &State,
+    user: Option<&User>,
+    method: &'static str,
+    refusal: &Error,
+    now: UnixTime,
+) -> Result<(), Error> {
+    crate::telemetry::sign_in(method, false);
+    let Some(user) = user else { return Ok(()) };
+    let event = Event::new(Kind::SignInFailed, user, now, state.config.event_retention)
+        .with("method", method)
+        .with("reason", refusal.code());
+    events::put(&state.store, &event).await
 }
 
 /// The password check of an address routed to a directory (see [`directory`]): the directory searches for the
@@ -557,6 +585,7 @@ async fn check_with_directory(
     let found = match state.directories.check(&entry.id, candidate, password).await {
         Ok(Verdict::Authenticated(found)) => found,
         Ok(Verdict::Rejected) => {
+            crate::telemetry::sign_in("password", false);
             let (settled, guarded) = tokio::join!(attempt.failed(store, now), guard.failed(store, now));
             settled.and(guarded)?;
             return Err(Error::InvalidCredentials);
@@ -653,6 +682,9 @@ pub async fn login_root(
         }
         (false, _) => {
             items.push(attempt.succeeded_item(store)?);
+            if is_root {
+                items.push(session::root_sign_in_item(state, &user, &["pwd"], now)?);
+            }
             None
         }
     };
@@ -737,9 +769,14 @@ pub async fn change_password(
     } else {
         Revoke::Sessions
     };
+    let event = Event::new(Kind::PasswordChanged, user, now, state.config.event_retention)
+        .in_session(&session.id)
+        .with("first_password", attempt.is_none().to_string())
+        .with("tokens_revoked", change.revoke_api_tokens.to_string());
     let mut items = vec![
         users::set_password_item(store, user, &password_hash, revoke, false, now)?,
         sessions::move_to_epoch_item(store, &session.id, user.session_epoch + 1)?,
+        events::put_item(store, &event)?,
     ];
     if let Some(attempt) = attempt {
         items.push(attempt.succeeded_item(store)?);
@@ -840,6 +877,8 @@ pub async fn reset_password(
         now,
     )?);
     items.push(login_failures::clear_item(&state.store, email.as_str())?);
+    let event = Event::new(Kind::PasswordReset, &user, now, state.config.event_retention);
+    items.push(events::put_item(&state.store, &event)?);
     if !state.store.transact(items).await? {
         return Err(Error::InvalidCode);
     }

@@ -7,10 +7,9 @@ use secrecy::SecretString;
 
 use crate::auth::{Credential, Principal};
 use crate::clock::UnixTime;
-use crate::http::ClientInfo;
 use crate::mail::Mail;
 use crate::store::accounts as store_accounts;
-use crate::store::events::{self, Event};
+use crate::store::events::{self, Event, Kind};
 use crate::store::users::{AccountKind, AccountStatus, User};
 use crate::store::{passkeys, second_factors};
 use crate::tenancy::accounts::{self, Deletion};
@@ -47,15 +46,8 @@ fn refuse_invited(target: &User) -> Result<(), Error> {
     Ok(())
 }
 
-fn event(kind: &str, caller: &Principal, target: &User, client: &ClientInfo, now: UnixTime) -> Event {
-    Event::new(
-        kind,
-        Some(&caller.user.id),
-        &target.id,
-        target.tenant_id.as_deref(),
-        Some(client),
-        now,
-    )
+fn event(state: &State, kind: Kind, caller: &Principal, target: &User, now: UnixTime) -> Event {
+    crate::events::by(Event::new(kind, target, now, state.config.event_retention), caller)
 }
 
 /// Sets the password of an account the caller manages, policy-checked as any new password, and moves both of
@@ -67,7 +59,6 @@ pub async fn set_password(
     caller: &Principal,
     user_id: &str,
     new: &SecretString,
-    client: &ClientInfo,
     now: UnixTime,
 ) -> Result<(), Error> {
     let target = accounts::find_managed(state, &caller.user, user_id).await?;
@@ -80,7 +71,7 @@ pub async fn set_password(
     let store = &state.store;
     let items = vec![
         store_accounts::set_password_item(store, &target, &hash, now)?,
-        events::put_item(store, &event("password_set_by_admin", caller, &target, client, now))?,
+        events::put_item(store, &event(state, Kind::PasswordSetByAdmin, caller, &target, now))?,
     ];
     if !store.transact(items).await? {
         return Err(Error::Conflict("The account changed meanwhile; try again."));
@@ -97,7 +88,6 @@ pub async fn reset_second_factors(
     state: &State,
     caller: &Principal,
     user_id: &str,
-    client: &ClientInfo,
     now: UnixTime,
 ) -> Result<(), Error> {
     let target = accounts::find_managed(state, &caller.user, user_id).await?;
@@ -110,7 +100,7 @@ pub async fn reset_second_factors(
     items.push(store_accounts::reset_second_factors_item(store, &target, now)?);
     items.push(events::put_item(
         store,
-        &event("second_factors_reset", caller, &target, client, now),
+        &event(state, Kind::SecondFactorsReset, caller, &target, now),
     )?);
     if !store.transact(items).await? {
         return Err(Error::Conflict("The account changed meanwhile; try again."));

@@ -2,11 +2,10 @@
 
 use crate::auth::Principal;
 use crate::clock::UnixTime;
-use crate::http::ClientInfo;
 use crate::pat::{self, Pat};
 use crate::store::accounts;
 use crate::store::api_tokens::{self, ApiToken, LAST_USED_RESOLUTION_SECONDS};
-use crate::store::events::{self, Event};
+use crate::store::events::{self, Event, Kind};
 use crate::store::users::{AccountKind, User};
 use crate::tenancy::roles::{self, Role};
 use crate::{scopes, secret, Error, State};
@@ -155,7 +154,8 @@ fn mint(state: &State, owner: &User, checked: Checked, now: UnixTime) -> (ApiTok
     (token, secret.expose(&state.config.pat_prefix))
 }
 
-/// Creates a token for the caller. It can carry only scopes the caller's own credential has. One round trip.
+/// Creates a token for the caller. It can carry only scopes the caller's own credential has. The token and its
+/// `api_token_created` event go in one transaction. One round trip.
 pub async fn create(
     state: &State,
     owner: &Principal,
@@ -164,7 +164,23 @@ pub async fn create(
 ) -> Result<(ApiToken, String), Error> {
     let checked = check(state, &owner.user, new, |scope| owner.has_scope(scope), now)?;
     let (token, plaintext) = mint(state, &owner.user, checked, now);
-    api_tokens::create(&state.store, &token).await?;
+    let mut event = Event::new(Kind::ApiTokenCreated, &owner.user, now, state.config.event_retention)
+        .with("token_id", &token.id)
+        .with("scopes", token.scopes.join(" "));
+    if let Some(session_id) = owner.session_id() {
+        event = event.in_session(session_id);
+    }
+    let items = vec![
+        api_tokens::create_item(&state.store, &token)?,
+        events::put_item(&state.store, &event)?,
+    ];
+    if !state.store.transact(items).await? {
+        // A fresh random id is never taken: as unexpected as the failed PutItem it replaces.
+        return Err(Error::dependency(
+            "dynamodb TransactWriteItems",
+            std::io::Error::other("a new token's id was taken"),
+        ));
+    }
     Ok((token, plaintext))
 }
 
@@ -178,7 +194,6 @@ pub async fn create_for(
     caller: &Principal,
     account: &User,
     new: NewToken,
-    client: &ClientInfo,
     now: UnixTime,
 ) -> Result<(ApiToken, String), Error> {
     if !caller.has_scope("tokens:write") {
@@ -195,13 +210,9 @@ pub async fn create_for(
     let checked = check(state, account, new, may_carry, now)?;
     let (mut token, plaintext) = mint(state, account, checked, now);
     token.created_by = Some(caller.user.id.clone());
-    let event = Event::new(
-        "api_token_created",
-        Some(&caller.user.id),
-        &account.id,
-        account.tenant_id.as_deref(),
-        Some(client),
-        now,
+    let event = crate::events::by(
+        Event::new(Kind::ApiTokenCreated, account, now, state.config.event_retention),
+        caller,
     )
     .with("token_id", &token.id)
     .with("scopes", token.scopes.join(" "))
@@ -236,19 +247,14 @@ pub async fn revoke_for(
     caller: &Principal,
     account: &User,
     id: &str,
-    client: &ClientInfo,
     now: UnixTime,
 ) -> Result<(), Error> {
     if !secret::is_b64_of_len(id, 16) {
         return Err(Error::NotFound);
     }
-    let event = Event::new(
-        "api_token_deleted",
-        Some(&caller.user.id),
-        &account.id,
-        account.tenant_id.as_deref(),
-        Some(client),
-        now,
+    let event = crate::events::by(
+        Event::new(Kind::ApiTokenDeleted, account, now, state.config.event_retention),
+        caller,
     )
     .with("token_id", id);
     let items = vec![
@@ -304,7 +310,8 @@ fn may_manage(owner: &Principal, id: &str) -> Result<(), Error> {
 }
 
 /// Gives a token a new secret, same id and scopes. The old secret keeps working for `grace_seconds` (default a
-/// day, 0 allowed), so a pipeline can roll over without downtime. Two round trips (read, conditional update).
+/// day, 0 allowed), so a pipeline can roll over without downtime. Two round trips (read, one transaction: the
+/// conditional update and the `api_token_rotated` event).
 pub async fn rotate(
     state: &State,
     owner: &Principal,
@@ -321,16 +328,37 @@ pub async fn rotate(
     may_manage(owner, id)?;
     let token = get_own(state, owner, id, now).await?;
     let secret = Pat::generate(id);
-    let rotated = api_tokens::rotate(&state.store, &token, &secret.hash(), now + grace, now)
-        .await?
-        .ok_or(Error::Conflict("The token was rotated or revoked by another request."))?;
+    let mut event = Event::new(Kind::ApiTokenRotated, &owner.user, now, state.config.event_retention)
+        .with("token_id", id)
+        .with("grace_period_seconds", grace.to_string());
+    if let Some(session_id) = owner.session_id() {
+        event = event.in_session(session_id);
+    }
+    let (item, rotated) = api_tokens::rotate_item(&state.store, &token, &secret.hash(), now + grace, now)?;
+    let items = vec![item, events::put_item(&state.store, &event)?];
+    if !state.store.transact(items).await? {
+        return Err(Error::Conflict("The token was rotated or revoked by another request."));
+    }
     Ok((rotated, secret.expose(&state.config.pat_prefix)))
 }
 
-/// Revokes a token at once. Someone else's is 404. One round trip.
-pub async fn revoke(state: &State, owner: &Principal, id: &str) -> Result<(), Error> {
+/// Revokes a token at once, recording the `api_token_deleted` event in the same transaction. Someone else's is
+/// 404. One round trip (none for a malformed id).
+pub async fn revoke(state: &State, owner: &Principal, id: &str, now: UnixTime) -> Result<(), Error> {
     may_manage(owner, id)?;
-    if secret::is_b64_of_len(id, 16) && api_tokens::delete(&state.store, id, &owner.user.id).await? {
+    if !secret::is_b64_of_len(id, 16) {
+        return Err(Error::NotFound);
+    }
+    let mut event =
+        Event::new(Kind::ApiTokenDeleted, &owner.user, now, state.config.event_retention).with("token_id", id);
+    if let Some(session_id) = owner.session_id() {
+        event = event.in_session(session_id);
+    }
+    let items = vec![
+        api_tokens::delete_item(&state.store, id, &owner.user.id)?,
+        events::put_item(&state.store, &event)?,
+    ];
+    if state.store.transact(items).await? {
         Ok(())
     } else {
         Err(Error::NotFound)

@@ -44,13 +44,22 @@ pub struct Attempt {
 /// Claims an attempt for `email`: 429 with the wait while the backoff holds, 403 `account_locked` at the
 /// ceiling. One round trip, which can run concurrently with the request's other reads.
 pub async fn claim(store: &Store, email: &str, now: UnixTime) -> Result<Attempt, Error> {
-    claim_below(store, email, CEILING, now).await
+    counted(claim_below(store, email, CEILING, now).await)
 }
 
 /// Claims an attempt for a service account (`key` names it within its tenant): the same backoff, but never the
 /// lock, which only an emailed proof could lift and a service account has no email. One round trip.
 pub async fn claim_without_lock(store: &Store, key: &str, now: UnixTime) -> Result<Attempt, Error> {
-    claim_below(store, key, i64::MAX, now).await
+    counted(claim_below(store, key, i64::MAX, now).await)
+}
+
+/// Counts a refused claim as `BackoffRefused`, once per public claim: a pair whose two records both refuse is one
+/// refused attempt.
+fn counted<T>(claimed: Result<T, Error>) -> Result<T, Error> {
+    if matches!(claimed, Err(Error::RateLimited { .. } | Error::AccountLocked)) {
+        crate::telemetry::backoff_refused();
+    }
+    claimed
 }
 
 async fn claim_below(store: &Store, email: &str, ceiling: i64, now: UnixTime) -> Result<Attempt, Error> {
@@ -135,12 +144,14 @@ pub async fn claim_second_factor(
     now: UnixTime,
 ) -> Result<SecondFactorAttempt, Error> {
     let factor_key = login_failures::second_factor_key(user_id);
-    claim_pair(
-        store,
-        claim(store, login_key, now),
-        claim_without_lock(store, &factor_key, now),
+    counted(
+        claim_pair(
+            store,
+            claim_below(store, login_key, CEILING, now),
+            claim_below(store, &factor_key, i64::MAX, now),
+        )
+        .await,
     )
-    .await
 }
 
 /// Claims a password attempt at `email`, routed to the directory of the configuration entry `idp`, in the login
@@ -161,7 +172,7 @@ pub async fn claim_directory(
         window_seconds,
         now,
     );
-    claim_pair(store, claim(store, email, now), guard).await
+    counted(claim_pair(store, claim_below(store, email, CEILING, now), guard).await)
 }
 
 /// Claims a password attempt at the directory entry whose stable id is `directory_id`, whatever address found it:
@@ -177,7 +188,7 @@ pub async fn claim_directory_entry(
 ) -> Result<Attempt, Error> {
     // "entry:" cannot begin an address (no ':' in one), so an entry's key is never an address's.
     let key = login_failures::directory_key(idp, &format!("entry:{directory_id}"));
-    claim_guard(store, key, max_failures, window_seconds, now).await
+    counted(claim_guard(store, key, max_failures, window_seconds, now).await)
 }
 
 /// A directory guard's claim: granted below `max_failures`, else 429 until `window_seconds` after the last one.

@@ -13,8 +13,12 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use crate::clock::UnixTime;
-use crate::store::cleanup::{self, Expired};
+use crate::clock::{rfc3339, UnixTime};
+use crate::email::Email;
+use crate::mail::Mail;
+use crate::store::api_tokens::ApiToken;
+use crate::store::cleanup::{self, Expired, Pass};
+use crate::store::users::{self, AccountKind};
 use crate::store::{expiry_bucket, EXPIRY_BUCKET_SECONDS};
 use crate::{Error, State};
 
@@ -23,6 +27,9 @@ pub const FIRST_RUN_LOOKBACK_SECONDS: i64 = 7 * 86_400;
 
 /// Personal access tokens and scoped tokens stay this long after they expire, so owners still see "expired".
 pub const TOKENS_KEPT_AFTER_EXPIRY_SECONDS: i64 = crate::store::api_tokens::KEPT_AFTER_EXPIRY_SECONDS;
+
+/// How long before a personal access token expires its owner is warned.
+pub const WARN_BEFORE_SECONDS: i64 = 7 * 86_400;
 
 /// Items read per index page.
 const PAGE: i32 = 500;
@@ -42,6 +49,8 @@ pub struct Report {
     pub skipped: u64,
     /// Buckets finished.
     pub buckets: u64,
+    /// Owners warned of a token about to expire.
+    pub warned: u64,
     /// Whether it reached the current hour (else it stopped for its deadline; the next run continues).
     pub finished: bool,
 }
@@ -53,26 +62,43 @@ impl Report {
     }
 }
 
-/// Runs one pass: every bucket from the checkpoint to the current hour's, stopping when `time_left()` falls under
-/// a safety margin. The checkpoint is written once, when the pass ends: the current hour's bucket when it got there
-/// (items can still expire into it), else the bucket it stopped in (anything before is clean; deleting is
-/// idempotent, so a crash only costs re-reading).
+/// Runs one pass: [`delete_expired`], then, when it finished, [`warn_expiring`]; the counts go to the log line
+/// and to the `CleanupDeleted` metric by kind.
+pub async fn run(state: &State, now: UnixTime, time_left: impl Fn() -> Duration) -> Result<Report, Error> {
+    let mut report = Report::default();
+    delete_expired(state, now, &time_left, &mut report).await?;
+    if report.finished {
+        warn_expiring(state, now, &time_left, &mut report).await?;
+    }
+    for (kind, count) in &report.deleted {
+        crate::telemetry::cleanup_deleted(kind, *count);
+    }
+    Ok(report)
+}
+
+/// Deletes every bucket's expired items from the checkpoint to the current hour's, stopping when `time_left()`
+/// falls under a safety margin. The checkpoint is written once, when the pass ends: the current hour's bucket
+/// when it got there (items can still expire into it), else the bucket it stopped in (anything before is clean;
+/// deleting is idempotent, so a crash only costs re-reading).
 /// Round trips: the checkpoint, one query per bucket and page, one conditional delete per expired item, one
 /// checkpoint write.
-pub async fn run(state: &State, now: UnixTime, time_left: impl Fn() -> Duration) -> Result<Report, Error> {
+async fn delete_expired(
+    state: &State,
+    now: UnixTime,
+    time_left: &impl Fn() -> Duration,
+    report: &mut Report,
+) -> Result<(), Error> {
     let store = &state.store;
     let current = expiry_bucket(now);
-    let mut bucket = cleanup::checkpoint(store)
+    let mut bucket = cleanup::checkpoint(store, Pass::Deletes)
         .await?
         .unwrap_or_else(|| expiry_bucket(now - FIRST_RUN_LOOKBACK_SECONDS));
-    let mut report = Report::default();
     while bucket <= current {
         let mut start = None;
         loop {
             if time_left() < MARGIN {
                 // Every bucket before this one is clean; this one is read again from its start.
-                cleanup::advance_checkpoint(store, bucket, now).await?;
-                return Ok(report);
+                return cleanup::advance_checkpoint(store, Pass::Deletes, bucket, now).await;
             }
             let page = cleanup::expired_page(store, bucket, now, start, PAGE).await?;
             let outcomes: Vec<(&'static str, bool)> = stream::iter(page.items)
@@ -100,9 +126,83 @@ pub async fn run(state: &State, now: UnixTime, time_left: impl Fn() -> Duration)
         bucket += EXPIRY_BUCKET_SECONDS;
     }
     // Items can still expire into the current hour: the next run starts there.
-    cleanup::advance_checkpoint(store, current, now).await?;
+    cleanup::advance_checkpoint(store, Pass::Deletes, current, now).await?;
     report.finished = true;
-    Ok(report)
+    Ok(())
+}
+
+/// Emails the owner of each personal access token that expires within [`WARN_BEFORE_SECONDS`], once per token (a
+/// conditional flag on it). Each run reads only the expiry buckets that entered the window since the last one (a
+/// checkpoint of its own), and only their tokens: the index's sort key is the expiry, which leaves out the other
+/// items of those hours. A token made with less than the window left gets no warning: its owner chose that.
+/// Round trips: the checkpoint, one query per new bucket and page, and per token its item, its owner and the flag;
+/// one SQS call per warning.
+async fn warn_expiring(
+    state: &State,
+    now: UnixTime,
+    time_left: &impl Fn() -> Duration,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let store = &state.store;
+    let window = (now, now + WARN_BEFORE_SECONDS);
+    // A token's bucket is its expiry's plus the time it is kept after it.
+    let bucket_of = |expiry: UnixTime| expiry_bucket(expiry + TOKENS_KEPT_AFTER_EXPIRY_SECONDS);
+    let last = bucket_of(window.1);
+    let mut bucket = cleanup::checkpoint(store, Pass::Warnings)
+        .await?
+        .unwrap_or_else(|| bucket_of(now));
+    while bucket <= last {
+        let mut start = None;
+        loop {
+            if time_left() < MARGIN {
+                return cleanup::advance_checkpoint(store, Pass::Warnings, bucket, now).await;
+            }
+            let page = cleanup::expiring_tokens_page(store, bucket, window, start, PAGE).await?;
+            let warned: Vec<bool> = stream::iter(page.items)
+                .map(|item| warn_one(state, item, now))
+                .buffer_unordered(CONCURRENT_DELETES)
+                .try_collect()
+                .await?;
+            report.warned += warned.into_iter().filter(|w| *w).count() as u64;
+            match page.next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+        bucket += EXPIRY_BUCKET_SECONDS;
+    }
+    // Tokens expiring later in the last hour enter the window at the next runs: it is read again.
+    cleanup::advance_checkpoint(store, Pass::Warnings, last, now).await
+}
+
+/// Warns the owner of one token, unless it is gone, revoked, warned already, or its owner has no mailbox (a
+/// service account). The flag is set before the mail is queued, so a warning is sent at most once.
+async fn warn_one(state: &State, item: Expired, now: UnixTime) -> Result<bool, Error> {
+    let store = &state.store;
+    let Some(token) = store.get::<ApiToken>(&item.pk, &item.sk).await? else {
+        return Ok(false);
+    };
+    let Some(owner) = users::get(store, &token.user_id).await? else {
+        return Ok(false);
+    };
+    let (Some(expires_at), Ok(email)) = (token.expires_at, Email::parse(&owner.email)) else {
+        return Ok(false);
+    };
+    if token.epoch < owner.token_epoch || expires_at <= now || owner.kind != AccountKind::Individual {
+        return Ok(false);
+    }
+    if !cleanup::mark_expiry_warned(store, &item.pk, &item.sk, now).await? {
+        return Ok(false);
+    }
+    let mail = Mail::ApiTokenExpiring {
+        name: &token.name,
+        expires_at: &rfc3339(expires_at),
+    };
+    if let Err(err) = state.mailer.send(&email, mail).await {
+        tracing::warn!(error = ?err, token = %token.id, "queueing an expiry warning failed");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// The latest expiry an item of `kind` may have to be deleted at `now`.

@@ -102,6 +102,15 @@ pub struct Config {
     pub google_client_ids: Vec<String>,
     /// Google's JWKS (`KEYGATE_GOOGLE_JWKS_URL`, default [`GOOGLE_JWKS_URL`]); tests point it at a local issuer.
     pub google_jwks_url: String,
+    /// Seconds a security event is kept (`KEYGATE_EVENT_RETENTION_DAYS`, default 90, 1 to 3,650 days).
+    pub event_retention: i64,
+    /// Whether a sign-in from a device and network not seen in the account's recent sessions is mailed to its
+    /// owner (`KEYGATE_NOTIFY_NEW_DEVICE`, default true).
+    pub notify_new_device: bool,
+    /// SES configuration set every mail is sent with (`KEYGATE_SES_CONFIGURATION_SET`; empty sends without one).
+    pub ses_configuration_set: Option<String>,
+    /// CloudWatch namespace of the metrics (`KEYGATE_METRICS_NAMESPACE`, default `keygate`).
+    pub metrics_namespace: String,
 }
 
 /// Google's published signing keys.
@@ -324,6 +333,10 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
             google_jwks_url: get("KEYGATE_GOOGLE_JWKS_URL").unwrap_or(GOOGLE_JWKS_URL).to_owned(),
+            event_retention: number("KEYGATE_EVENT_RETENTION_DAYS", 90, 1, 3_650)? * 86_400,
+            notify_new_device: flag("KEYGATE_NOTIFY_NEW_DEVICE", true)?,
+            ses_configuration_set: get("KEYGATE_SES_CONFIGURATION_SET").map(str::to_owned),
+            metrics_namespace: get("KEYGATE_METRICS_NAMESPACE").unwrap_or("keygate").to_owned(),
             scoped_token_resources,
             scoped_token_scopes,
             scoped_token_prefix,

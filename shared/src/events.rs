@@ -6,10 +6,22 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::store::events::{self, Event};
 use crate::store::users::User;
 use crate::{Error, State};
+
+/// `event` as done by `caller`: its account is the actor, and the session or the PAT it acted through is named, so
+/// a stolen credential's actions can be told apart from the owner's.
+pub(crate) fn by(event: Event, caller: &Principal) -> Event {
+    let event = event.by(&caller.user.id);
+    match (caller.session_id(), caller.token_id()) {
+        (Some(session), _) => event.in_session(session),
+        (None, Some(token)) => event.with("via_token", token),
+        (None, None) => event,
+    }
+}
 
 /// One event as the API shows it.
 #[derive(Debug, Serialize)]
@@ -27,6 +39,9 @@ pub struct EventView {
     pub user_agent: Option<String>,
     /// A readable label of that User-Agent.
     pub device: String,
+    /// The session the request came from, or the one the event is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
     /// Who did it, when not the account itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor_id: Option<String>,
@@ -47,6 +62,7 @@ impl From<Event> for EventView {
             at: rfc3339(event.at),
             ip: event.ip,
             user_agent: event.user_agent,
+            session_id: event.session_id,
             actor_id: event.actor_id,
             target_id: event.target_id,
             tenant_id: event.tenant_id,
@@ -102,10 +118,12 @@ pub async fn list_tenant(
     {
         return Err(Error::InvalidField("account_id must be an account id.".to_owned()));
     }
-    if query.kind.as_deref().is_some_and(|kind| {
-        kind.is_empty() || kind.len() > 64 || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-    }) {
-        return Err(Error::InvalidField("type must be a snake_case event type.".to_owned()));
+    if query
+        .kind
+        .as_deref()
+        .is_some_and(|kind| events::Kind::parse(kind).is_none())
+    {
+        return Err(Error::InvalidField("type must be one of the event types.".to_owned()));
     }
     let after = cursor.map(|c| decode_tenant_cursor(tenant, c)).transpose()?;
     let filter = events::FeedFilter {

@@ -91,6 +91,22 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
+tokio::task_local! {
+    /// The client of the request being served. The bootstrap sets it once per request, so that every security
+    /// event a flow records says where the request came from without each flow being handed it.
+    static CLIENT: ClientInfo;
+}
+
+/// Serves `fut` as the request from `client` (see [`current_client`]).
+pub async fn serving<F: std::future::Future>(client: ClientInfo, fut: F) -> F::Output {
+    CLIENT.scope(client, fut).await
+}
+
+/// The client of the request being served; empty outside one (the scheduled jobs, the tests).
+pub fn current_client() -> ClientInfo {
+    CLIENT.try_with(Clone::clone).unwrap_or_default()
+}
+
 /// Header a trusted proxy adds to prove a request came through it.
 pub const ORIGIN_VERIFY_HEADER: &str = "x-keygate-origin-verify";
 

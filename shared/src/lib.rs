@@ -35,6 +35,7 @@ pub mod secret;
 pub mod session;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod tenancy;
 pub mod tokens;
 

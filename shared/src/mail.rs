@@ -106,6 +106,27 @@ pub enum Mail<'a> {
     SignInThroughDirectory,
     /// The address's password is the organization's directory's: keygate cannot reset it.
     PasswordManagedByDirectory,
+    /// A sign-in token that had been replaced was presented again, so its session was signed out.
+    RefreshTokenReused {
+        /// A readable label of the session's device.
+        device: &'a str,
+    },
+    /// A sign-in from a device and network not seen in the account's recent sessions.
+    NewDeviceSignIn {
+        /// A readable label of the device.
+        device: &'a str,
+        /// The client's address, if known.
+        ip: &'a str,
+        /// How it signed in (`password`, `passkey`, ...).
+        method: &'a str,
+    },
+    /// A personal access token expires within days.
+    ApiTokenExpiring {
+        /// The token's name.
+        name: &'a str,
+        /// Its expiry, RFC 3339.
+        expires_at: &'a str,
+    },
     /// Nothing to send: queued for an address without an account, so the request makes the same calls as for
     /// one with an account. The mailer drops it.
     Decoy,
@@ -239,6 +260,34 @@ impl Mail<'_> {
                 vec![
                     format!("The passkey named \"{name}\" was just removed from your account."),
                     "If this was not you, reset your password now and review your sessions.".into(),
+                ],
+            ),
+            Self::RefreshTokenReused { device } => (
+                "A session of yours was signed out",
+                vec![
+                    format!(
+                        "An old sign-in token of your session on \"{device}\" was used again, after it had \
+                         been replaced. That can mean someone copied it, so that session was signed out."
+                    ),
+                    "If you did not just lose a sign-in on that device, change your password now and review your \
+                     sessions."
+                        .into(),
+                ],
+            ),
+            Self::NewDeviceSignIn { device, ip, method } => (
+                "New sign-in to your account",
+                vec![
+                    format!("Your account was just signed in to from {device} at {ip} (with {method})."),
+                    "If this was you, there is nothing to do. If not, change your password now and sign out the \
+                     sessions you do not know in your security settings."
+                        .into(),
+                ],
+            ),
+            Self::ApiTokenExpiring { name, expires_at } => (
+                "An API token of yours expires soon",
+                vec![
+                    format!("Your personal access token \"{name}\" expires at {expires_at}."),
+                    "If something still uses it, rotate it or create a new one before then.".into(),
                 ],
             ),
             Self::PasskeyCounterRegressed { name } => (
@@ -456,6 +505,18 @@ mod tests {
             Mail::IdentityUnlinked { provider: "entra" },
             Mail::BackupCodeUsed { remaining: 9 },
             Mail::BackupCodeUsed { remaining: 1 },
+            Mail::RefreshTokenReused {
+                device: "Firefox on macOS",
+            },
+            Mail::NewDeviceSignIn {
+                device: "Firefox on macOS",
+                ip: "203.0.113.9",
+                method: "password",
+            },
+            Mail::ApiTokenExpiring {
+                name: "ci",
+                expires_at: "2026-12-24T00:00:00Z",
+            },
         ] {
             let rendered = mail.render("https://app.example.com");
             assert!(!rendered.subject.is_empty());

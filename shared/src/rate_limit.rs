@@ -120,11 +120,18 @@ pub fn window_bounds(now: UnixTime, window: i64) -> (UnixTime, UnixTime) {
     (start, start + window)
 }
 
+/// The answer of a limit that refuses: 429 with the seconds to wait, counted as `RateLimited`. Every limit that
+/// refuses an answer builds its error here.
+pub fn refused(retry_after: i64) -> Error {
+    crate::telemetry::rate_limited();
+    Error::RateLimited { retry_after }
+}
+
 /// Counts this request against `rule` for `subject`; 429 with the seconds until the window ends when over.
 pub async fn check(store: &Store, rule: &Rule, subject: &str, now: UnixTime) -> Result<(), Error> {
     let (start, end) = window_bounds(now, rule.window);
     match rate_limits::hit(store, rule.name, subject, start, end).await {
-        Ok(hits) if hits > i64::from(rule.limit) => Err(Error::RateLimited { retry_after: end - now }),
+        Ok(hits) if hits > i64::from(rule.limit) => Err(refused(end - now)),
         Ok(_) => Ok(()),
         Err(err) => match rule.on_store_failure {
             OnStoreFailure::FailClosed => Err(err),
@@ -171,7 +178,7 @@ pub async fn check_send(
     check_client_ip(store, &limits.send_rule(name), client, now).await?;
     match spend_mail(store, limits, MailKind::Code, email, now).await? {
         None => Ok(()),
-        Some(retry_after) => Err(Error::RateLimited { retry_after }),
+        Some(retry_after) => Err(refused(retry_after)),
     }
 }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use lambda_http::{service_fn, Body, Request, Response};
 
-use crate::State;
+use crate::{telemetry, State};
 
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
@@ -20,8 +20,9 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Builds the state once and serves `handler` until the runtime stops. The state lives as long as the process,
-/// so it is leaked on purpose and handed out as `&'static`.
+/// Builds the state once and serves `handler` until the runtime stops, writing the invocation's metrics to stdout
+/// after each response ([`crate::telemetry`]). The state lives as long as the process, so it is leaked on purpose
+/// and handed out as `&'static`.
 pub async fn run_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(&'static State, Request) -> Fut,
@@ -29,9 +30,11 @@ where
 {
     init_tracing();
     let state: &'static State = Box::leak(Box::new(State::from_env().await?));
+    telemetry::install(&state.config.metrics_namespace);
     lambda_http::run(service_fn(|req: Request| {
-        let response = handler(state, req);
-        async move { Ok::<_, lambda_http::Error>(response.await) }
+        let client = crate::http::client_info(&req, state.config.trusted_proxy.as_ref());
+        let response = crate::http::serving(client, handler(state, req));
+        async move { Ok::<_, lambda_http::Error>(telemetry::flushed(response).await) }
     }))
     .await
 }

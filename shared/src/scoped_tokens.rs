@@ -10,6 +10,7 @@
 use crate::auth::Principal;
 use crate::clock::UnixTime;
 use crate::pat::{self, Pat};
+use crate::store::events::{Event, Kind};
 use crate::store::scoped_tokens::{self, ScopedToken, Slot};
 use crate::store::users::{self, AccountStatus, User};
 use crate::tenancy::roles;
@@ -93,8 +94,8 @@ fn check_scopes(config: &Config, creator: &Principal, requested: &[String]) -> R
 /// Creates a scoped token for `creator`, stamped with its id, tenant and current token epoch. It can carry only
 /// scopes the creator's own credential has and the deployment allows for anonymous use; a creator holds at most
 /// [`MAX_LIVE_PER_CREATOR`] live ones (409 `limit_reached`). Two round trips (the creator's ledger, one
-/// transaction writing the token and the ledger), a few more when a concurrent creation of the same creator wins
-/// the ledger first.
+/// transaction writing the token, the ledger and the `scoped_token_created` event), a few more when a concurrent
+/// creation of the same creator wins the ledger first.
 pub async fn create(
     state: &State,
     creator: &Principal,
@@ -143,6 +144,13 @@ pub async fn create(
         now,
         now + days * 86_400,
     );
+    let mut event = Event::new(Kind::ScopedTokenCreated, user, now, state.config.event_retention)
+        .with("token_id", &id)
+        .with("resource", &token.resource)
+        .with("scopes", token.scopes.join(" "));
+    if let Some(session_id) = creator.session_id() {
+        event = event.in_session(session_id);
+    }
     for _ in 0..LEDGER_ATTEMPTS {
         let mut ledger = scoped_tokens::ledger(&state.store, &user.id).await?;
         // Expired and epoch-revoked tokens no longer count.
@@ -161,7 +169,7 @@ pub async fn create(
                 epoch: token.epoch,
             },
         );
-        if scoped_tokens::create(&state.store, &token, &ledger.tokens, ledger.version).await? {
+        if scoped_tokens::create(&state.store, &token, &ledger.tokens, ledger.version, &event).await? {
             return Ok((token, secret.expose(&config.scoped_token_prefix)));
         }
     }
@@ -178,10 +186,23 @@ pub async fn list(state: &State, creator: &Principal, now: UnixTime) -> Result<V
     Ok(tokens)
 }
 
-/// Revokes one of the caller's scoped tokens at once. Someone else's, a malformed id or a missing one is 404.
-/// One round trip (none for a malformed id).
-pub async fn revoke(state: &State, creator: &Principal, id: &str) -> Result<(), Error> {
-    if secret::is_b64_of_len(id, ID_BYTES) && scoped_tokens::delete(&state.store, id, &creator.user.id).await? {
+/// Revokes one of the caller's scoped tokens at once, recording the `scoped_token_revoked` event in the same
+/// transaction. Someone else's, a malformed id or a missing one is 404. One round trip (none for a malformed id).
+pub async fn revoke(state: &State, creator: &Principal, id: &str, now: UnixTime) -> Result<(), Error> {
+    if !secret::is_b64_of_len(id, ID_BYTES) {
+        return Err(Error::NotFound);
+    }
+    let mut event = Event::new(
+        Kind::ScopedTokenRevoked,
+        &creator.user,
+        now,
+        state.config.event_retention,
+    )
+    .with("token_id", id);
+    if let Some(session_id) = creator.session_id() {
+        event = event.in_session(session_id);
+    }
+    if scoped_tokens::delete(&state.store, id, &creator.user.id, &event).await? {
         Ok(())
     } else {
         Err(Error::NotFound)

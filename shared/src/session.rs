@@ -1,13 +1,14 @@
 //! Session flows: issuing token responses, refresh with rotation and reuse detection, logout.
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::Serialize;
 
 use crate::clock::UnixTime;
 use crate::federation::directory::{self, Recheck};
-use crate::http::ClientInfo;
 use crate::store::databases::{self, Database};
+use crate::store::events::{self, Event, Kind};
 use crate::store::sessions::list_active;
-use crate::store::sessions::{self, Inactive, Lifetime, RevokeProof, Rotation, Session};
+use crate::store::sessions::{self, Inactive, Lifetime, Rotation, Session};
 use crate::store::users::{self, User, UserView};
 use crate::store::{decode, Store};
 use crate::tenancy::roles;
@@ -99,6 +100,86 @@ pub struct RootToken {
     pub expires_in: i64,
 }
 
+/// The token response of a session a sign-in just opened ([`open_items`]), and, concurrently, a notice to the
+/// owner when it came from a device and network none of the account's recent sessions used
+/// ([`notice_new_device`]). One round trip (the recent sessions) and an SQS call for a new device.
+pub(crate) async fn opened(
+    state: &State,
+    user: &User,
+    session: &Session,
+    refresh: &RefreshToken,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let (tokens, ()) = tokio::join!(
+        token_response(state, user, session, refresh, now),
+        notice_new_device(state, user, session, now)
+    );
+    tokens
+}
+
+/// Mails the owner of `session` when no other recent session of the account was on the same device label and the
+/// same network (the same /24 of IPv4, /48 of IPv6). Off with `KEYGATE_NOTIFY_NEW_DEVICE=false`. Best effort: the
+/// sign-in stands whatever happens here.
+async fn notice_new_device(state: &State, user: &User, session: &Session, now: UnixTime) {
+    if !state.config.notify_new_device || user.email.is_empty() {
+        return;
+    }
+    let recent = match sessions::recent(&state.store, &user.id, now).await {
+        Ok(recent) => recent,
+        Err(err) => {
+            tracing::warn!(error = ?err, "reading recent sessions for the new-device notice failed");
+            return;
+        }
+    };
+    let device = device_label(session.user_agent.as_deref());
+    let network = session.ip.as_deref().and_then(network_of);
+    let seen = recent.iter().any(|other| {
+        other.id != session.id
+            && device_label(other.user_agent.as_deref()) == device
+            && other.ip.as_deref().and_then(network_of) == network
+    });
+    if seen {
+        return;
+    }
+    let mail = crate::mail::Mail::NewDeviceSignIn {
+        device: &device,
+        ip: session.ip.as_deref().unwrap_or("an unknown address"),
+        method: sign_in_method(&session.amr),
+    };
+    crate::account::notify_owner(state, user, mail).await;
+}
+
+/// The network an address belongs to for the new-device notice: its /24 (IPv4) or /48 (IPv6).
+fn network_of(ip: &str) -> Option<String> {
+    match ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            Some(format!("{a}.{b}.{c}.0/24"))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, ..] = v6.segments();
+            Some(format!("{a:x}:{b:x}:{c:x}::/48"))
+        }
+    }
+}
+
+/// The transaction item that records a root sign-in (a token with no session): its `signed_in` event. Counts the
+/// sign-in.
+pub(crate) fn root_sign_in_item(
+    state: &State,
+    user: &User,
+    amr: &[&str],
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
+    let method = sign_in_method(amr);
+    crate::telemetry::sign_in(method, true);
+    let event = Event::new(Kind::SignedIn, user, now, state.config.event_retention)
+        .with("method", method)
+        .with("amr", amr.join(" "))
+        .with("token", "root");
+    events::put_item(&state.store, &event)
+}
+
 /// Signs a root token for `user` (see [`crate::account::login_root`]): no session, the account's session epoch
 /// as its stamp, the root role's scopes, `amr` as the sign-in proved it. No DynamoDB call.
 pub async fn root_token(state: &State, user: &User, amr: &[&str], now: UnixTime) -> Result<RootToken, Error> {
@@ -159,17 +240,39 @@ pub async fn switch_database(
     }
 }
 
-/// Starts a session for a user who just proved who they are, and returns its tokens. One round trip.
-pub async fn start(
+/// The sign-in method a session's `amr` names first, as events and metrics spell it.
+pub fn sign_in_method(amr: &[impl AsRef<str>]) -> &'static str {
+    match amr.first().map(AsRef::as_ref) {
+        Some("pwd") => "password",
+        Some("otp") => "email_code",
+        Some("email_link") => "magic_link",
+        Some("hwk" | "swk") => "passkey",
+        Some("google") => "google",
+        Some("entra") => "entra",
+        Some("ldap") => "ldap",
+        Some("invitation") => "invitation",
+        _ => "other",
+    }
+}
+
+/// The transaction items that open `session` for `user`: the session and its `signed_in` event (the method and
+/// the full `amr`), so a sign-in and its record are one write. Counts the sign-in.
+pub(crate) fn open_items(
     state: &State,
     user: &User,
-    amr: &[&str],
-    client: &ClientInfo,
+    session: &Session,
     now: UnixTime,
-) -> Result<TokenResponse, Error> {
-    let (session, refresh) = Session::start(user, amr, client, Lifetime::from_config(&state.config), now);
-    sessions::create(&state.store, &session).await?;
-    token_response(state, user, &session, &refresh, now).await
+) -> Result<[TransactWriteItem; 2], Error> {
+    let method = sign_in_method(&session.amr);
+    crate::telemetry::sign_in(method, true);
+    let event = Event::new(Kind::SignedIn, user, now, state.config.event_retention)
+        .in_session(&session.id)
+        .with("method", method)
+        .with("amr", session.amr.join(" "));
+    Ok([
+        sessions::create_item(&state.store, session)?,
+        events::put_item(&state.store, &event)?,
+    ])
 }
 
 /// Exchanges a refresh token for new tokens, rotating it. Replaying any token the session rotated out revokes the
@@ -195,7 +298,7 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
         Err(Inactive::Expired) => return Err(UNKNOWN),
     }
     if !secret::ct_eq(&session.secret_hash, &presented_hash) {
-        return reused_or_unknown(state, &session, &presented_hash, now).await;
+        return reused_or_unknown(state, &user, &session, &presented_hash, now).await;
     }
     // Only the holder of the current token makes keygate ask the directory.
     let checked = match directory::recheck(state, &user, &session, now).await? {
@@ -216,7 +319,7 @@ pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenRes
         Rotation::Rotated(rotated) => token_response(state, &user, &rotated, &next, now).await,
         // A concurrent request won. Judge the presented token against the session as it is now.
         Rotation::Lost(Some(current)) if current.revoked_at.is_none() => {
-            reused_or_unknown(state, &current, &presented_hash, now).await
+            reused_or_unknown(state, &user, &current, &presented_hash, now).await
         }
         Rotation::Lost(_) => Err(Error::SessionRevoked),
     }
@@ -251,6 +354,7 @@ async fn user_and_database(store: &Store, session: &Session) -> Result<User, Err
 /// nothing, so it must not let a stranger who knows a session id end that session.
 async fn reused_or_unknown(
     state: &State,
+    user: &User,
     session: &Session,
     presented_hash: &str,
     now: UnixTime,
@@ -264,30 +368,75 @@ async fn reused_or_unknown(
     }
     if sessions::had_refresh_hash(&state.store, session, presented_hash, now).await? {
         tracing::warn!(session = %session.id, "refresh token reuse detected; revoking the session");
-        sessions::revoke(&state.store, &session.id, RevokeProof::Owner(&session.user_id), now).await?;
+        crate::telemetry::refresh_reuse();
+        let ended = Ending {
+            kind: Kind::RefreshReuseDetected,
+            reason: "refresh_reuse",
+        };
+        if end(state, user, &session.id, ended, now).await? {
+            let device = device_label(session.user_agent.as_deref());
+            crate::account::notify_owner(state, user, crate::mail::Mail::RefreshTokenReused { device: &device }).await;
+        }
         return Err(Error::SessionRevoked);
     }
     Err(Error::InvalidToken("The refresh token is invalid or has expired."))
 }
 
+/// Why a session ends, as its event records it.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    kind: Kind,
+    reason: &'static str,
+}
+
+const LOGOUT: Ending = Ending {
+    kind: Kind::SessionRevoked,
+    reason: "logout",
+};
+
+/// Ends live session `session_id` of `owner` and records the event, in one transaction. `Ok(true)` when this call
+/// ended it, or it had ended already (recorded once); `Ok(false)` when it is not the owner's or does not exist. One
+/// round trip; one more (a read) when the transaction is refused.
+async fn end(state: &State, owner: &User, session_id: &str, ending: Ending, now: UnixTime) -> Result<bool, Error> {
+    let event = Event::new(ending.kind, owner, now, state.config.event_retention)
+        .in_session(session_id)
+        .with("reason", ending.reason);
+    let items = vec![
+        sessions::revoke_item(&state.store, session_id, &owner.id, now)?,
+        events::put_item(&state.store, &event)?,
+    ];
+    if state.store.transact(items).await? {
+        return Ok(true);
+    }
+    let found = sessions::get(&state.store, session_id).await?;
+    Ok(found.is_some_and(|session| session.user_id == owner.id))
+}
+
 /// Logs out the session a refresh token belongs to, current or rotated out. Idempotent, and silent about unknown
-/// sessions. One round trip; two more for a token the session rotated out before the last rotation.
+/// sessions. One round trip, and one more to record the logout when it ended a live session (the token names no
+/// account: the revocation's answer does); a token the session rotated out before the last rotation reads the
+/// session and its history item, then ends it as [`end`] does.
 pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) -> Result<(), Error> {
     let presented = RefreshToken::parse(raw)?;
     let hash = presented.hash();
-    let revoked = sessions::revoke(
-        &state.store,
-        &presented.session_id,
-        RevokeProof::RefreshHash(&hash),
-        now,
-    )
-    .await?;
-    if revoked {
-        return Ok(());
+    if let Some(ended) = sessions::revoke_by_refresh(&state.store, &presented.session_id, &hash, now).await? {
+        let event = Event::about(
+            LOGOUT.kind,
+            &ended.user_id,
+            ended.tenant.as_deref(),
+            now,
+            state.config.event_retention,
+        )
+        .in_session(&ended.id)
+        .with("reason", LOGOUT.reason);
+        return events::put(&state.store, &event).await;
     }
-    if let Some(session) = sessions::get(&state.store, &presented.session_id).await? {
-        if sessions::had_refresh_hash(&state.store, &session, &hash, now).await? {
-            sessions::revoke(&state.store, &session.id, RevokeProof::Owner(&session.user_id), now).await?;
+    let Some(session) = sessions::get(&state.store, &presented.session_id).await? else {
+        return Ok(());
+    };
+    if session.revoked_at.is_none() && sessions::had_refresh_hash(&state.store, &session, &hash, now).await? {
+        if let Some(owner) = users::get(&state.store, &session.user_id).await? {
+            end(state, &owner, &session.id, LOGOUT, now).await?;
         }
     }
     Ok(())
@@ -295,7 +444,21 @@ pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) 
 
 /// Logs out the session of a verified access token. Idempotent. One round trip.
 pub async fn logout_session(state: &State, claims: &AccessClaims, now: UnixTime) -> Result<(), Error> {
-    sessions::revoke(&state.store, &claims.sid, RevokeProof::Owner(&claims.sub), now).await?;
+    let event = Event::about(
+        LOGOUT.kind,
+        &claims.sub,
+        claims.tenant.as_deref(),
+        now,
+        state.config.event_retention,
+    )
+    .in_session(&claims.sid)
+    .with("reason", LOGOUT.reason);
+    let items = vec![
+        sessions::revoke_item(&state.store, &claims.sid, &claims.sub, now)?,
+        events::put_item(&state.store, &event)?,
+    ];
+    // Refused: ended already, or not the bearer's (a forged `sid` under a valid signature cannot happen).
+    state.store.transact(items).await?;
     Ok(())
 }
 
@@ -375,20 +538,28 @@ pub async fn revoke_own(state: &State, user: &User, session_id: &str, now: UnixT
     if !tokens::is_session_id(session_id) {
         return Err(Error::NotFound);
     }
-    if sessions::revoke(&state.store, session_id, RevokeProof::Owner(&user.id), now).await? {
+    let ending = Ending {
+        kind: Kind::SessionRevoked,
+        reason: "revoked",
+    };
+    if end(state, user, session_id, ending, now).await? {
         Ok(())
     } else {
         Err(Error::NotFound)
     }
 }
 
-/// Revokes every session of the user except `keep`: one transaction that bumps the session epoch and moves the
-/// kept session to it. One round trip.
+/// Revokes every session of the user except `keep`: one transaction that bumps the session epoch, moves the
+/// kept session to it and records the event. One round trip.
 pub async fn revoke_all_but(state: &State, user: &User, keep: &str, now: UnixTime) -> Result<(), Error> {
     let new_epoch = user.session_epoch + 1;
+    let event = Event::new(Kind::SessionRevoked, user, now, state.config.event_retention)
+        .in_session(keep)
+        .with("reason", "other_sessions_revoked");
     let items = vec![
         users::bump_epoch_item(&state.store, user, new_epoch, now)?,
         sessions::move_to_epoch_item(&state.store, keep, new_epoch)?,
+        events::put_item(&state.store, &event)?,
     ];
     if state.store.transact(items).await? {
         Ok(())
@@ -400,6 +571,15 @@ pub async fn revoke_all_but(state: &State, user: &User, keep: &str, now: UnixTim
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_group_nearby_addresses() {
+        assert_eq!(network_of("203.0.113.9"), network_of("203.0.113.200"));
+        assert_ne!(network_of("203.0.113.9"), network_of("203.0.114.9"));
+        assert_eq!(network_of("2001:db8:1:2::1"), network_of("2001:db8:1:ffff::9"));
+        assert_ne!(network_of("2001:db8:1::1"), network_of("2001:db8:2::1"));
+        assert_eq!(network_of("not an address"), None);
+    }
 
     #[test]
     fn labels_common_browsers() {

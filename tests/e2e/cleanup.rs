@@ -7,7 +7,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use keygate::metrics::CallCounter;
 use keygate::store::expiry_bucket;
 use keygate::State;
-use keygate_e2e::{test_config, unique};
+use keygate_e2e::{test_config, unique, TestApp};
+use serde_json::json;
 
 /// A state over a fresh table of its own, and the counter of its DynamoDB calls.
 async fn isolated() -> (State, CallCounter) {
@@ -98,10 +99,10 @@ async fn calls_of_a_run(live: usize, expired: usize) -> (u64, u64) {
         Some(expired as u64),
         "{report:?}"
     );
-    // The checkpoint item is the only one added.
+    // The two checkpoint items (deletes, warnings) are the only ones added.
     assert_eq!(
         count_items(&state).await,
-        before - expired + 1,
+        before - expired + 2,
         "exactly the expired ones went"
     );
     (calls, report.total())
@@ -151,7 +152,11 @@ async fn a_session_refreshed_during_a_run_survives() {
     assert!(!deleted, "the conditional delete leaves a session whose expiry moved");
     let report = keygate::cleanup::run(&state, now, plenty).await.unwrap();
     assert_eq!(report.deleted.get("sessions").copied(), Some(2));
-    assert_eq!(count_items(&state).await, 2, "the refreshed session and the checkpoint");
+    assert_eq!(
+        count_items(&state).await,
+        3,
+        "the refreshed session and the two checkpoints"
+    );
 }
 
 #[tokio::test]
@@ -162,9 +167,14 @@ async fn a_run_stopped_by_its_deadline_is_finished_by_the_next() {
         fill(&state, "EMAIL", 20, now - hours * 3_600).await;
     }
     // A previous run got to six hours ago.
-    keygate::store::cleanup::advance_checkpoint(&state.store, expiry_bucket(now - 6 * 3_600), now)
-        .await
-        .unwrap();
+    keygate::store::cleanup::advance_checkpoint(
+        &state.store,
+        keygate::store::cleanup::Pass::Deletes,
+        expiry_bucket(now - 6 * 3_600),
+        now,
+    )
+    .await
+    .unwrap();
     let calls = std::sync::atomic::AtomicU32::new(0);
     // Time enough for three pages (six hours ago: empty; five and four hours ago), then the deadline is near.
     let stopping = || {
@@ -180,7 +190,7 @@ async fn a_run_stopped_by_its_deadline_is_finished_by_the_next() {
     let second = keygate::cleanup::run(&state, now, plenty).await.unwrap();
     assert!(second.finished);
     assert_eq!(first.total() + second.total(), 100, "{first:?} then {second:?}");
-    assert_eq!(count_items(&state).await, 1, "only the checkpoint is left");
+    assert_eq!(count_items(&state).await, 2, "only the two checkpoints are left");
     let third = keygate::cleanup::run(&state, now, plenty).await.unwrap();
     assert_eq!(third.total(), 0, "idempotent");
 }
@@ -219,7 +229,107 @@ async fn tokens_are_kept_thirty_days_after_they_expire() {
     assert_eq!(report.deleted.get("api_tokens").copied(), Some(1), "{report:?}");
     assert_eq!(
         count_items(&state).await,
-        2,
-        "the lately expired token stays, with the checkpoint"
+        3,
+        "the lately expired token stays, with the two checkpoints"
     );
+}
+
+/// A TestApp over a table of its own, so that runs at a future `now` touch nobody else's items.
+async fn isolated_app() -> TestApp {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = unique("cleanup-");
+    let template = std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    keygate_local::setup::create_table(&aws_sdk_dynamodb::Client::new(&aws), &table, &template)
+        .await
+        .unwrap();
+    TestApp::spawn_with(|config| config.table_name = table).await
+}
+
+#[tokio::test]
+async fn owners_are_warned_once_a_week_before_a_token_expires_and_never_about_revoked_ones() {
+    let app = isolated_app().await;
+    let (email, session) = app.signed_up_user().await;
+    let access = session.str("access_token");
+    let create = |name: &'static str, days: i64| {
+        let app = &app;
+        let access = access.clone();
+        async move {
+            let created = app
+                .post_as(
+                    &access,
+                    "/v1/api-tokens",
+                    json!({ "name": name, "scopes": ["profile:read"], "expires_in_days": days }),
+                )
+                .await;
+            assert_eq!(created.status, 201, "{:?}", created.body);
+            created
+        }
+    };
+    create("deploy-bot", 10).await;
+    create("laptop", 30).await;
+    let revoked = create("old-ci", 10).await;
+    let deleted = app
+        .send(
+            "DELETE",
+            &format!("/v1/api-tokens/{}", revoked.str("id")),
+            Some(&access),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    let now = app.state.clock.now();
+    let warned = |to: &str| {
+        let app = &app;
+        let to = to.to_owned();
+        async move {
+            app.emails_to(&to)
+                .await
+                .into_iter()
+                .filter(|(subject, _)| subject.contains("expires soon"))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Eight days before: nothing is within the week yet.
+    let first = keygate::cleanup::run(&app.state, now + 2 * 86_400, plenty)
+        .await
+        .unwrap();
+    assert_eq!(first.warned, 0, "{first:?}");
+    assert!(warned(&email).await.is_empty());
+    // Five days before the first token's expiry: its owner is told, about that token only.
+    let second = keygate::cleanup::run(&app.state, now + 5 * 86_400, plenty)
+        .await
+        .unwrap();
+    assert_eq!(second.warned, 1, "{second:?}");
+    let mails = warned(&email).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].1.contains("deploy-bot"), "{mails:?}");
+    assert!(!mails[0].1.contains("old-ci") && !mails[0].1.contains("laptop"));
+    // Later runs, even re-reading the same hours from scratch, do not warn it again: the flag is on the token.
+    let third = keygate::cleanup::run(&app.state, now + 6 * 86_400, plenty)
+        .await
+        .unwrap();
+    assert_eq!(third.warned, 0, "{third:?}");
+    app.state
+        .store
+        .client()
+        .delete_item()
+        .table_name(app.state.store.table())
+        .key("pk", AttributeValue::S("CLEANUP".to_owned()))
+        .key("sk", AttributeValue::S("WARNINGS".to_owned()))
+        .send()
+        .await
+        .unwrap();
+    let rerun = keygate::cleanup::run(&app.state, now + 6 * 86_400, plenty)
+        .await
+        .unwrap();
+    assert_eq!(rerun.warned, 0, "{rerun:?}");
+    assert_eq!(warned(&email).await.len(), 1);
+    // The thirty-day token's turn comes a week before its own expiry.
+    let fourth = keygate::cleanup::run(&app.state, now + 24 * 86_400, plenty)
+        .await
+        .unwrap();
+    assert_eq!(fourth.warned, 1, "{fourth:?}");
+    let mails = warned(&email).await;
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(mails.iter().any(|(_, body)| body.contains("laptop")));
 }

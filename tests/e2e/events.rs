@@ -1,6 +1,6 @@
 //! Issue 16, part 2 (started): an account's own security events, `GET /v1/auth/events`.
 
-use keygate::store::events::{self, Event};
+use keygate::store::events::{self, Event, Kind};
 use keygate_e2e::{Answer, TestApp};
 use serde_json::json;
 
@@ -12,7 +12,7 @@ fn id(tokens: &Answer) -> String {
 async fn record(app: &TestApp, user_id: &str, count: i64) {
     let now = app.state.clock.now();
     for i in 0..count {
-        let event = Event::new("password_changed", None, user_id, None, None, now - 100 + i).with("n", i.to_string());
+        let event = Event::about(Kind::PasswordChanged, user_id, None, now - 100 + i, 86_400).with("n", i.to_string());
         events::put(&app.state.store, &event).await.unwrap();
     }
 }
@@ -28,7 +28,8 @@ async fn an_account_pages_through_its_own_events_newest_first() {
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
-    for expected in [3, 3, 1] {
+    // The seven recorded, after the sign-in that verifying the registration recorded (the newest).
+    for expected in [3, 3, 2] {
         let path = match &cursor {
             Some(c) => format!("/v1/auth/events?limit=3&cursor={c}"),
             None => "/v1/auth/events?limit=3".to_owned(),
@@ -39,8 +40,13 @@ async fn an_account_pages_through_its_own_events_newest_first() {
         assert_eq!(events.len(), expected, "{:?}", page.body);
         for event in &events {
             assert_eq!(event["target_id"], id(&owner).as_str(), "only the caller's own");
-            assert_eq!(event["type"], "password_changed");
-            seen.push(event["details"]["n"].as_str().unwrap().parse::<i64>().unwrap());
+            match event["type"].as_str() {
+                Some("signed_in") => assert!(seen.is_empty(), "the sign-in is the newest"),
+                _ => {
+                    assert_eq!(event["type"], "password_changed");
+                    seen.push(event["details"]["n"].as_str().unwrap().parse::<i64>().unwrap());
+                }
+            }
         }
         cursor = page.body["next_cursor"].as_str().map(str::to_owned);
     }
@@ -89,10 +95,10 @@ async fn cursors_limits_and_credentials_are_checked() {
 }
 
 /// Records `count` events of `kind` for `user_id` of `tenant`, one second apart.
-async fn record_in(app: &TestApp, tenant: &str, user_id: &str, kind: &str, count: i64) {
+async fn record_in(app: &TestApp, tenant: &str, user_id: &str, kind: Kind, count: i64) {
     let now = app.state.clock.now();
     for i in 0..count {
-        let event = Event::new(kind, Some("someone"), user_id, Some(tenant), None, now - 50 + i);
+        let event = Event::about(kind, user_id, Some(tenant), now - 50 + i, 86_400).by("someone");
         events::put(&app.state.store, &event).await.unwrap();
     }
 }
@@ -111,15 +117,16 @@ async fn the_tenant_feed_shows_only_the_tenants_events_and_narrows_by_account_an
     let (_, stranger) = app.signed_up_user().await;
     let tenant = tenant_of(&root);
     let member = "0b7d3f2e-8c1a-4e5b-9f60-1a2b3c4d5e6f";
-    record_in(&app, &tenant, &id(&root), "role_changed", 2).await;
-    record_in(&app, &tenant, member, "account_disabled", 3).await;
-    record_in(&app, &tenant_of(&stranger), &id(&stranger), "role_changed", 4).await;
+    record_in(&app, &tenant, &id(&root), Kind::RoleChanged, 2).await;
+    record_in(&app, &tenant, member, Kind::AccountDisabled, 3).await;
+    record_in(&app, &tenant_of(&stranger), &id(&stranger), Kind::RoleChanged, 4).await;
     let jwt = root.str("access_token");
 
     let all = app.get("/v1/audit-events?limit=100", Some(&jwt)).await;
     assert_eq!(all.status, 200, "{:?}", all.body);
     let events = all.body["events"].as_array().unwrap();
-    assert_eq!(events.len(), 5, "{:?}", all.body);
+    // The five recorded and the root's own sign-in.
+    assert_eq!(events.len(), 6, "{:?}", all.body);
     assert!(events.iter().all(|e| e["tenant_id"] == tenant.as_str()));
     let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
     let mut sorted = times.clone();
@@ -131,7 +138,7 @@ async fn the_tenant_feed_shows_only_the_tenants_events_and_narrows_by_account_an
     let by_account = app
         .get(&format!("/v1/audit-events?account_id={}", id(&root)), Some(&jwt))
         .await;
-    assert_eq!(by_account.body["events"].as_array().unwrap().len(), 2);
+    assert_eq!(by_account.body["events"].as_array().unwrap().len(), 3);
     let foreign = app
         .get(&format!("/v1/audit-events?account_id={}", id(&stranger)), Some(&jwt))
         .await;
@@ -158,7 +165,7 @@ async fn the_tenant_feed_shows_only_the_tenants_events_and_narrows_by_account_an
             None => break,
         }
     }
-    assert_eq!(total, 5);
+    assert_eq!(total, 6);
 }
 
 #[tokio::test]
@@ -166,7 +173,7 @@ async fn the_tenant_feed_refuses_foreign_cursors_bad_filters_and_narrow_credenti
     let app = TestApp::spawn().await;
     let (_, root) = app.signed_up_user().await;
     let (_, stranger) = app.signed_up_user().await;
-    record_in(&app, &tenant_of(&stranger), &id(&stranger), "role_changed", 3).await;
+    record_in(&app, &tenant_of(&stranger), &id(&stranger), Kind::RoleChanged, 3).await;
     let theirs = app
         .get("/v1/audit-events?limit=1", Some(&stranger.str("access_token")))
         .await;

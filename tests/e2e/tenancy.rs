@@ -42,7 +42,7 @@ pub(crate) async fn register_root(app: &TestApp, tenant_name: &str) -> Account {
 }
 
 /// A new account placed in `root`'s tenant with `role`, signed in again so its tokens carry the role.
-async fn member(app: &TestApp, root: &Account, role: &str) -> Account {
+pub(crate) async fn member(app: &TestApp, root: &Account, role: &str) -> Account {
     let (email, first) = app.signed_up_user().await;
     let id = first.body["user"]["id"].as_str().unwrap().to_owned();
     app.update_user(

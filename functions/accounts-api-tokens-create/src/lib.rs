@@ -24,8 +24,7 @@ async fn create(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let new: NewToken = http::json_body(req)?;
     let caller = auth::authenticate(state, req, now, Access::Scope("accounts:write")).await?;
     let account = accounts::find_managed_service(state, &caller.user, http::path_param(req, "id")).await?;
-    let client = http::client_info(req, state.config.trusted_proxy.as_ref());
-    let (token, secret) = api_tokens::create_for(state, &caller, &account, new, &client, now).await?;
+    let (token, secret) = api_tokens::create_for(state, &caller, &account, new, now).await?;
     let mut view = serde_json::to_value(token.view()).unwrap_or_default();
     view["token"] = secret.into();
     Ok(http::json(201, &view))

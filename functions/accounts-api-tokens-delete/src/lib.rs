@@ -19,7 +19,6 @@ async fn delete(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let caller = auth::authenticate(state, req, now, Access::Scope("accounts:write")).await?;
     let account = accounts::find_managed_service(state, &caller.user, http::path_param(req, "id")).await?;
-    let client = http::client_info(req, state.config.trusted_proxy.as_ref());
-    api_tokens::revoke_for(state, &caller, &account, http::path_param(req, "tokenId"), &client, now).await?;
+    api_tokens::revoke_for(state, &caller, &account, http::path_param(req, "tokenId"), now).await?;
     Ok(http::empty(204))
 }

@@ -48,6 +48,6 @@ async fn update(state: &State, req: &Request) -> Result<Response<Body>, Error> {
             .transpose()?,
         status,
     };
-    let view = accounts::update(state, &caller.user, http::path_param(req, "id"), patch, now).await?;
+    let view = accounts::update(state, &caller, http::path_param(req, "id"), patch, now).await?;
     Ok(http::json(200, &view))
 }

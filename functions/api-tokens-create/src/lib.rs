@@ -3,7 +3,8 @@
 //! (which cannot mint scopes it lacks). `expires_in_days: null` makes a permanent token, for a service account
 //! only, where `KEYGATE_M2M_PERMANENT_TOKENS=true` (422 otherwise).
 //!
-//! DynamoDB round trips: 2 with a JWT (the authenticating BatchGetItem, the new token), 3 with a PAT.
+//! DynamoDB round trips: 2 with a JWT (the authenticating BatchGetItem, one transaction: the new token and its
+//! `api_token_created` event), 3 with a PAT.
 
 use keygate::api_tokens::{self, NewToken};
 use keygate::auth::{self, Access};

@@ -2,7 +2,8 @@
 //! old secret keeps working for the grace period (default 24 hours, 0 allowed). Needs `tokens:write`, or the
 //! token itself.
 //!
-//! DynamoDB round trips: 3 with a JWT (authentication, the token read, the conditional update), 4 with a PAT.
+//! DynamoDB round trips: 3 with a JWT (authentication, the token read, one transaction: the conditional update and
+//! the `api_token_rotated` event), 4 with a PAT.
 
 use keygate::auth::{self, Access};
 use keygate::{api_tokens, http, Error, State};

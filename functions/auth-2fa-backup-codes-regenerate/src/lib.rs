@@ -3,8 +3,8 @@
 //! or used code is 400 `invalid_code` and spends the account's backoff; 409 `mfa_not_enabled` when it is off.
 //!
 //! DynamoDB round trips: 5 in 3 round-trip times (the authenticating BatchGetItem; the two backoff claims and
-//! the factors concurrently; one transaction: the new hashes with the code's step, the cleared backoff), and one SQS
-//! call.
+//! the factors concurrently; one transaction: the new hashes with the code's step, the cleared backoff, the
+//! `backup_codes_regenerated` event), and one SQS call.
 
 use keygate::auth::{self, Access};
 use keygate::mfa::enrolment;
@@ -26,6 +26,7 @@ async fn regenerate(state: &State, req: &Request) -> Result<Response<Body>, Erro
     let now = state.clock.now();
     let body: RegenerateRequest = http::json_body(req)?;
     let caller = auth::authenticate(state, req, now, Access::Interactive).await?;
-    let codes = enrolment::regenerate_backup_codes(state, &caller.user, &body.code, now).await?;
+    let session_id = caller.interactive_session_id()?;
+    let codes = enrolment::regenerate_backup_codes(state, &caller.user, session_id, &body.code, now).await?;
     Ok(http::json(200, &codes))
 }

@@ -3,8 +3,8 @@
 //! `invalid_code` and spends the account's backoff; 409 `mfa_not_enabled` when it is off.
 //!
 //! DynamoDB round trips: 5 in 3 round-trip times (the authenticating BatchGetItem; the two backoff claims and
-//! the factors concurrently; one transaction: the factors' deletion, the user's flag, the cleared backoff), and one
-//! SQS call.
+//! the factors concurrently; one transaction: the factors' deletion, the user's flag, the cleared backoff, the
+//! `mfa_disabled` event), and one SQS call.
 
 use keygate::auth::{self, Access};
 use keygate::mfa::enrolment;
@@ -26,6 +26,7 @@ async fn disable(state: &State, req: &Request) -> Result<Response<Body>, Error> 
     let now = state.clock.now();
     let body: DisableRequest = http::json_body(req)?;
     let caller = auth::authenticate(state, req, now, Access::Interactive).await?;
-    enrolment::disable(state, &caller.user, &body.code, now).await?;
+    let session_id = caller.interactive_session_id()?;
+    enrolment::disable(state, &caller.user, session_id, &body.code, now).await?;
     Ok(http::empty(204))
 }

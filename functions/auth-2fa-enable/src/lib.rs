@@ -5,7 +5,8 @@
 //!
 //! DynamoDB round trips: 5 in 3 round-trip times (the authenticating BatchGetItem; the two backoff claims and the
 //! pending secret concurrently; one transaction: the factors, the pending secret's deletion, the user's flag and
-//! new session epoch, the caller's session moved to it, the cleared backoff), and one SQS call.
+//! new session epoch, the caller's session moved to it, the cleared backoff, the `mfa_enabled` event), and one SQS
+//! call.
 
 use keygate::auth::{self, Access};
 use keygate::mfa::enrolment;

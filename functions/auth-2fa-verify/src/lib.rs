@@ -7,8 +7,9 @@
 //!
 //! DynamoDB round trips with a code: 6 in 3 round-trip times (the per-IP counter and the challenge; the two
 //! backoff claims and one BatchGetItem of the user, the factors and the database; one transaction: the code spent,
-//! the challenge used, the backoffs cleared, the session started). A wrong code: up to three writes in place of
-//! the transaction. One SQS call when a backup code is used. With a passkey: 9 in 6 round-trip times (the counter,
+//! the challenge used, the backoffs cleared, the session started with its `signed_in` event, and a backup code's
+//! `backup_code_used` event). A wrong code: up to three writes in place of the transaction. One SQS call when a
+//! backup code is used. With a passkey: 9 in 6 round-trip times (the counter,
 //! the challenge and the ceremony; the credential's owner; the user and the passkey; the backoff claim; the
 //! BatchGetItem; one transaction).
 

@@ -19,7 +19,6 @@ async fn reset(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let caller = auth::authenticate(state, req, now, Access::Scope(admin::ADMIN_SCOPE)).await?;
     admin::require_service(&caller)?;
-    let client = http::client_info(req, state.config.trusted_proxy.as_ref());
-    admin::reset_second_factors(state, &caller, http::path_param(req, "userId"), &client, now).await?;
+    admin::reset_second_factors(state, &caller, http::path_param(req, "userId"), now).await?;
     Ok(http::empty(204))
 }

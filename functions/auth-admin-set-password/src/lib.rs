@@ -29,7 +29,6 @@ async fn set_password(state: &State, req: &Request) -> Result<Response<Body>, Er
     let body: SetPasswordRequest = http::json_body(req)?;
     let caller = auth::authenticate(state, req, now, Access::Scope(admin::ADMIN_SCOPE)).await?;
     admin::require_service(&caller)?;
-    let client = http::client_info(req, state.config.trusted_proxy.as_ref());
-    admin::set_password(state, &caller, &body.user_id, &body.new_password, &client, now).await?;
+    admin::set_password(state, &caller, &body.user_id, &body.new_password, now).await?;
     Ok(http::empty(204))
 }

@@ -2,7 +2,7 @@
 //! session JWT only; another account's passkey (or none) is 404.
 //!
 //! DynamoDB round trips: 3 (the authenticating BatchGetItem, the passkey, one transaction: the passkey, its
-//! credential marker, the account's passkey count), and one SQS call.
+//! credential marker, the account's passkey count, the `passkey_removed` event), and one SQS call.
 
 use keygate::auth::{self, Access};
 use keygate::{http, passkeys, Error, State};
@@ -16,6 +16,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 async fn delete(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let caller = auth::authenticate(state, req, now, Access::Interactive).await?;
-    passkeys::delete(state, &caller.user, http::path_param(req, "id"), now).await?;
+    let session_id = caller.interactive_session_id()?;
+    passkeys::delete(state, &caller.user, session_id, http::path_param(req, "id"), now).await?;
     Ok(http::empty(204))
 }

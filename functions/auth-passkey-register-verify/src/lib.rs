@@ -5,7 +5,7 @@
 //! unknown, used or expired ceremony is 401 `invalid_token`. The owner is emailed a notice.
 //!
 //! DynamoDB round trips: 3 (the authenticating BatchGetItem, the ceremony taken, one transaction: the passkey,
-//! its credential marker, the account's passkey count), and one SQS call.
+//! its credential marker, the account's passkey count, the `passkey_added` event), and one SQS call.
 
 use keygate::auth::{self, Access};
 use keygate::passkeys::registration;

@@ -10,10 +10,13 @@ async fn main() -> Result<(), Error> {
     keygate::runtime::init_tracing();
     let config = Config::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    keygate::telemetry::install(&config.metrics_namespace);
     let delivery = &Delivery::from_config(&config, &aws);
     let clock = &Clock::system();
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(mailer::handle(delivery, clock, event.payload).await)
+        let response = mailer::handle(delivery, clock, event.payload).await;
+        keygate::telemetry::flush();
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -6,7 +6,7 @@
 //! type declared the feature is off and this answers 404 before anything else.
 //!
 //! DynamoDB round trips: 3 with a JWT (the authenticating BatchGetItem, the creator's ledger GetItem, one
-//! TransactWriteItems for the token and the ledger), 4 with a PAT; two more per retry when a concurrent creation
+//! TransactWriteItems for the token, the ledger and the `scoped_token_created` event), 4 with a PAT; two more per retry when a concurrent creation
 //! of the same creator wins the ledger first (at most two retries, then 409 `conflict`).
 
 use keygate::auth::{self, Access};

@@ -3,7 +3,8 @@
 //! with `tokens:write`.
 //!
 //! DynamoDB round trips: 2 with a JWT (the authenticating BatchGetItem, one TransactWriteItems deleting the token
-//! and its ledger entry), 3 with a PAT; a malformed id costs only the authentication.
+//! and its ledger entry and recording the `scoped_token_revoked` event), 3 with a PAT; a malformed id costs only the
+//! authentication.
 
 use keygate::auth::{self, Access};
 use keygate::{http, scoped_tokens, Error, State};
@@ -18,6 +19,6 @@ async fn delete(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let now = state.clock.now();
     let id = http::path_param(req, "id").to_owned();
     let creator = auth::authenticate(state, req, now, Access::Scope("tokens:write")).await?;
-    scoped_tokens::revoke(state, &creator, &id).await?;
+    scoped_tokens::revoke(state, &creator, &id, now).await?;
     Ok(http::empty(204))
 }

@@ -25,6 +25,6 @@ async fn transfer(state: &State, req: &Request) -> Result<Response<Body>, Error>
     let now = state.clock.now();
     let body: TransferRequest = http::json_body(req)?;
     let caller = auth::authenticate(state, req, now, Access::Scope("tenant:admin")).await?;
-    tenants::transfer_root(&state.store, &caller.user, &body.account_id, now).await?;
+    tenants::transfer_root(state, &caller.user, &body.account_id, now).await?;
     Ok(http::empty(204))
 }

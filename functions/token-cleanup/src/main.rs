@@ -16,26 +16,33 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let state = keygate::State::new(config, &aws);
     let state = &state;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        // Whole seconds are enough: the pass stops ten seconds before its deadline.
-        let deadline = event
-            .context
-            .deadline()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
-        let time_left = move || Duration::from_secs(u64::try_from(deadline - state.clock.now()).unwrap_or(0));
-        let report = keygate::cleanup::run(state, state.clock.now(), time_left)
-            .await
-            .map_err(|e| format!("cleanup failed: {e}"))?;
-        tracing::info!(
-            deleted = report.total(),
-            skipped = report.skipped,
-            buckets = report.buckets,
-            finished = report.finished,
-            by_kind = %serde_json::to_string(&report.deleted).unwrap_or_default(),
-            "cleanup pass"
-        );
-        Ok::<_, Error>(serde_json::to_value(&report)?)
+    keygate::telemetry::install(&state.config.metrics_namespace);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        keygate::telemetry::flushed(pass(state, event))
     }))
     .await
+}
+
+/// One cleanup pass, within the invocation's deadline.
+async fn pass(state: &keygate::State, event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+    // Whole seconds are enough: the pass stops ten seconds before its deadline.
+    let deadline = event
+        .context
+        .deadline()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    let time_left = move || Duration::from_secs(u64::try_from(deadline - state.clock.now()).unwrap_or(0));
+    let report = keygate::cleanup::run(state, state.clock.now(), time_left)
+        .await
+        .map_err(|e| format!("cleanup failed: {e}"))?;
+    tracing::info!(
+        deleted = report.total(),
+        skipped = report.skipped,
+        buckets = report.buckets,
+        warned = report.warned,
+        finished = report.finished,
+        by_kind = %serde_json::to_string(&report.deleted).unwrap_or_default(),
+        "cleanup pass"
+    );
+    Ok(serde_json::to_value(&report)?)
 }

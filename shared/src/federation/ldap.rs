@@ -136,6 +136,7 @@ impl Failure {
 
 /// The answer when a directory cannot be asked.
 fn unavailable() -> Error {
+    crate::telemetry::idp_error("ldap");
     Error::IdpUnavailable("The organization's directory is unavailable. Try again shortly.")
 }
 

@@ -454,6 +454,9 @@ impl Oidc {
             Ok(body) => Jwks::from_json(&body).ok_or(FetchError::Body),
             Err(err) => Err(err),
         };
+        if fetched.is_err() {
+            crate::telemetry::idp_error("oidc_keys");
+        }
         match fetched {
             Ok(keys) => {
                 let keys = Arc::new(keys);
@@ -502,7 +505,10 @@ impl Oidc {
                 tracing::debug!(status, "the identity provider refused an authorization code");
                 return Err(INVALID_CODE);
             }
-            Err(err) => return Err(Error::dependency("redeeming an authorization code", err)),
+            Err(err) => {
+                crate::telemetry::idp_error("entra");
+                return Err(Error::dependency("redeeming an authorization code", err));
+            }
         };
         #[derive(Deserialize)]
         struct TokenResponse {

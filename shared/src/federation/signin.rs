@@ -15,7 +15,7 @@ use crate::rate_limit;
 use crate::session::{self, TokenResponse};
 use crate::store::ceremonies::Kind;
 use crate::store::identities::{self, LinkedIdentity};
-use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::sessions::{Lifetime, Session};
 use crate::store::tenants as tenant_store;
 use crate::store::users::{self, AccountKind, MailboxProof, User};
 use crate::tenancy::tenants;
@@ -228,7 +228,7 @@ async fn sign_in(
         Lifetime::from_config(&state.config),
         now,
     );
-    items.push(sessions::create_item(store, &session)?);
+    items.extend(session::open_items(state, &user, &session, now)?);
     if !tenants::transact_creating(store, items, tenant.as_mut()).await? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
     }

@@ -12,7 +12,7 @@ use super::{Mail, Rendered};
 use crate::clock::UnixTime;
 use crate::email::Email;
 use crate::store::{mail_sent, Store};
-use crate::{Config, Error};
+use crate::{telemetry, Config, Error};
 
 /// What became of one queued message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub struct Delivery {
     store: Store,
     from: String,
     app_url: String,
+    configuration_set: Option<String>,
 }
 
 impl Delivery {
@@ -45,10 +46,19 @@ impl Delivery {
             store,
             from,
             app_url,
+            configuration_set: None,
         }
     }
 
-    /// The SES and DynamoDB clients from an SDK configuration. Makes no network call.
+    /// Sends every email with the SES configuration set `name` (its event destinations count bounces and
+    /// complaints), or with none.
+    pub fn with_configuration_set(mut self, name: Option<String>) -> Self {
+        self.configuration_set = name;
+        self
+    }
+
+    /// The SES and DynamoDB clients from an SDK configuration, with `KEYGATE_SES_CONFIGURATION_SET`. Makes no
+    /// network call.
     pub fn from_config(config: &Config, aws: &aws_config::SdkConfig) -> Self {
         Self::new(
             SesClient::new(aws),
@@ -56,6 +66,7 @@ impl Delivery {
             config.mail_from.clone(),
             config.app_url.clone(),
         )
+        .with_configuration_set(config.ses_configuration_set.clone())
     }
 
     /// Delivers a batch of SQS records, one after the other (SES rates are low), and returns the message ids that
@@ -77,8 +88,18 @@ impl Delivery {
         failures
     }
 
-    /// Delivers one queued message.
+    /// Delivers one queued message, counted as `MailSent` or `MailFailed` (decoys and duplicates are neither).
     pub async fn deliver_one(&self, message_id: &str, body: &str, now: UnixTime) -> Outcome {
+        let outcome = self.deliver_uncounted(message_id, body, now).await;
+        match outcome {
+            Outcome::Sent => telemetry::mail_sent(),
+            Outcome::Failed | Outcome::Malformed => telemetry::mail_failed(),
+            Outcome::AlreadySent | Outcome::Decoy => {}
+        }
+        outcome
+    }
+
+    async fn deliver_uncounted(&self, message_id: &str, body: &str, now: UnixTime) -> Outcome {
         // Parsed into a Value first, so the envelope borrows unescaped strings from it.
         let value = match serde_json::from_str::<serde_json::Value>(body) {
             Ok(value) => value,
@@ -151,6 +172,7 @@ impl Delivery {
         self.ses
             .send_email()
             .from_email_address(&self.from)
+            .set_configuration_set_name(self.configuration_set.clone())
             .destination(Destination::builder().to_addresses(to.as_str()).build())
             .content(EmailContent::builder().simple(message).build())
             .send()
@@ -170,16 +192,48 @@ fn malformed(message_id: &str, err: &serde_json::Error) -> Outcome {
 mod tests {
     use super::*;
     use crate::mail::outbox::encode;
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_types::config_bag::ConfigBag;
 
     /// A delivery whose every AWS call fails at once: whatever needs no call must still succeed.
     fn offline() -> Delivery {
+        offline_recording(Recorder::default())
+    }
+
+    /// Records the body of each SES request once serialised (before credentials are needed), then stops it.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Intercept for Recorder {
+        fn name(&self) -> &'static str {
+            "Recorder"
+        }
+
+        fn read_after_serialization(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _runtime_components: &RuntimeComponents,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let body = context.request().body().bytes().unwrap_or_default();
+            self.0.lock().unwrap().push(String::from_utf8_lossy(body).into_owned());
+            Err("recorded, not sent".into())
+        }
+    }
+
+    fn offline_recording(recorder: Recorder) -> Delivery {
         let aws = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url("http://127.0.0.1:1")
+            .retry_config(aws_config::retry::RetryConfig::disabled())
             .build();
+        let ses = aws_sdk_sesv2::config::Builder::from(&aws).interceptor(recorder).build();
         Delivery::new(
-            SesClient::new(&aws),
+            SesClient::from_conf(ses),
             Store::new(aws_sdk_dynamodb::Client::new(&aws), "t".to_owned()),
             "no-reply@example.com".to_owned(),
             "https://app.example.com".to_owned(),
@@ -207,5 +261,28 @@ mod tests {
         }
         // A readable email does need the calls, and with none reachable it goes back to the queue.
         assert_eq!(delivery.deliver_one("m3", &valid, 0).await, Outcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn emails_name_the_configuration_set_when_one_is_set() {
+        let to = Email::parse("ada@example.com").unwrap();
+        for set in [Some("keygate-mail"), None] {
+            let recorder = Recorder::default();
+            let delivery = offline_recording(recorder.clone()).with_configuration_set(set.map(str::to_owned));
+            let rendered = Mail::LoginCode { code: "123456" }.render("https://app.example.com");
+            assert!(delivery.send(&to, rendered).await.is_err());
+            let bodies = recorder.0.lock().unwrap().clone();
+            assert_eq!(bodies.len(), 1, "{bodies:?}");
+            let request: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+            assert_eq!(
+                request["Destination"]["ToAddresses"],
+                serde_json::json!(["ada@example.com"])
+            );
+            assert_eq!(
+                request.get("ConfigurationSetName").and_then(|v| v.as_str()),
+                set,
+                "{request}"
+            );
+        }
     }
 }

@@ -54,6 +54,7 @@ impl Mailer {
             .map_err(|e| Error::dependency("sqs SendMessage", e))?;
         // The same line for a decoy and a real email.
         tracing::info!(to = ?to, "email queued");
+        crate::telemetry::mail_queued();
         Ok(())
     }
 }

@@ -14,9 +14,10 @@ use crate::mail::Mail;
 use crate::rate_limit;
 use crate::session::{self, RootToken, TokenResponse};
 use crate::store::databases::{self, Database};
+use crate::store::events::{self, Event, Kind};
 use crate::store::mfa_challenges::{self, Challenge, Outcome, CHALLENGE_TTL_SECONDS};
 use crate::store::second_factors::{self, Proof, SecondFactors};
-use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::sessions::{Lifetime, Session};
 use crate::store::users::{self, AccountStatus, User};
 use crate::store::{decode, Item};
 use crate::tenancy::Role;
@@ -71,6 +72,7 @@ pub(crate) fn issue(
 ) -> Result<Issued, Error> {
     let (challenge, token) = Challenge::issue(user, &[amr], outcome, database.map(|d| d.id.as_str()), now);
     let item = mfa_challenges::create_item(&state.store, &challenge)?;
+    crate::telemetry::mfa_challenge();
     Ok(Issued {
         challenge,
         item,
@@ -102,9 +104,9 @@ const INVALID: Error = Error::InvalidToken("The challenge is invalid, used or ex
 /// (a password reset, a disable), is 401 `invalid_token`.
 /// Round trips: the per-IP counter and the challenge concurrently; the two backoff claims (see
 /// [`backoff::claim_second_factor`]) and one BatchGetItem (user, factors, and the database when the sign-in named
-/// one) concurrently; one transaction (spend the code, use the challenge, clear the backoffs, start the session).
-/// A wrong code writes the challenge's count and the backoffs' waits concurrently instead; a used backup code adds
-/// one SQS call.
+/// one) concurrently; one transaction (spend the code, use the challenge, clear the backoffs, start the session, and
+/// a backup code's `backup_code_used` event). A wrong code writes the challenge's count and the backoffs' waits
+/// concurrently instead; a used backup code adds one SQS call.
 pub async fn verify(
     state: &State,
     token: &str,
@@ -143,6 +145,7 @@ pub async fn verify(
         }
     };
     let Some(proof) = proof else {
+        crate::telemetry::mfa_failure();
         let (failed, counted) = tokio::join!(
             attempt.failed(store, now),
             mfa_challenges::count_wrong(store, &challenge)
@@ -158,16 +161,21 @@ pub async fn verify(
         mfa_challenges::consume_item(store, &challenge)?,
     ];
     items.extend(attempt.succeeded_items(store)?);
+    let remaining = factors.backup_codes.len().saturating_sub(1);
+    let event = matches!(proof, Proof::BackupCode { .. }).then(|| {
+        Event::new(Kind::BackupCodeUsed, &user, now, state.config.event_retention)
+            .with("remaining", remaining.to_string())
+    });
     let answered = Answered {
         challenge: &challenge,
         user: &user,
         database: database.as_ref(),
         amr: &amr,
+        event,
     };
     // Losing means another request spent this code or this challenge first.
     let verified = conclude(state, answered, items, Error::InvalidCode, client, now).await?;
     if let Proof::BackupCode { .. } = proof {
-        let remaining = factors.backup_codes.len().saturating_sub(1);
         notify(state, &user, Mail::BackupCodeUsed { remaining }).await;
     }
     Ok(verified)
@@ -208,6 +216,7 @@ pub async fn verify_with_passkey(
         Ok(asserted) => asserted,
         Err(err) => {
             if matches!(err, Error::PasskeyRejected(_)) {
+                crate::telemetry::mfa_failure();
                 mfa_challenges::count_wrong(store, &challenge).await?;
             }
             return Err(err);
@@ -231,6 +240,7 @@ pub async fn verify_with_passkey(
         user: &user,
         database: database.as_ref(),
         amr: &amr,
+        event: None,
     };
     let lost = Error::PasskeyRejected("Another request answered this challenge first.");
     conclude(state, answered, items, lost, client, now).await
@@ -242,11 +252,14 @@ struct Answered<'a> {
     user: &'a User,
     database: Option<&'a Database>,
     amr: &'a [&'a str],
+    /// What the proof itself records (a spent backup code), besides the sign-in.
+    event: Option<Event>,
 }
 
 /// Writes an answered challenge in one transaction: `items` (the factor spent, the challenge used, the backoffs
-/// cleared) and, unless it is a root login, the new session. When another request answered first, the loss counts
-/// against the challenge and is `lost`. Then gives what the first factor would have given.
+/// cleared), the answer's own event (in the new session) and, unless it is a root login, the new session. When
+/// another request answered first, the loss counts against the challenge and is `lost`. Then gives what the first
+/// factor would have given.
 async fn conclude(
     state: &State,
     answered: Answered<'_>,
@@ -260,23 +273,34 @@ async fn conclude(
         user,
         database,
         amr,
+        event,
     } = answered;
     let started = match challenge.outcome {
         Outcome::Session => {
             let (mut session, refresh) = Session::start(user, amr, client, Lifetime::from_config(&state.config), now);
             session.scope_to(database);
-            items.push(sessions::create_item(&state.store, &session)?);
+            items.extend(session::open_items(state, user, &session, now)?);
             Some((session, refresh))
         }
-        Outcome::Root => None,
+        Outcome::Root => {
+            items.push(session::root_sign_in_item(state, user, amr, now)?);
+            None
+        }
     };
+    if let Some(event) = event {
+        let event = match &started {
+            Some((session, _)) => event.in_session(&session.id),
+            None => event,
+        };
+        items.push(events::put_item(&state.store, &event)?);
+    }
     if !state.store.transact_racing(items).await? {
         mfa_challenges::count_wrong(&state.store, challenge).await?;
         return Err(lost);
     }
     match started {
         Some((session, refresh)) => {
-            let mut tokens = session::token_response(state, user, &session, &refresh, now).await?;
+            let mut tokens = session::opened(state, user, &session, &refresh, now).await?;
             tokens.password_breached = challenge.password_breached;
             Ok(Verified::Session(Box::new(tokens)))
         }

@@ -8,6 +8,7 @@ use crate::account::REAUTHENTICATION_WINDOW_SECONDS;
 use crate::backoff;
 use crate::clock::{rfc3339, UnixTime};
 use crate::mail::Mail;
+use crate::store::events::{self, Event, Kind};
 use crate::store::second_factors::{self, PendingTotp, Proof, SecondFactors};
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, AccountKind, User};
@@ -102,8 +103,8 @@ fn new_backup_codes(keys: &super::data_key::DataKeys) -> Result<(Vec<String>, Ve
 
 /// Finishes enrolment with a code from the pending secret, from the session that ran setup: the secret becomes
 /// the account's (the code's step counted as used), ten backup codes are made, every other session of the account
-/// ends (they signed in with one factor), and the owner is told by email. A wrong code spends the backoff as a
-/// wrong second factor does ([`backoff::claim_second_factor`]).
+/// ends (they signed in with one factor), the `mfa_enabled` event is recorded with them, and the owner is told by
+/// email. A wrong code spends the backoff as a wrong second factor does ([`backoff::claim_second_factor`]).
 /// Four round trips in two round-trip times (the two backoff claims and the pending secret concurrently, one
 /// transaction), and one SQS call.
 pub async fn enable(
@@ -147,6 +148,7 @@ pub async fn enable(
         }
     };
     let Some(step) = totp::matching_step(&secret, code, now) else {
+        crate::telemetry::mfa_failure();
         attempt.failed(store, now).await?;
         return Err(Error::InvalidCode);
     };
@@ -157,6 +159,8 @@ pub async fn enable(
     items.push(users::enable_second_factor_item(store, user, new_epoch, now)?);
     items.push(sessions::move_to_epoch_item(store, &session.id, new_epoch)?);
     items.extend(attempt.succeeded_items(store)?);
+    let event = Event::new(Kind::MfaEnabled, user, now, state.config.event_retention).in_session(&session.id);
+    items.push(events::put_item(store, &event)?);
     if !store.transact_racing(items).await? {
         return Err(Error::Conflict(
             "Two-factor authentication changed meanwhile; start again.",
@@ -206,6 +210,7 @@ async fn prove_current_factor(
     match checked {
         Ok(Some(proof)) => Ok((factors, proof, attempt)),
         Ok(None) => {
+            crate::telemetry::mfa_failure();
             attempt.failed(store, now).await?;
             Err(Error::InvalidCode)
         }
@@ -216,18 +221,23 @@ async fn prove_current_factor(
     }
 }
 
-/// Turns two-factor authentication off with a current TOTP code or an unused backup code (ASVS 7.5.1), deleting
-/// the secret and the backup codes, and tells the owner. Other sessions stay (`DELETE /v1/auth/sessions` ends
-/// them). Four round trips in two round-trip times (the claims and the factors concurrently, one transaction), and
-/// one SQS call.
-pub async fn disable(state: &State, user: &User, code: &str, now: UnixTime) -> Result<(), Error> {
+/// Turns two-factor authentication off with a current TOTP code or an unused backup code (ASVS 7.5.1), from session
+/// `session_id`, deleting the secret and the backup codes, recording the `mfa_disabled` event (with the factor that
+/// proved it) with them, and tells the owner. Other sessions stay (`DELETE /v1/auth/sessions` ends them). Four
+/// round trips in two round-trip times (the claims and the factors concurrently, one transaction), and one SQS
+/// call.
+pub async fn disable(state: &State, user: &User, session_id: &str, code: &str, now: UnixTime) -> Result<(), Error> {
     let store = &state.store;
     let (_, proof, attempt) = prove_current_factor(state, user, code, true, now).await?;
+    let event = Event::new(Kind::MfaDisabled, user, now, state.config.event_retention)
+        .in_session(session_id)
+        .with("method", proof.amr());
     let mut items = vec![
         second_factors::remove_item(store, &user.id, &proof)?,
         users::disable_second_factor_item(store, &user.id, now)?,
     ];
     items.extend(attempt.succeeded_items(store)?);
+    items.push(events::put_item(store, &event)?);
     if !store.transact_racing(items).await? {
         return Err(Error::InvalidCode);
     }
@@ -235,17 +245,20 @@ pub async fn disable(state: &State, user: &User, code: &str, now: UnixTime) -> R
     Ok(())
 }
 
-/// Replaces the backup codes, authorised by a current TOTP code (a backup code cannot mint new ones), and tells
-/// the owner. Four round trips in two round-trip times, and one SQS call.
+/// Replaces the backup codes, authorised by a current TOTP code (a backup code cannot mint new ones), from session
+/// `session_id`, recording the `backup_codes_regenerated` event with them, and tells the owner. Four round trips in
+/// two round-trip times, and one SQS call.
 pub async fn regenerate_backup_codes(
     state: &State,
     user: &User,
+    session_id: &str,
     code: &str,
     now: UnixTime,
 ) -> Result<BackupCodes, Error> {
     let store = &state.store;
     let (_, proof, attempt) = prove_current_factor(state, user, code, false, now).await?;
     let Proof::Totp { step } = proof else {
+        crate::telemetry::mfa_failure();
         attempt.failed(store, now).await?;
         return Err(Error::InvalidCode);
     };
@@ -260,6 +273,10 @@ pub async fn regenerate_backup_codes(
         now,
     )?];
     items.extend(attempt.succeeded_items(store)?);
+    let event = Event::new(Kind::BackupCodesRegenerated, user, now, state.config.event_retention)
+        .in_session(session_id)
+        .with("count", codes.len().to_string());
+    items.push(events::put_item(store, &event)?);
     if !store.transact_racing(items).await? {
         return Err(Error::InvalidCode);
     }

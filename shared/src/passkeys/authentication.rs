@@ -21,7 +21,7 @@ use crate::session::{self, TokenResponse};
 use crate::store::ceremonies::{self, Ceremony, Kind};
 use crate::store::mfa_challenges;
 use crate::store::passkeys::{self, StoredPasskey};
-use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::sessions::{Lifetime, Session};
 use crate::store::users::{self, AccountStatus, User};
 use crate::{Error, State};
 
@@ -342,15 +342,12 @@ pub async fn login_verify(
         now,
     );
     session.directory_checked_at = directory_checked_at;
-    let items = vec![
-        asserted.used,
-        sessions::create_item(store, &session)?,
-        asserted.attempt.succeeded_item(store)?,
-    ];
+    let mut items = vec![asserted.used, asserted.attempt.succeeded_item(store)?];
+    items.extend(session::open_items(state, &asserted.user, &session, now)?);
     if !store.transact_racing(items).await? {
         return Err(Error::PasskeyRejected(
             "Another sign-in used this passkey at the same moment; try again.",
         ));
     }
-    session::token_response(state, &asserted.user, &session, &refresh, now).await
+    session::opened(state, &asserted.user, &session, &refresh, now).await
 }

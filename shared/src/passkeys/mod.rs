@@ -13,6 +13,7 @@ use webauthn_rs::prelude::{Passkey, Webauthn, WebauthnError};
 pub(crate) use crate::account::notify_owner as notify;
 use crate::clock::{rfc3339, UnixTime};
 use crate::mail::Mail;
+use crate::store::events::{self, Event, Kind};
 use crate::store::passkeys::{self, StoredPasskey};
 use crate::store::users::{self, User};
 use crate::{Error, State};
@@ -128,9 +129,10 @@ pub async fn rename(state: &State, user: &User, id: &str, name: &str) -> Result<
         .ok_or(Error::NotFound)
 }
 
-/// Removes one of the caller's passkeys and its credential id, and tells the owner; another account's (or none)
-/// is 404. Two round trips (the passkey, one transaction with the account's passkey count) and one SQS call.
-pub async fn delete(state: &State, user: &User, id: &str, _now: UnixTime) -> Result<(), Error> {
+/// Removes one of the caller's passkeys and its credential id from session `session_id`, recording the
+/// `passkey_removed` event with them, and tells the owner; another account's (or none) is 404. Two round trips (the
+/// passkey, one transaction with the account's passkey count and the event) and one SQS call.
+pub async fn delete(state: &State, user: &User, session_id: &str, id: &str, now: UnixTime) -> Result<(), Error> {
     if !users::is_id(id) {
         return Err(Error::NotFound);
     }
@@ -142,6 +144,11 @@ pub async fn delete(state: &State, user: &User, id: &str, _now: UnixTime) -> Res
         .map_err(|e| Error::dependency("decoding a stored credential id", e))?;
     let mut items = passkeys::delete_items(&state.store, &stored, &raw)?;
     items.push(users::passkey_removed_item(&state.store, &user.id)?);
+    let event = Event::new(Kind::PasskeyRemoved, user, now, state.config.event_retention)
+        .in_session(session_id)
+        .with("passkey_id", &stored.id)
+        .with("name", &stored.name);
+    items.push(events::put_item(&state.store, &event)?);
     if !state.store.transact(items).await? {
         return Err(Error::NotFound);
     }

@@ -8,6 +8,7 @@ use super::{credential_id_text, credential_state, notify, relying_party, Passkey
 use crate::clock::UnixTime;
 use crate::mail::Mail;
 use crate::store::ceremonies::{self, Ceremony, Kind};
+use crate::store::events::{self, Event, Kind as EventKind};
 use crate::store::passkeys::{self, StoredPasskey};
 use crate::store::sessions::Session;
 use crate::store::users::{self, AccountKind, User};
@@ -70,9 +71,9 @@ pub const MAX_PASSKEYS: i64 = 20;
 const INVALID_CEREMONY: Error = Error::InvalidToken("The ceremony is invalid, used or expired; start again.");
 
 /// Finishes a registration: the credential must answer this ceremony's challenge from an allowed origin, for this
-/// relying party, with the user verified. A credential id registered to any account is 409. The owner is told by
-/// email. Two round trips (take the ceremony, one transaction: the passkey, its credential marker, the account's
-/// passkey count), and one SQS call.
+/// relying party, with the user verified. A credential id registered to any account is 409. The `passkey_added`
+/// event is recorded with the passkey, and the owner is told by email. Two round trips (take the ceremony, one
+/// transaction: the passkey, its credential marker, the account's passkey count, the event), and one SQS call.
 pub async fn verify(
     state: &State,
     user: &User,
@@ -123,6 +124,12 @@ pub async fn verify(
     );
     let mut items = passkeys::create_items(&state.store, &stored, &raw)?;
     items.push(users::passkey_added_item(&state.store, &user.id, MAX_PASSKEYS)?);
+    let event = Event::new(EventKind::PasskeyAdded, user, now, state.config.event_retention)
+        .in_session(&session.id)
+        .with("passkey_id", &stored.id)
+        .with("name", &stored.name);
+    // Last, so that the failed positions below keep naming the marker and the count.
+    items.push(events::put_item(&state.store, &event)?);
     match state.store.transact_outcome(items).await?.as_slice() {
         [] => {}
         // The credential marker: another account (or this one) registered the credential.

@@ -1,9 +1,9 @@
 //! Personal access tokens (`PAT#<id>` / `PAT`). Only hashes of secrets are stored.
 
-use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::{built, conditional, decode, encode, expiry_bucket, is_condition_failure, key, n, s, Store};
+use super::{built, conditional, encode, expiry_bucket, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
 
@@ -142,20 +142,6 @@ impl ApiToken {
     }
 }
 
-/// Stores a new token. One round trip.
-pub async fn create(store: &Store, token: &ApiToken) -> Result<(), Error> {
-    store
-        .client()
-        .put_item()
-        .table_name(store.table())
-        .set_item(Some(encode(token)?))
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::dependency("dynamodb PutItem", e))
-}
-
 /// A transaction item that stores a new token.
 pub(crate) fn create_item(store: &Store, token: &ApiToken) -> Result<TransactWriteItem, Error> {
     let put = Put::builder()
@@ -191,18 +177,17 @@ pub async fn list(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<Api
         .await
 }
 
-/// Replaces the secret hash, keeping the old one valid until `grace_until`; only if the secret is still the one
-/// read (two concurrent rotations cannot both win). One round trip.
-pub async fn rotate(
+/// A transaction item that replaces the secret hash, keeping the old one valid until `grace_until`, only if the
+/// secret is still the one read (two concurrent rotations cannot both win) and the token has not expired; and the
+/// token as that item leaves it.
+pub(crate) fn rotate_item(
     store: &Store,
     token: &ApiToken,
     new_hash: &str,
     grace_until: UnixTime,
     now: UnixTime,
-) -> Result<Option<ApiToken>, Error> {
-    let result = store
-        .client()
-        .update_item()
+) -> Result<(TransactWriteItem, ApiToken), Error> {
+    let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(key(&token.pk, SK)))
         .update_expression(
@@ -212,29 +197,15 @@ pub async fn rotate(
         .expression_attribute_values(":new", s(new_hash))
         .expression_attribute_values(":old", s(&token.secret_hash))
         .expression_attribute_values(":grace", n(grace_until))
-        .expression_attribute_values(":now", n(now))
-        .return_values(ReturnValue::AllNew)
-        .send()
-        .await;
-    match result {
-        Ok(output) => output.attributes.map(decode).transpose(),
-        Err(err) if is_condition_failure(&err) => Ok(None),
-        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
-    }
-}
-
-/// Deletes a token of `user_id`. `false` when there is no such token of theirs. One round trip.
-pub async fn delete(store: &Store, id: &str, user_id: &str) -> Result<bool, Error> {
-    let result = store
-        .client()
-        .delete_item()
-        .table_name(store.table())
-        .set_key(Some(key(&pk(id), SK)))
-        .condition_expression("user_id = :user")
-        .expression_attribute_values(":user", s(user_id))
-        .send()
-        .await;
-    conditional(result, "dynamodb DeleteItem")
+        .expression_attribute_values(":now", n(now));
+    let mut rotated = token.clone();
+    rotated.previous_hash = Some(std::mem::replace(&mut rotated.secret_hash, new_hash.to_owned()));
+    rotated.previous_valid_until = Some(grace_until);
+    rotated.rotated_at = Some(now);
+    Ok((
+        TransactWriteItem::builder().update(built(update.build())?).build(),
+        rotated,
+    ))
 }
 
 /// Records a use, at most once per hour per token: the condition makes concurrent uses write once.

@@ -9,7 +9,24 @@ use crate::clock::UnixTime;
 use crate::Error;
 
 const CHECKPOINT_PK: &str = "CLEANUP";
-const CHECKPOINT_SK: &str = "CHECKPOINT";
+
+/// Which pass a checkpoint is the place of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Deleting what expired.
+    Deletes,
+    /// Warning owners of tokens about to expire.
+    Warnings,
+}
+
+impl Pass {
+    fn sort_key(self) -> &'static str {
+        match self {
+            Pass::Deletes => "CHECKPOINT",
+            Pass::Warnings => "WARNINGS",
+        }
+    }
+}
 
 /// An expired item's key, as the index gives it.
 #[derive(Debug, Clone)]
@@ -63,9 +80,11 @@ pub async fn expired_page(
         .send()
         .await
         .map_err(|e| Error::dependency("dynamodb Query (expiry index)", e))?;
-    let items = output
-        .items
-        .unwrap_or_default()
+    Ok(page_of(output.items.unwrap_or_default(), output.last_evaluated_key))
+}
+
+fn page_of(items: Vec<Item>, last: Option<Item>) -> Page {
+    let items = items
         .into_iter()
         .filter_map(|item| {
             let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
@@ -80,10 +99,10 @@ pub async fn expired_page(
             })
         })
         .collect();
-    Ok(Page {
+    Page {
         items,
-        next: output.last_evaluated_key.filter(|k| !k.is_empty()),
-    })
+        next: last.filter(|k| !k.is_empty()),
+    }
 }
 
 /// Deletes an item only if it expired at or before `cutoff`: a session refreshed meanwhile (its expiry moved) is
@@ -101,19 +120,64 @@ pub async fn delete_if_expired(store: &Store, item: &Expired, cutoff: UnixTime) 
     conditional(result, "dynamodb DeleteItem")
 }
 
-/// The first bucket not yet fully cleaned, if a run has recorded one. One round trip.
-pub async fn checkpoint(store: &Store) -> Result<Option<i64>, Error> {
+/// The personal access tokens of expiry bucket `bucket` that expire in `(from, until]`, a page at a time: the
+/// index's sort key is the real expiry, so the sessions and events that share the bucket are not read. One round
+/// trip.
+pub async fn expiring_tokens_page(
+    store: &Store,
+    bucket: i64,
+    (from, until): (UnixTime, UnixTime),
+    start: Option<Item>,
+    limit: i32,
+) -> Result<Page, Error> {
+    let output = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .index_name("expiry")
+        .key_condition_expression("expiry_bucket = :bucket AND expires_at BETWEEN :from AND :until")
+        .filter_expression("begins_with(pk, :pat)")
+        .expression_attribute_values(":bucket", n(bucket))
+        .expression_attribute_values(":from", n(from + 1))
+        .expression_attribute_values(":until", n(until))
+        .expression_attribute_values(":pat", AttributeValue::S("PAT#".to_owned()))
+        .set_exclusive_start_key(start)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(|e| Error::dependency("dynamodb Query (expiry index)", e))?;
+    Ok(page_of(output.items.unwrap_or_default(), output.last_evaluated_key))
+}
+
+/// Marks token `pk` warned about its expiry, once: `false` when it was warned already or is gone. One round trip.
+pub async fn mark_expiry_warned(store: &Store, pk: &str, sk: &str, now: UnixTime) -> Result<bool, Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(pk, sk)))
+        .update_expression("SET expiry_warned_at = :now")
+        .condition_expression("attribute_exists(pk) AND attribute_not_exists(expiry_warned_at)")
+        .expression_attribute_values(":now", n(now))
+        .send()
+        .await;
+    conditional(result, "dynamodb UpdateItem")
+}
+
+/// The first bucket `pass` has not finished, if a run has recorded one. One round trip.
+pub async fn checkpoint(store: &Store, pass: Pass) -> Result<Option<i64>, Error> {
     Ok(store
-        .get::<Checkpoint>(CHECKPOINT_PK, CHECKPOINT_SK)
+        .get::<Checkpoint>(CHECKPOINT_PK, pass.sort_key())
         .await?
         .map(|checkpoint| checkpoint.next_bucket))
 }
 
-/// Records that every bucket before `bucket` is clean. Never moves back (two runs at once). One round trip.
-pub async fn advance_checkpoint(store: &Store, bucket: i64, now: UnixTime) -> Result<(), Error> {
+/// Records that `pass` is done with every bucket before `bucket`. Never moves back (two runs at once). One round
+/// trip.
+pub async fn advance_checkpoint(store: &Store, pass: Pass, bucket: i64, now: UnixTime) -> Result<(), Error> {
     let checkpoint = Checkpoint {
         pk: CHECKPOINT_PK.to_owned(),
-        sk: CHECKPOINT_SK.to_owned(),
+        sk: pass.sort_key().to_owned(),
         next_bucket: bucket,
         updated_at: now,
     };

@@ -184,7 +184,7 @@ pub async fn check(
         Err(err) => return Err(Error::dependency("dynamodb UpdateItem", err)),
     };
     if let Some(retry_after) = refused {
-        return Err(Error::RateLimited { retry_after });
+        return Err(crate::rate_limit::refused(retry_after));
     }
     let code: Code = decode(item)?;
     if secret::ct_eq(&code.code_hash, &hash(purpose, email, &code.salt, presented)) {

@@ -9,11 +9,130 @@ use serde::{Deserialize, Serialize};
 
 use super::{built, encode, expiry_bucket, Store};
 use crate::clock::UnixTime;
-use crate::http::ClientInfo;
+use crate::store::users::User;
 use crate::Error;
 
-/// How long an event is kept.
-pub const RETENTION_SECONDS: i64 = 90 * 86_400;
+/// What happened: the event types, snake_case past tenses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A sign-in succeeded (`details.method`).
+    SignedIn,
+    /// A sign-in of an existing account failed (`details.method`).
+    SignInFailed,
+    /// A rotated-out refresh token was presented again; its session was revoked.
+    RefreshReuseDetected,
+    /// A session was ended (`details.reason`: logout, revoked, other_sessions_revoked).
+    SessionRevoked,
+    /// The owner changed the password.
+    PasswordChanged,
+    /// The password was reset through an emailed code.
+    PasswordReset,
+    /// An admin set the password.
+    PasswordSetByAdmin,
+    /// TOTP was turned on.
+    MfaEnabled,
+    /// TOTP was turned off.
+    MfaDisabled,
+    /// A backup code was spent.
+    BackupCodeUsed,
+    /// New backup codes replaced the old ones.
+    BackupCodesRegenerated,
+    /// An admin removed every second factor.
+    SecondFactorsReset,
+    /// A passkey was registered.
+    PasskeyAdded,
+    /// A passkey was deleted.
+    PasskeyRemoved,
+    /// A personal access token was created.
+    ApiTokenCreated,
+    /// A personal access token was rotated.
+    ApiTokenRotated,
+    /// A personal access token was deleted.
+    ApiTokenDeleted,
+    /// The account's role changed (`details.from`, `details.to`).
+    RoleChanged,
+    /// The account was disabled.
+    AccountDisabled,
+    /// The account was enabled again.
+    AccountEnabled,
+    /// The account was deleted.
+    AccountDeleted,
+    /// An admin invited the account.
+    AccountInvited,
+    /// An admin created the service account.
+    ServiceAccountCreated,
+    /// A scoped token was created.
+    ScopedTokenCreated,
+    /// A scoped token was revoked.
+    ScopedTokenRevoked,
+}
+
+impl Kind {
+    /// Every kind, for validating a filter.
+    pub const ALL: [Kind; 25] = [
+        Kind::SignedIn,
+        Kind::SignInFailed,
+        Kind::RefreshReuseDetected,
+        Kind::SessionRevoked,
+        Kind::PasswordChanged,
+        Kind::PasswordReset,
+        Kind::PasswordSetByAdmin,
+        Kind::MfaEnabled,
+        Kind::MfaDisabled,
+        Kind::BackupCodeUsed,
+        Kind::BackupCodesRegenerated,
+        Kind::SecondFactorsReset,
+        Kind::PasskeyAdded,
+        Kind::PasskeyRemoved,
+        Kind::ApiTokenCreated,
+        Kind::ApiTokenRotated,
+        Kind::ApiTokenDeleted,
+        Kind::RoleChanged,
+        Kind::AccountDisabled,
+        Kind::AccountEnabled,
+        Kind::AccountDeleted,
+        Kind::AccountInvited,
+        Kind::ServiceAccountCreated,
+        Kind::ScopedTokenCreated,
+        Kind::ScopedTokenRevoked,
+    ];
+
+    /// The type as the API and the table spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::SignedIn => "signed_in",
+            Kind::SignInFailed => "sign_in_failed",
+            Kind::RefreshReuseDetected => "refresh_reuse_detected",
+            Kind::SessionRevoked => "session_revoked",
+            Kind::PasswordChanged => "password_changed",
+            Kind::PasswordReset => "password_reset",
+            Kind::PasswordSetByAdmin => "password_set_by_admin",
+            Kind::MfaEnabled => "mfa_enabled",
+            Kind::MfaDisabled => "mfa_disabled",
+            Kind::BackupCodeUsed => "backup_code_used",
+            Kind::BackupCodesRegenerated => "backup_codes_regenerated",
+            Kind::SecondFactorsReset => "second_factors_reset",
+            Kind::PasskeyAdded => "passkey_added",
+            Kind::PasskeyRemoved => "passkey_removed",
+            Kind::ApiTokenCreated => "api_token_created",
+            Kind::ApiTokenRotated => "api_token_rotated",
+            Kind::ApiTokenDeleted => "api_token_deleted",
+            Kind::RoleChanged => "role_changed",
+            Kind::AccountDisabled => "account_disabled",
+            Kind::AccountEnabled => "account_enabled",
+            Kind::AccountDeleted => "account_deleted",
+            Kind::AccountInvited => "account_invited",
+            Kind::ServiceAccountCreated => "service_account_created",
+            Kind::ScopedTokenCreated => "scoped_token_created",
+            Kind::ScopedTokenRevoked => "scoped_token_revoked",
+        }
+    }
+
+    /// The kind spelled `name`, if any.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
 
 /// One recorded event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,7 +141,7 @@ pub struct Event {
     sk: String,
     /// Event id.
     pub id: String,
-    /// What happened: a snake_case past tense (`password_set_by_admin`, `account_deleted`, ...).
+    /// What happened: a [`Kind`] as spelled in the table.
     #[serde(rename = "type")]
     pub kind: String,
     /// Unix seconds.
@@ -35,6 +154,9 @@ pub struct Event {
     /// The target's tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// The session the request came from, or the one the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
     /// The caller's address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
@@ -60,34 +182,54 @@ pub(crate) fn partition(user_id: &str) -> String {
 }
 
 impl Event {
-    /// An event of `kind` done to `target_id` (of `tenant_id`) by `actor_id`, from `client`.
-    pub fn new(
-        kind: &str,
-        actor_id: Option<&str>,
-        target_id: &str,
-        tenant_id: Option<&str>,
-        client: Option<&ClientInfo>,
-        now: UnixTime,
-    ) -> Self {
+    /// An event of `kind` that happened to `target` at `now`, kept `retention` seconds, from the client of the
+    /// request being served ([`crate::http::current_client`]).
+    pub fn new(kind: Kind, target: &User, now: UnixTime, retention: i64) -> Self {
+        Self::about(kind, &target.id, target.tenant_id.as_deref(), now, retention)
+    }
+
+    /// [`Event::new`] for an account known only by its id and tenant.
+    pub fn about(kind: Kind, target_id: &str, tenant_id: Option<&str>, now: UnixTime, retention: i64) -> Self {
         let id = crate::secret::random_b64(12);
         let sk = format!("{now:012}#{id}");
+        let client = crate::http::current_client();
         Self {
             pk: partition(target_id),
             gsi1pk: tenant_id.map(|tenant| format!("TENANT#{tenant}#EVENTS")),
             gsi1sk: tenant_id.map(|_| sk.clone()),
             sk,
             id,
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             at: now,
-            actor_id: actor_id.map(str::to_owned),
+            actor_id: None,
             target_id: target_id.to_owned(),
             tenant_id: tenant_id.map(str::to_owned),
-            ip: client.and_then(|c| c.ip.clone()),
-            user_agent: client.and_then(|c| c.user_agent.clone()),
+            session_id: None,
+            ip: client.ip,
+            user_agent: client.user_agent,
             details: BTreeMap::new(),
-            expires_at: now + RETENTION_SECONDS,
-            expiry_bucket: expiry_bucket(now + RETENTION_SECONDS),
+            expires_at: now + retention,
+            expiry_bucket: expiry_bucket(now + retention),
         }
+    }
+
+    /// The event as done by `actor_id` (an admin, or whoever acted on the account).
+    pub fn by(mut self, actor_id: &str) -> Self {
+        self.actor_id = Some(actor_id.to_owned());
+        self
+    }
+
+    /// The event as coming from, or being about, session `session_id`.
+    pub fn in_session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_owned());
+        self
+    }
+
+    /// The event without the client's address and User-Agent: for what outlives the account it is about.
+    pub fn anonymous(mut self) -> Self {
+        self.ip = None;
+        self.user_agent = None;
+        self
     }
 
     /// The event with one more detail.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::events::{self, Event};
 use super::{built, encode, expiry_bucket, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
@@ -164,13 +165,14 @@ pub async fn ledger(store: &Store, creator_id: &str) -> Result<Ledger, Error> {
     Ok(store.get(&format!("USER#{creator_id}"), SK).await?.unwrap_or_default())
 }
 
-/// Stores a new token and the creator's ledger `tokens` (which includes it), only if the ledger is still the
-/// version read as `read_version`. `false` when another request changed the ledger first. One round trip.
+/// Stores a new token, the creator's ledger `tokens` (which includes it) and `event`, only if the ledger is still
+/// the version read as `read_version`. `false` when another request changed the ledger first. One round trip.
 pub async fn create(
     store: &Store,
     token: &ScopedToken,
     tokens: &BTreeMap<String, Slot>,
     read_version: i64,
+    event: &Event,
 ) -> Result<bool, Error> {
     let ledger = LedgerItem {
         pk: format!("USER#{}", token.creator_id),
@@ -191,6 +193,7 @@ pub async fn create(
         .transact(vec![
             TransactWriteItem::builder().put(built(ledger.build())?).build(),
             TransactWriteItem::builder().put(built(token.build())?).build(),
+            events::put_item(store, event)?,
         ])
         .await
 }
@@ -206,9 +209,9 @@ pub async fn list(store: &Store, creator_id: &str, now: UnixTime) -> Result<Vec<
         .await
 }
 
-/// Deletes a token of `creator_id` and its ledger entry, in one transaction. `false` when there is no such token
-/// of theirs. One round trip.
-pub async fn delete(store: &Store, id: &str, creator_id: &str) -> Result<bool, Error> {
+/// Deletes a token of `creator_id` and its ledger entry, and records `event`, in one transaction. `false` when there
+/// is no such token of theirs. One round trip.
+pub async fn delete(store: &Store, id: &str, creator_id: &str, event: &Event) -> Result<bool, Error> {
     let token = Delete::builder()
         .table_name(store.table())
         .set_key(Some(key(&pk(id), SK)))
@@ -226,6 +229,7 @@ pub async fn delete(store: &Store, id: &str, creator_id: &str) -> Result<bool, E
         .transact(vec![
             TransactWriteItem::builder().delete(built(token.build())?).build(),
             TransactWriteItem::builder().update(built(ledger.build())?).build(),
+            events::put_item(store, event)?,
         ])
         .await
 }

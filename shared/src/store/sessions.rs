@@ -379,6 +379,18 @@ pub async fn list_active(store: &Store, user: &User, now: UnixTime) -> Result<Ve
         .await
 }
 
+/// The owner's sessions whose tokens have not expired, revoked ones included, newest first: the devices and
+/// networks the account has used lately. One round trip per page of results.
+pub async fn recent(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<Session>, Error> {
+    store
+        .query_gsi1(
+            format!("USER#{user_id}#SESSIONS"),
+            "expires_at > :now",
+            vec![(":now", n(now))],
+        )
+        .await
+}
+
 /// Who may revoke a session.
 pub enum RevokeProof<'a> {
     /// The holder of one of its refresh tokens (current or rotated out).
@@ -409,6 +421,44 @@ pub async fn revoke(store: &Store, id: &str, proof: RevokeProof<'_>, now: UnixTi
             .expression_attribute_values(":user", s(user_id)),
     };
     conditional(request.send().await, "dynamodb UpdateItem")
+}
+
+/// A transaction item that revokes live session `id` of `owner`: it fails when the session is not the owner's, is
+/// gone, or was revoked already, so a revocation is recorded once.
+pub(crate) fn revoke_item(store: &Store, id: &str, owner: &str, now: UnixTime) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(session_key(id)))
+        .update_expression("SET revoked_at = :now")
+        .condition_expression("attribute_exists(pk) AND user_id = :user AND attribute_not_exists(revoked_at)")
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":user", s(owner));
+    Ok(TransactWriteItem::builder().update(built(update.build())?).build())
+}
+
+/// Revokes the session that refresh token hash `hash` (current or rotated out) belongs to, and returns the session
+/// as it was when this call is what ended it: `None` when the proof fails or it had ended already. One round trip.
+pub async fn revoke_by_refresh(store: &Store, id: &str, hash: &str, now: UnixTime) -> Result<Option<Session>, Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(session_key(id)))
+        .update_expression("SET revoked_at = :now")
+        .condition_expression(
+            "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND (secret_hash = :hash OR \
+             previous_hash = :hash OR contains(previous_hashes, :hash))",
+        )
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":hash", s(hash))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(output) => output.attributes.map(super::decode::<Session>).transpose(),
+        Err(err) if super::is_condition_failure(&err) => Ok(None),
+        Err(err) => Err(Error::dependency("dynamodb UpdateItem", err)),
+    }
 }
 
 #[cfg(test)]

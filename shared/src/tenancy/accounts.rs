@@ -6,11 +6,12 @@
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::auth::Principal;
 use crate::clock::{rfc3339, UnixTime};
 use crate::mail::Mail;
 use crate::passwords::{self, Verified};
 use crate::store::accounts::{self, Account, Change};
-use crate::store::events::{self, Event};
+use crate::store::events::{self, Event, Kind};
 use crate::store::users::{AccountKind, AccountStatus, User};
 use crate::store::{databases, login_failures, tenants};
 use crate::tenancy::roles::{self, Role};
@@ -186,7 +187,14 @@ pub struct Patch {
 /// service account also clears its failed logins (`LOGINFAIL#svc:<tenant>:<name>`), even when it is active. An invited account's status is its invitation's business.
 /// Two round trips: the account, then one conditional transaction (409 `conflict` when the account changed
 /// meanwhile); none written when nothing changes.
-pub async fn update(state: &State, caller: &User, id: &str, patch: Patch, now: UnixTime) -> Result<AccountView, Error> {
+pub async fn update(
+    state: &State,
+    principal: &Principal,
+    id: &str,
+    patch: Patch,
+    now: UnixTime,
+) -> Result<AccountView, Error> {
+    let caller = &principal.user;
     let mut account = find(state, caller, id).await?;
     if account.deleting {
         return Err(Error::NotFound);
@@ -223,6 +231,18 @@ pub async fn update(state: &State, caller: &User, id: &str, patch: Patch, now: U
     let mut items = vec![accounts::change_item(&state.store, target, &change, now)?];
     if clear_failures {
         items.push(login_failures::clear_item(&state.store, &failures_key(target))?);
+    }
+    let event = |kind| crate::events::by(Event::new(kind, target, now, state.config.event_retention), principal);
+    if let Some(role) = change.role {
+        let changed = event(Kind::RoleChanged)
+            .with("from", current.as_str())
+            .with("to", role.as_str());
+        items.push(events::put_item(&state.store, &changed)?);
+    }
+    match change.status {
+        Some(AccountStatus::Disabled) => items.push(events::put_item(&state.store, &event(Kind::AccountDisabled))?),
+        Some(AccountStatus::Active) => items.push(events::put_item(&state.store, &event(Kind::AccountEnabled))?),
+        _ => {}
     }
     if !state.store.transact(items).await? {
         return Err(Error::Conflict(
@@ -405,14 +425,10 @@ async fn remove(
     if !accounts::purge(store, target, &failures_key(target), max_batches).await? {
         return Ok(Deletion::Ongoing);
     }
-    let event = Event::new(
-        "account_deleted",
-        Some(actor_id),
-        &target.id,
-        target.tenant_id.as_deref(),
-        None,
-        now,
-    );
+    // The one event a deleted account leaves: who and when, nothing that says who the person was.
+    let event = Event::new(Kind::AccountDeleted, target, now, state.config.event_retention)
+        .by(actor_id)
+        .anonymous();
     let mut items = vec![events::put_item(store, &event)?];
     items.extend(extra);
     if !accounts::finish(store, target, service_marker(target), items).await? {

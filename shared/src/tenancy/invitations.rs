@@ -17,8 +17,9 @@ use crate::passwords;
 use crate::rate_limit::{self, MailKind};
 use crate::session::{self, TokenResponse};
 use crate::store::accounts::{self, AddressHolder};
+use crate::store::events::{self, Event, Kind};
 use crate::store::invitations::{self, INVALID};
-use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::sessions::{Lifetime, Session};
 use crate::store::tenants;
 use crate::store::users::{self, AccountStatus, User};
 use crate::tenancy::accounts::{check_may_act, AccountView};
@@ -62,15 +63,19 @@ pub async fn invite(
     );
     let (holder, tenant) = (holder?, tenant?.ok_or(Error::NotFound)?);
     if let Some(retry_after) = spent? {
-        return Err(Error::RateLimited { retry_after });
+        return Err(rate_limit::refused(retry_after));
     }
     let mut user = User::new(users::new_user_id(), email, name, None, None, now);
     user.join(tenant_id, role);
     user.status = AccountStatus::Invited;
     let (invitation, token) = invitations::issue(&user.id, tenant_id, email.as_str(), now);
+    let event = Event::new(Kind::AccountInvited, &user, now, state.config.event_retention)
+        .by(&caller.id)
+        .with("role", role.as_str());
     let items = vec![
         accounts::create_item(store, &user)?,
         invitations::put_item(store, &invitation)?,
+        events::put_item(store, &event)?,
     ];
     if !store.transact(items).await? {
         return Err(Error::Conflict("Inviting failed on a concurrent write; try again."));
@@ -157,7 +162,7 @@ pub async fn accept(
         user.name.as_deref(),
         now,
     )?);
-    items.push(sessions::create_item(store, &session)?);
+    items.extend(session::open_items(state, &user, &session, now)?);
     if !store.transact(items).await? {
         return Err(INVALID);
     }

@@ -11,7 +11,8 @@ use crate::http::ClientInfo;
 use crate::passwords::{self, Verified};
 use crate::rate_limit;
 use crate::session::{self, TokenResponse};
-use crate::store::sessions::{self, Lifetime, Session};
+use crate::store::events::{self, Event, Kind};
+use crate::store::sessions::{Lifetime, Session};
 use crate::store::users::{self, AccountKind, AccountStatus, User};
 use crate::tenancy::databases::{self, Database, Selector};
 use crate::tenancy::roles::{self, Role};
@@ -80,11 +81,14 @@ pub async fn create_service(
     account::check_new_password(state, &new.password).await?;
     let hash = passwords::hash(&new.password).await?;
     let user = User::new_service(users::new_user_id(), tenant_id, new.service_name, new.role, hash, now);
-    if state
-        .store
-        .transact(users::create_service_items(&state.store, &user)?)
-        .await?
-    {
+    let event = crate::events::by(
+        Event::new(Kind::ServiceAccountCreated, &user, now, state.config.event_retention),
+        caller,
+    )
+    .with("role", new.role.as_str());
+    let mut items = users::create_service_items(&state.store, &user)?;
+    items.push(events::put_item(&state.store, &event)?);
+    if state.store.transact(items).await? {
         Ok(user)
     } else {
         Err(Error::Conflict(
@@ -199,7 +203,8 @@ pub async fn login_service(
     let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
     session.scope_to(database.as_ref());
     session.fuid = login.frontend_user_id;
-    let items = vec![sessions::create_item(store, &session)?, attempt.succeeded_item(store)?];
+    let mut items = vec![attempt.succeeded_item(store)?];
+    items.extend(session::open_items(state, &user, &session, now)?);
     let (written, ()) = tokio::join!(
         store.transact(items),
         account::upgrade_hash(store, &user, &login.password, verified == Verified::YesRehash)

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use crate::clock::UnixTime;
+use crate::store::events::{self, Event, Kind};
 use crate::store::tenants::{self, SLUG_MARKER_INDEX};
 use crate::store::users::{self, User};
 use crate::store::Store;
@@ -149,7 +150,8 @@ pub async fn rename(store: &Store, user: &User, name: &str, now: UnixTime) -> Re
 /// (its root) a manager, in one transaction. The caller's session epoch moves (its tokens carry the root role), so
 /// its sessions end. Another tenant's account, or none, is 404; the caller itself, a service account or an
 /// unverified one is 422. Two round trips: the account, the transaction.
-pub async fn transfer_root(store: &Store, caller: &User, account_id: &str, now: UnixTime) -> Result<(), Error> {
+pub async fn transfer_root(state: &crate::State, caller: &User, account_id: &str, now: UnixTime) -> Result<(), Error> {
+    let store = &state.store;
     if caller.role != Some(Role::Root) {
         // A refusal by role is `insufficient_scope`, like one by scope (the rule).
         return Err(Error::InsufficientScope("Only the tenant's root can transfer it."));
@@ -170,9 +172,19 @@ pub async fn transfer_root(store: &Store, caller: &User, account_id: &str, now: 
             "account_id must be another verified, active individual account of the tenant.".to_owned(),
         ));
     }
+    let changed = |who: &User, from: Option<Role>, to: Role| {
+        let event = Event::new(Kind::RoleChanged, who, now, state.config.event_retention)
+            .by(&caller.id)
+            .with("from", from.map_or("none", Role::as_str))
+            .with("to", to.as_str())
+            .with("reason", "root_transferred");
+        events::put_item(store, &event)
+    };
     let items = vec![
         users::set_role_item(store, caller, Role::Manager, now)?,
         users::set_role_item(store, &target, Role::Root, now)?,
+        changed(caller, caller.role, Role::Manager)?,
+        changed(&target, target.role, Role::Root)?,
     ];
     if store.transact(items).await? {
         Ok(())

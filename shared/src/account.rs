@@ -287,7 +287,15 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         items.extend(session::open_items(state, &user, &session, now)?);
         Ok((session, refresh))
     };
-    if !tenants::transact_creating(&state.store, items, tenant.as_mut()).await? {
+    // A first proof is the account's first sign-in: nothing to compare its device with.
+    let notice = async {
+        match started {
+            Ok(_) if !first_proof => session::recent_for_notice(state, &user, now).await,
+            _ => None,
+        }
+    };
+    let (written, recent) = tokio::join!(tenants::transact_creating(&state.store, items, tenant.as_mut()), notice);
+    if !written? {
         return Err(Error::Conflict("The account changed during sign-in; try again."));
     }
     if first_proof {
@@ -301,12 +309,8 @@ pub(crate) async fn sign_in_with_mailbox_proof(
         }
     }
     match started {
-        // A first proof is the account's first sign-in: nothing to compare its device with.
-        Ok((session, refresh)) if first_proof => Ok(SignIn::Complete(
-            session::token_response(state, &user, &session, &refresh, now).await?,
-        )),
         Ok((session, refresh)) => Ok(SignIn::Complete(
-            session::opened(state, &user, &session, &refresh, now).await?,
+            session::opened(state, &user, &session, &refresh, recent, now).await?,
         )),
         Err(answer) => Ok(SignIn::Challenged(answer)),
     }
@@ -376,10 +380,17 @@ pub async fn login(
         Ok((session, refresh))
     };
     // The breach check (when on) runs beside the write: the password is right, so it may be told about.
-    let (written, (), breach) = tokio::join!(
+    let notice = async {
+        match started {
+            Ok(_) => session::recent_for_notice(state, &user, now).await,
+            Err(_) => None,
+        }
+    };
+    let (written, (), breach, recent) = tokio::join!(
         tenants::transact_creating(store, items, tenant.as_mut()),
         upgrade_hash(store, &user, password, rehash),
-        state.breach.check(password)
+        state.breach.check(password),
+        notice
     );
     if !written? {
         return Err(Error::Conflict("The sign-in raced another request; try again."));
@@ -395,7 +406,7 @@ pub async fn login(
             return Ok(SignIn::Challenged(answer));
         }
     };
-    let mut tokens = session::opened(state, &user, &session, &refresh, now).await?;
+    let mut tokens = session::opened(state, &user, &session, &refresh, recent, now).await?;
     tokens.password_breached = breached;
     Ok(SignIn::Complete(tokens))
 }
@@ -510,8 +521,9 @@ async fn check_password(
     Err(refusal)
 }
 
-/// Counts a refused sign-in, and records it in the history of the account it was for, when one exists. One round
-/// trip for an existing account, none otherwise.
+/// Counts a refused sign-in, and records it in the history of the account it was for. An address without an
+/// account makes the same call, refused by its condition (an unknown address must cost what a known one costs).
+/// One round trip.
 pub(crate) async fn record_failed_sign_in(
     state: &State,
     user: Option<&User>,
@@ -520,7 +532,9 @@ pub(crate) async fn record_failed_sign_in(
     now: UnixTime,
 ) -> Result<(), Error> {
     crate::telemetry::sign_in(method, false);
-    let Some(user) = user else { return Ok(()) };
+    let Some(user) = user else {
+        return events::put_decoy(&state.store, now).await;
+    };
     let event = Event::new(Kind::SignInFailed, user, now, state.config.event_retention)
         .with("method", method)
         .with("reason", refusal.code());

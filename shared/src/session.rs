@@ -100,37 +100,40 @@ pub struct RootToken {
     pub expires_in: i64,
 }
 
-/// The token response of a session a sign-in just opened ([`open_items`]), and, concurrently, a notice to the
-/// owner when it came from a device and network none of the account's recent sessions used
-/// ([`notice_new_device`]). One round trip (the recent sessions) and an SQS call for a new device.
+/// The account's sessions whose tokens have not expired, for the new-device notice: read beside the sign-in's own
+/// write, so the notice costs no round-trip time. `None` when notices are off, the account has no mailbox, or the
+/// read failed (the sign-in stands whatever happens here). One round trip.
+pub(crate) async fn recent_for_notice(state: &State, user: &User, now: UnixTime) -> Option<Vec<Session>> {
+    if !state.config.notify_new_device || user.email.is_empty() {
+        return None;
+    }
+    match sessions::recent(&state.store, &user.id, now).await {
+        Ok(recent) => Some(recent),
+        Err(err) => {
+            tracing::warn!(error = ?err, "reading recent sessions for the new-device notice failed");
+            None
+        }
+    }
+}
+
+/// The token response of a session a sign-in just opened ([`open_items`]), after mailing the owner when none of
+/// `recent` (read by [`recent_for_notice`] beside the write) had the session's device label and network (the same
+/// /24 of IPv4, /48 of IPv6). No DynamoDB call; one SQS call for a new device.
 pub(crate) async fn opened(
     state: &State,
     user: &User,
     session: &Session,
     refresh: &RefreshToken,
+    recent: Option<Vec<Session>>,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let (tokens, ()) = tokio::join!(
-        token_response(state, user, session, refresh, now),
-        notice_new_device(state, user, session, now)
-    );
-    tokens
+    if let Some(recent) = recent {
+        notice_new_device(state, user, session, &recent).await;
+    }
+    token_response(state, user, session, refresh, now).await
 }
 
-/// Mails the owner of `session` when no other recent session of the account was on the same device label and the
-/// same network (the same /24 of IPv4, /48 of IPv6). Off with `KEYGATE_NOTIFY_NEW_DEVICE=false`. Best effort: the
-/// sign-in stands whatever happens here.
-async fn notice_new_device(state: &State, user: &User, session: &Session, now: UnixTime) {
-    if !state.config.notify_new_device || user.email.is_empty() {
-        return;
-    }
-    let recent = match sessions::recent(&state.store, &user.id, now).await {
-        Ok(recent) => recent,
-        Err(err) => {
-            tracing::warn!(error = ?err, "reading recent sessions for the new-device notice failed");
-            return;
-        }
-    };
+async fn notice_new_device(state: &State, user: &User, session: &Session, recent: &[Session]) {
     let device = device_label(session.user_agent.as_deref());
     let network = session.ip.as_deref().and_then(network_of);
     let seen = recent.iter().any(|other| {

@@ -12,6 +12,7 @@ mod cleanup;
 mod events;
 mod events_factors;
 mod events_flows;
+mod events_review;
 mod federation;
 mod handlers;
 mod hardening;

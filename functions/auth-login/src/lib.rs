@@ -11,6 +11,9 @@
 //! An address routed to an LDAP directory (see `keygate::federation::directory`): 6 in 4 round-trip times (the
 //! directory guard claimed beside the others; the identity's marker, then the account or the address's marker; the
 //! transaction, which creates a first sign-in's account), plus the directory's bind, search and bind.
+//!
+//! The session's `signed_in` event is written in its transaction. A sign-in of an existing account also reads its
+//! recent sessions beside that write (+1 query, no added round-trip time) and emails a notice from a new device.
 
 use keygate::tenancy::databases::Selector;
 use keygate::{account, http, Error, State};

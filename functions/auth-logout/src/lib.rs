@@ -1,7 +1,9 @@
 //! `POST /v1/auth/logout`: `{refresh_token}` in the body, or the bearer's session → 204. Idempotent.
 //!
 //! DynamoDB round trips: 2 (rate-limit counter, conditional revoke); a refresh token rotated out before the last
-//! rotation adds two (the session, its history item) and the revoke. The bearer form verifies the JWT offline.
+//! rotation adds two (the session, its history item) and the revoke. The bearer form verifies the JWT offline and
+//! writes the revocation and its `session_revoked` event in one transaction; the refresh-token form learns the owner
+//! from the revocation's answer, so it writes the event after it (+1) when it ended a live session.
 
 use keygate::{auth, http, rate_limit, session, Error, State};
 use lambda_http::{Body, Request, Response};

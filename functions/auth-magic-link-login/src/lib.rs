@@ -3,6 +3,9 @@
 //!
 //! DynamoDB round trips: 4 (IP counter, conditional delete of the link, user read, one transaction: verify a
 //! pending account, session, forget failed logins). One SQS call (the welcome mail) when it first verifies.
+//!
+//! The session's `signed_in` event is written in its transaction. A sign-in of an existing account also reads its
+//! recent sessions beside that write (+1 query, no added round-trip time) and emails a notice from a new device.
 
 use keygate::{http, passwordless, rate_limit, Error, State};
 use lambda_http::{Body, Request, Response};

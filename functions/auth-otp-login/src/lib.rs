@@ -4,6 +4,9 @@
 //! DynamoDB round trips: 5 in 4 round-trip times (IP counter; the code attempt and the address's daily guess
 //! budget, concurrently; the user; one transaction: consume the code and refund the guess, verify, session,
 //! forget failed logins). One SQS call (the welcome mail) when it first verifies the account.
+//!
+//! The session's `signed_in` event is written in its transaction. A sign-in of an existing account also reads its
+//! recent sessions beside that write (+1 query, no added round-trip time) and emails a notice from a new device.
 
 use keygate::email::Email;
 use keygate::store::codes::Purpose;

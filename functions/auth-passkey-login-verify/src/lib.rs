@@ -8,6 +8,9 @@
 //! DynamoDB round trips: 7 in 5 round-trip times (the per-IP counter and the ceremony taken; the credential's
 //! owner; the user and the passkey; the backoff claim; one transaction: the passkey's counter and last use, the
 //! session, the cleared backoff).
+//!
+//! The session's `signed_in` event is written in its transaction. A sign-in of an existing account also reads its
+//! recent sessions beside that write (+1 query, no added round-trip time) and emails a notice from a new device.
 
 use keygate::passkeys::authentication;
 use keygate::{http, Error, State};

@@ -8,6 +8,9 @@
 //!
 //! DynamoDB round trips: the IP counter, the state, the identity's marker, the account (or the address's marker
 //! for a new identity), one transaction; the code exchange at the IdP.
+//!
+//! The session's `signed_in` event is written in its transaction. A sign-in of an existing account also reads its
+//! recent sessions beside that write (+1 query, no added round-trip time) and emails a notice from a new device.
 
 use keygate::federation::signin;
 use keygate::{http, Error, State};

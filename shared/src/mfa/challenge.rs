@@ -294,13 +294,20 @@ async fn conclude(
         };
         items.push(events::put_item(&state.store, &event)?);
     }
-    if !state.store.transact_racing(items).await? {
+    let notice = async {
+        match started {
+            Some(_) => session::recent_for_notice(state, user, now).await,
+            None => None,
+        }
+    };
+    let (written, recent) = tokio::join!(state.store.transact_racing(items), notice);
+    if !written? {
         mfa_challenges::count_wrong(&state.store, challenge).await?;
         return Err(lost);
     }
     match started {
         Some((session, refresh)) => {
-            let mut tokens = session::opened(state, user, &session, &refresh, now).await?;
+            let mut tokens = session::opened(state, user, &session, &refresh, recent, now).await?;
             tokens.password_breached = challenge.password_breached;
             Ok(Verified::Session(Box::new(tokens)))
         }

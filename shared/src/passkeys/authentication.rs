@@ -344,10 +344,14 @@ pub async fn login_verify(
     session.directory_checked_at = directory_checked_at;
     let mut items = vec![asserted.used, asserted.attempt.succeeded_item(store)?];
     items.extend(session::open_items(state, &asserted.user, &session, now)?);
-    if !store.transact_racing(items).await? {
+    let (written, recent) = tokio::join!(
+        store.transact_racing(items),
+        session::recent_for_notice(state, &asserted.user, now)
+    );
+    if !written? {
         return Err(Error::PasskeyRejected(
             "Another sign-in used this passkey at the same moment; try again.",
         ));
     }
-    session::opened(state, &asserted.user, &session, &refresh, now).await
+    session::opened(state, &asserted.user, &session, &refresh, recent, now).await
 }

@@ -248,6 +248,22 @@ pub(crate) fn put_item(store: &Store, event: &Event) -> Result<TransactWriteItem
     Ok(TransactWriteItem::builder().put(built(put.build())?).build())
 }
 
+/// The write [`put`] makes, for no account: a put of an event at an unused key, refused by its condition, so that a
+/// request about an unknown address makes the same call as one about a known address and writes nothing. One round
+/// trip.
+pub async fn put_decoy(store: &Store, now: UnixTime) -> Result<(), Error> {
+    let decoy = Event::about(Kind::SignInFailed, &crate::store::users::new_user_id(), None, now, 0);
+    let result = store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(encode(&decoy)?))
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await;
+    super::conditional(result, "dynamodb PutItem").map(|_| ())
+}
+
 /// Records one event on its own. One round trip.
 pub async fn put(store: &Store, event: &Event) -> Result<(), Error> {
     store.put(event).await

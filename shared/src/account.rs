@@ -535,10 +535,14 @@ pub(crate) async fn record_failed_sign_in(
     let Some(user) = user else {
         return events::put_decoy(&state.store, now).await;
     };
-    let event = Event::new(Kind::SignInFailed, user, now, state.config.event_retention)
+    events::put(&state.store, &failed_sign_in(state, user, method, refusal, now)).await
+}
+
+/// The `sign_in_failed` event of `user`: how it was tried, and the refusal's code.
+pub(crate) fn failed_sign_in(state: &State, user: &User, method: &str, refusal: &Error, now: UnixTime) -> Event {
+    Event::new(Kind::SignInFailed, user, now, state.config.event_retention)
         .with("method", method)
-        .with("reason", refusal.code());
-    events::put(&state.store, &event).await
+        .with("reason", refusal.code())
 }
 
 /// The password check of an address routed to a directory (see [`directory`]): the directory searches for the

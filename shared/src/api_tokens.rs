@@ -32,7 +32,7 @@ pub enum PatSecret {
 }
 
 /// Verifies a PAT: the format and checksum first (no read for a typo), then one strongly consistent read, the
-/// expiry (the item may outlive it: TTL deletes late) and a constant-time hash comparison with the current
+/// validity end (the item outlives it by thirty days) and a constant-time hash comparison with the current
 /// secret, or with the previous one during its grace period. The owner's token epoch is checked by the caller
 /// ([`crate::auth::principal`]).
 pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<(ApiToken, PatSecret), Error> {

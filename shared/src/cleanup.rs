@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::clock::{rfc3339, UnixTime};
 use crate::email::Email;
 use crate::mail::Mail;
-use crate::store::api_tokens::ApiToken;
+use crate::store::api_tokens::{self, ApiToken};
 use crate::store::cleanup::{self, Expired, Pass};
 use crate::store::users::{self, AccountKind};
 use crate::store::{expiry_bucket, EXPIRY_BUCKET_SECONDS};
@@ -104,7 +104,10 @@ async fn delete_expired(
             let outcomes: Vec<(&'static str, bool)> = stream::iter(page.items)
                 .map(|item| async move {
                     let kind = kind_of(&item);
-                    let deleted = cleanup::delete_if_expired(store, &item, cutoff(kind, now)).await?;
+                    let deleted = match kind {
+                        "api_tokens" | "scoped_tokens" => cleanup::delete_token_if_expired(store, &item, now).await?,
+                        _ => cleanup::delete_if_expired(store, &item, now).await?,
+                    };
                     Ok::<_, Error>((kind, deleted))
                 })
                 .buffer_unordered(CONCURRENT_DELETES)
@@ -133,10 +136,12 @@ async fn delete_expired(
 
 /// Emails the owner of each personal access token that expires within [`WARN_BEFORE_SECONDS`], once per token (a
 /// conditional flag on it). Each run reads only the expiry buckets that entered the window since the last one (a
-/// checkpoint of its own), and only their tokens: the index's sort key is the expiry, which leaves out the other
-/// items of those hours. A token made with less than the window left gets no warning: its owner chose that.
-/// Round trips: the checkpoint, one query per new bucket and page, and per token its item, its owner and the flag;
-/// one SQS call per warning.
+/// checkpoint of its own), and only their tokens: in its bucket, a token's index sort key is the bucket itself (or,
+/// for an item written before the validity end had its own attribute, its validity end, thirty days earlier),
+/// which leaves out the other items of those hours. A token made with less than the window left gets no warning:
+/// its owner chose that.
+/// Round trips: the checkpoint, one query per new bucket and page, and per token its item, and when it is in the
+/// window its owner and the flag; one SQS call per warning.
 async fn warn_expiring(
     state: &State,
     now: UnixTime,
@@ -145,21 +150,25 @@ async fn warn_expiring(
 ) -> Result<(), Error> {
     let store = &state.store;
     let window = (now, now + WARN_BEFORE_SECONDS);
-    // A token's bucket is its expiry's plus the time it is kept after it.
-    let bucket_of = |expiry: UnixTime| expiry_bucket(expiry + TOKENS_KEPT_AFTER_EXPIRY_SECONDS);
-    let last = bucket_of(window.1);
+    // A token valid until `v` is in bucket `deletion_time(v)`, the hour at or after `v` + 30 days; one written before
+    // the validity end had its own attribute is in the hour of `v` + 30 days. Earlier buckets hold only tokens that
+    // have expired.
+    let first = expiry_bucket(window.0 + TOKENS_KEPT_AFTER_EXPIRY_SECONDS);
+    let last = api_tokens::deletion_time(window.1);
+    // From this bucket on, tokens can still enter the window at later runs: they are read again.
+    let resume = expiry_bucket(window.1 + TOKENS_KEPT_AFTER_EXPIRY_SECONDS);
     let mut bucket = cleanup::checkpoint(store, Pass::Warnings)
         .await?
-        .unwrap_or_else(|| bucket_of(now));
+        .map_or(first, |checkpoint| checkpoint.max(first));
     while bucket <= last {
         let mut start = None;
         loop {
             if time_left() < MARGIN {
-                return cleanup::advance_checkpoint(store, Pass::Warnings, bucket, now).await;
+                return cleanup::advance_checkpoint(store, Pass::Warnings, bucket.min(resume), now).await;
             }
-            let page = cleanup::expiring_tokens_page(store, bucket, window, start, PAGE).await?;
+            let page = cleanup::expiring_tokens_page(store, bucket, window.0, start, PAGE).await?;
             let warned: Vec<bool> = stream::iter(page.items)
-                .map(|item| warn_one(state, item, now))
+                .map(|item| warn_one(state, item, window, now))
                 .buffer_unordered(CONCURRENT_DELETES)
                 .try_collect()
                 .await?;
@@ -171,24 +180,32 @@ async fn warn_expiring(
         }
         bucket += EXPIRY_BUCKET_SECONDS;
     }
-    // Tokens expiring later in the last hour enter the window at the next runs: it is read again.
-    cleanup::advance_checkpoint(store, Pass::Warnings, last, now).await
+    cleanup::advance_checkpoint(store, Pass::Warnings, resume, now).await
 }
 
-/// Warns the owner of one token, unless it is gone, revoked, warned already, or its owner has no mailbox (a
-/// service account). The flag is set before the mail is queued, so a warning is sent at most once.
-async fn warn_one(state: &State, item: Expired, now: UnixTime) -> Result<bool, Error> {
+/// Warns the owner of one token, unless it is gone, revoked, outside `window` (its validity end read from the
+/// token), warned already, or its owner has no mailbox (a service account). The flag is set before the mail is
+/// queued, so a warning is sent at most once.
+async fn warn_one(
+    state: &State,
+    item: Expired,
+    (from, until): (UnixTime, UnixTime),
+    now: UnixTime,
+) -> Result<bool, Error> {
     let store = &state.store;
     let Some(token) = store.get::<ApiToken>(&item.pk, &item.sk).await? else {
+        return Ok(false);
+    };
+    let Some(expires_at) = token.expires_at.filter(|at| from < *at && *at <= until) else {
         return Ok(false);
     };
     let Some(owner) = users::get(store, &token.user_id).await? else {
         return Ok(false);
     };
-    let (Some(expires_at), Ok(email)) = (token.expires_at, Email::parse(&owner.email)) else {
+    let Ok(email) = Email::parse(&owner.email) else {
         return Ok(false);
     };
-    if token.epoch < owner.token_epoch || expires_at <= now || owner.kind != AccountKind::Individual {
+    if token.epoch < owner.token_epoch || owner.kind != AccountKind::Individual {
         return Ok(false);
     }
     if !cleanup::mark_expiry_warned(store, &item.pk, &item.sk, now).await? {
@@ -203,14 +220,6 @@ async fn warn_one(state: &State, item: Expired, now: UnixTime) -> Result<bool, E
         return Ok(false);
     }
     Ok(true)
-}
-
-/// The latest expiry an item of `kind` may have to be deleted at `now`.
-fn cutoff(kind: &str, now: UnixTime) -> UnixTime {
-    match kind {
-        "api_tokens" | "scoped_tokens" => now - TOKENS_KEPT_AFTER_EXPIRY_SECONDS,
-        _ => now,
-    }
 }
 
 /// What an item is, from its key, for the report.

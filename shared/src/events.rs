@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::auth::Principal;
-use crate::clock::rfc3339;
+use crate::clock::{rfc3339, UnixTime};
 use crate::store::events::{self, Event};
 use crate::store::users::User;
 use crate::{Error, State};
@@ -71,6 +71,20 @@ impl From<Event> for EventView {
     }
 }
 
+impl EventView {
+    /// The event as the account it happened to sees it: when someone else acted (an admin), where they acted from
+    /// (address, User-Agent, session, token) is theirs, and is shown only in the tenant feed.
+    fn as_owner_sees_it(mut event: Event) -> Self {
+        if event.actor_id.as_ref().is_some_and(|actor| *actor != event.target_id) {
+            event.ip = None;
+            event.user_agent = None;
+            event.session_id = None;
+            event.details.remove("via_token");
+        }
+        Self::from(event)
+    }
+}
+
 /// One page of events.
 #[derive(Debug, Serialize)]
 pub struct EventPage {
@@ -80,13 +94,24 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's own events, newest first, a page at a time. A cursor names the account it was made for: another
-/// account's (or a forged one) is 422. One round trip after authentication.
-pub async fn list_own(state: &State, user: &User, limit: i32, cursor: Option<&str>) -> Result<EventPage, Error> {
+/// The caller's own events, newest first, a page at a time; an event past its retention is gone even before the
+/// cleanup deletes it. A cursor names the account it was made for: another account's (or a forged one) is 422. One
+/// round trip after authentication.
+pub async fn list_own(
+    state: &State,
+    user: &User,
+    limit: i32,
+    cursor: Option<&str>,
+    now: UnixTime,
+) -> Result<EventPage, Error> {
     let after = cursor.map(|c| decode_cursor(&user.id, c)).transpose()?;
     let (found, next) = events::page_of(&state.store, &user.id, limit, after.as_deref()).await?;
     Ok(EventPage {
-        events: found.into_iter().map(EventView::from).collect(),
+        events: found
+            .into_iter()
+            .filter(|event| event.expires_at > now)
+            .map(EventView::as_owner_sees_it)
+            .collect(),
         next_cursor: next.map(|sk| encode_cursor(&user.id, &sk)),
     })
 }
@@ -109,6 +134,7 @@ pub async fn list_tenant(
     limit: i32,
     cursor: Option<&str>,
     query: &FeedQuery,
+    now: UnixTime,
 ) -> Result<EventPage, Error> {
     let tenant = caller.tenant_id.as_deref().ok_or(Error::NotFound)?;
     if query
@@ -139,7 +165,11 @@ pub async fn list_tenant(
     )
     .await?;
     Ok(EventPage {
-        events: found.into_iter().map(EventView::from).collect(),
+        events: found
+            .into_iter()
+            .filter(|event| event.expires_at > now)
+            .map(EventView::from)
+            .collect(),
         next_cursor: next.map(|(target, sk)| encode_cursor(tenant, &format!("{target}\n{sk}"))),
     })
 }

@@ -215,11 +215,11 @@ pub fn has_prefix(config: &Config, raw: &str) -> bool {
 }
 
 /// Verifies a scoped token for the authorizer: the format and checksum first (no read for a typo), then one
-/// strongly consistent read of the token, its expiry (TTL deletes late), a constant-time hash comparison, then
-/// one strongly consistent read of the creator. The creator must still exist, be active, hold the token epoch the
-/// token was made under, be in the token's tenant, and have a role that allows every scope of it; the
-/// deployment must still declare the resource type and allow every scope for anonymous use. Anything else is 401
-/// `invalid_token`. Two round trips.
+/// strongly consistent read of the token, its validity end (the item outlives it by thirty days), a constant-time
+/// hash comparison, then one strongly consistent read of the creator. The creator must still exist, be active,
+/// hold the token epoch the token was made under, be in the token's tenant, and have a role that allows every
+/// scope of it; the deployment must still declare the resource type and allow every scope for anonymous use.
+/// Anything else is 401 `invalid_token`. Two round trips.
 pub async fn verify(state: &State, raw: &str, now: UnixTime) -> Result<(ScopedToken, User), Error> {
     let config = &state.config;
     if !enabled(config) {

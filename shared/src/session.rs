@@ -136,8 +136,15 @@ pub(crate) async fn opened(
 async fn notice_new_device(state: &State, user: &User, session: &Session, recent: &[Session]) {
     let device = device_label(session.user_agent.as_deref());
     let network = session.ip.as_deref().and_then(network_of);
+    // A device counts as known only while its session stands, or after its own logout: one the owner signed out,
+    // or that a reuse, a password reset or "sign out everywhere" ended, is announced again when it comes back.
+    let trusted = |other: &Session| {
+        other.epoch >= user.session_epoch
+            && (other.revoked_at.is_none() || other.revoked_reason.as_deref() == Some(sessions::ENDED_BY_LOGOUT))
+    };
     let seen = recent.iter().any(|other| {
         other.id != session.id
+            && trusted(other)
             && device_label(other.user_agent.as_deref()) == device
             && other.ip.as_deref().and_then(network_of) == network
     });
@@ -154,7 +161,14 @@ async fn notice_new_device(state: &State, user: &User, session: &Session, recent
 
 /// The network an address belongs to for the new-device notice: its /24 (IPv4) or /48 (IPv6).
 fn network_of(ip: &str) -> Option<String> {
-    match ip.parse::<std::net::IpAddr>().ok()? {
+    let ip = match ip.parse::<std::net::IpAddr>().ok()? {
+        // An IPv4 client seen through a dual-stack socket is its IPv4 address.
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
         std::net::IpAddr::V4(v4) => {
             let [a, b, c, _] = v4.octets();
             Some(format!("{a}.{b}.{c}.0/24"))
@@ -370,19 +384,27 @@ async fn reused_or_unknown(
         return Err(Error::RefreshConflict);
     }
     if sessions::had_refresh_hash(&state.store, session, presented_hash, now).await? {
-        tracing::warn!(session = %session.id, "refresh token reuse detected; revoking the session");
-        crate::telemetry::refresh_reuse();
-        let ended = Ending {
-            kind: Kind::RefreshReuseDetected,
-            reason: "refresh_reuse",
-        };
-        if end(state, user, &session.id, ended, now).await? {
-            let device = device_label(session.user_agent.as_deref());
-            crate::account::notify_owner(state, user, crate::mail::Mail::RefreshTokenReused { device: &device }).await;
-        }
+        reuse_detected(state, user, session, now).await?;
         return Err(Error::SessionRevoked);
     }
     Err(Error::InvalidToken("The refresh token is invalid or has expired."))
+}
+
+/// A rotated-out refresh token of `session` was presented again, at refresh or at logout: whoever holds it is not
+/// the session's current holder, so the session ends, the event is recorded, and the owner is told, once, however
+/// many copies of the token are replayed at once.
+async fn reuse_detected(state: &State, owner: &User, session: &Session, now: UnixTime) -> Result<(), Error> {
+    tracing::warn!(session = %session.id, "refresh token reuse detected; revoking the session");
+    crate::telemetry::refresh_reuse();
+    let ending = Ending {
+        kind: Kind::RefreshReuseDetected,
+        reason: "refresh_reuse",
+    };
+    if end(state, owner, &session.id, ending, now).await? == Ended::Now {
+        let device = device_label(session.user_agent.as_deref());
+        crate::account::notify_owner(state, owner, crate::mail::Mail::RefreshTokenReused { device: &device }).await;
+    }
+    Ok(())
 }
 
 /// Why a session ends, as its event records it.
@@ -394,35 +416,57 @@ struct Ending {
 
 const LOGOUT: Ending = Ending {
     kind: Kind::SessionRevoked,
-    reason: "logout",
+    reason: sessions::ENDED_BY_LOGOUT,
 };
 
-/// Ends live session `session_id` of `owner` and records the event, in one transaction. `Ok(true)` when this call
-/// ended it, or it had ended already (recorded once); `Ok(false)` when it is not the owner's or does not exist. One
-/// round trip; one more (a read) when the transaction is refused.
-async fn end(state: &State, owner: &User, session_id: &str, ending: Ending, now: UnixTime) -> Result<bool, Error> {
+/// What [`end`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// This call ended the session and recorded it.
+    Now,
+    /// It had ended already (and was recorded then).
+    Before,
+    /// It is not the owner's, or does not exist.
+    NotTheirs,
+}
+
+/// Ends live session `session_id` of `owner` and records the event, in one transaction. A transaction refused by a
+/// concurrent write (DynamoDB's `TransactionConflict`, say with a refresh of the same session) is judged from the
+/// session as it is then, and tried once more while it is still live, so a reuse never leaves the session running.
+/// One round trip; a read (and the retry) when the transaction is refused.
+async fn end(state: &State, owner: &User, session_id: &str, ending: Ending, now: UnixTime) -> Result<Ended, Error> {
     let event = Event::new(ending.kind, owner, now, state.config.event_retention)
         .in_session(session_id)
         .with("reason", ending.reason);
-    let items = vec![
-        sessions::revoke_item(&state.store, session_id, &owner.id, now)?,
-        events::put_item(&state.store, &event)?,
-    ];
-    if state.store.transact(items).await? {
-        return Ok(true);
+    for _ in 0..2 {
+        let items = vec![
+            sessions::revoke_item(&state.store, session_id, &owner.id, ending.reason, now)?,
+            events::put_item(&state.store, &event)?,
+        ];
+        if state.store.transact_racing(items).await? {
+            return Ok(Ended::Now);
+        }
+        match sessions::get(&state.store, session_id).await? {
+            Some(session) if session.user_id != owner.id => return Ok(Ended::NotTheirs),
+            Some(session) if session.revoked_at.is_some() => return Ok(Ended::Before),
+            Some(_) => continue,
+            None => return Ok(Ended::NotTheirs),
+        }
     }
-    let found = sessions::get(&state.store, session_id).await?;
-    Ok(found.is_some_and(|session| session.user_id == owner.id))
+    Err(Error::Conflict("The session changed meanwhile; try again."))
 }
 
-/// Logs out the session a refresh token belongs to, current or rotated out. Idempotent, and silent about unknown
-/// sessions. One round trip, and one more to record the logout when it ended a live session (the token names no
-/// account: the revocation's answer does); a token the session rotated out before the last rotation reads the
-/// session and its history item, then ends it as [`end`] does.
+/// Logs out the session a refresh token belongs to. Idempotent, and silent about unknown sessions. The current
+/// token, or the last rotated out within the grace window (a racing tab), logs out; an older rotated-out token is
+/// a replay and ends the session as at a refresh ([`reuse_detected`]). One round trip, and one more to record the
+/// logout when it ended a live session (the token names no account: the revocation's answer does); an older token
+/// reads the session, its history item and the owner, then ends it as [`end`] does.
 pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) -> Result<(), Error> {
     let presented = RefreshToken::parse(raw)?;
     let hash = presented.hash();
-    if let Some(ended) = sessions::revoke_by_refresh(&state.store, &presented.session_id, &hash, now).await? {
+    let grace_since = now - state.config.refresh_reuse_grace;
+    let store = &state.store;
+    if let Some(ended) = sessions::revoke_by_refresh(store, &presented.session_id, &hash, grace_since, now).await? {
         let event = Event::about(
             LOGOUT.kind,
             &ended.user_id,
@@ -432,14 +476,19 @@ pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) 
         )
         .in_session(&ended.id)
         .with("reason", LOGOUT.reason);
-        return events::put(&state.store, &event).await;
+        return events::put(store, &event).await;
     }
-    let Some(session) = sessions::get(&state.store, &presented.session_id).await? else {
+    let Some(session) = sessions::get(store, &presented.session_id).await? else {
         return Ok(());
     };
-    if session.revoked_at.is_none() && sessions::had_refresh_hash(&state.store, &session, &hash, now).await? {
-        if let Some(owner) = users::get(&state.store, &session.user_id).await? {
-            end(state, &owner, &session.id, LOGOUT, now).await?;
+    let replayed = session
+        .previous_hash
+        .as_deref()
+        .is_some_and(|h| secret::ct_eq(h, &hash))
+        || sessions::had_refresh_hash(store, &session, &hash, now).await?;
+    if session.revoked_at.is_none() && replayed {
+        if let Some(owner) = users::get(store, &session.user_id).await? {
+            reuse_detected(state, &owner, &session, now).await?;
         }
     }
     Ok(())
@@ -457,11 +506,11 @@ pub async fn logout_session(state: &State, claims: &AccessClaims, now: UnixTime)
     .in_session(&claims.sid)
     .with("reason", LOGOUT.reason);
     let items = vec![
-        sessions::revoke_item(&state.store, &claims.sid, &claims.sub, now)?,
+        sessions::revoke_item(&state.store, &claims.sid, &claims.sub, LOGOUT.reason, now)?,
         events::put_item(&state.store, &event)?,
     ];
     // Refused: ended already, or not the bearer's (a forged `sid` under a valid signature cannot happen).
-    state.store.transact(items).await?;
+    state.store.transact_racing(items).await?;
     Ok(())
 }
 
@@ -545,10 +594,9 @@ pub async fn revoke_own(state: &State, user: &User, session_id: &str, now: UnixT
         kind: Kind::SessionRevoked,
         reason: "revoked",
     };
-    if end(state, user, session_id, ending, now).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound)
+    match end(state, user, session_id, ending, now).await? {
+        Ended::Now | Ended::Before => Ok(()),
+        Ended::NotTheirs => Err(Error::NotFound),
     }
 }
 
@@ -582,6 +630,8 @@ mod tests {
         assert_eq!(network_of("2001:db8:1:2::1"), network_of("2001:db8:1:ffff::9"));
         assert_ne!(network_of("2001:db8:1::1"), network_of("2001:db8:2::1"));
         assert_eq!(network_of("not an address"), None);
+        assert_eq!(network_of("::ffff:203.0.113.9"), network_of("203.0.113.1"));
+        assert_ne!(network_of("::ffff:203.0.113.9"), network_of("::ffff:198.51.100.9"));
     }
 
     #[test]

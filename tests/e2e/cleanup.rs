@@ -234,6 +234,14 @@ async fn tokens_are_kept_thirty_days_after_they_expire() {
     );
 }
 
+/// One pass as the `token-cleanup` function makes it: the IAM check (`make test`) then sees the calls it makes.
+async fn run_as_the_function(state: &State, now: i64) -> keygate::cleanup::Report {
+    keygate::metrics::FUNCTION
+        .scope("token_cleanup", keygate::cleanup::run(state, now, plenty))
+        .await
+        .unwrap()
+}
+
 /// A TestApp over a table of its own, so that runs at a future `now` touch nobody else's items.
 async fn isolated_app() -> TestApp {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -290,24 +298,18 @@ async fn owners_are_warned_once_a_week_before_a_token_expires_and_never_about_re
         }
     };
     // Eight days before: nothing is within the week yet.
-    let first = keygate::cleanup::run(&app.state, now + 2 * 86_400, plenty)
-        .await
-        .unwrap();
+    let first = run_as_the_function(&app.state, now + 2 * 86_400).await;
     assert_eq!(first.warned, 0, "{first:?}");
     assert!(warned(&email).await.is_empty());
     // Five days before the first token's expiry: its owner is told, about that token only.
-    let second = keygate::cleanup::run(&app.state, now + 5 * 86_400, plenty)
-        .await
-        .unwrap();
+    let second = run_as_the_function(&app.state, now + 5 * 86_400).await;
     assert_eq!(second.warned, 1, "{second:?}");
     let mails = warned(&email).await;
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert!(mails[0].1.contains("deploy-bot"), "{mails:?}");
     assert!(!mails[0].1.contains("old-ci") && !mails[0].1.contains("laptop"));
     // Later runs, even re-reading the same hours from scratch, do not warn it again: the flag is on the token.
-    let third = keygate::cleanup::run(&app.state, now + 6 * 86_400, plenty)
-        .await
-        .unwrap();
+    let third = run_as_the_function(&app.state, now + 6 * 86_400).await;
     assert_eq!(third.warned, 0, "{third:?}");
     app.state
         .store
@@ -319,15 +321,11 @@ async fn owners_are_warned_once_a_week_before_a_token_expires_and_never_about_re
         .send()
         .await
         .unwrap();
-    let rerun = keygate::cleanup::run(&app.state, now + 6 * 86_400, plenty)
-        .await
-        .unwrap();
+    let rerun = run_as_the_function(&app.state, now + 6 * 86_400).await;
     assert_eq!(rerun.warned, 0, "{rerun:?}");
     assert_eq!(warned(&email).await.len(), 1);
     // The thirty-day token's turn comes a week before its own expiry.
-    let fourth = keygate::cleanup::run(&app.state, now + 24 * 86_400, plenty)
-        .await
-        .unwrap();
+    let fourth = run_as_the_function(&app.state, now + 24 * 86_400).await;
     assert_eq!(fourth.warned, 1, "{fourth:?}");
     let mails = warned(&email).await;
     assert_eq!(mails.len(), 2, "{mails:?}");

@@ -182,7 +182,7 @@ async fn a_right_password_with_a_wrong_second_factor_is_recorded() {
     let jwt = session.str("access_token");
     let setup = app.post_as(&jwt, "/v1/auth/2fa/setup", json!({})).await;
     assert_eq!(setup.status, 200, "{:?}", setup.body);
-    let secret = totp_rs::Secret::try_from_base32(&setup.str("secret"))
+    let secret = totp_rs::Secret::try_from_base32(setup.str("secret"))
         .unwrap()
         .as_bytes()
         .to_vec();
@@ -351,4 +351,106 @@ fn the_cleanup_functions_policy_allows_what_the_warnings_pass_does() {
             "token-cleanup needs {needed} for the expiry warnings; it is allowed only {allowed:?}"
         );
     }
+}
+
+/// The sort key of an event as the API shows it (`<at, 12 digits>#<id>`), to forge cursors with.
+fn sort_key(event: &Value) -> String {
+    let at = time::OffsetDateTime::parse(
+        event["at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    format!("{at:012}#{}", event["id"].as_str().unwrap())
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// Held: forged cursors read nothing of another account or tenant, and a stranger's logout with a victim's
+/// session id and a made-up secret ends nothing and records nothing.
+#[tokio::test]
+async fn forged_cursors_and_a_strangers_logout_read_and_end_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, victim) = app.signed_up_user().await;
+    let (_, stranger) = app.signed_up_user().await;
+    let victim_jwt = victim.str("access_token");
+    let stranger_jwt = stranger.str("access_token");
+    let tenant_of = |tokens: &Answer| {
+        jwt_claims(&tokens.str("access_token"))["tenant"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let victims = own_events(&app, &victim_jwt).await;
+    let newest = victims.first().expect("the registration's sign-in");
+    let victim_sk = sort_key(newest);
+
+    // The own feed: a cursor naming the victim is refused; one naming the stranger at the victim's position reads
+    // only the stranger's partition.
+    let refused = app
+        .get(
+            &format!(
+                "/v1/auth/events?cursor={}",
+                b64(&format!("{}\n{victim_sk}", user_id(&victim)))
+            ),
+            Some(&stranger_jwt),
+        )
+        .await;
+    assert_eq!((refused.status, refused.code()), (422, "invalid_field"));
+    let mine = app
+        .get(
+            &format!(
+                "/v1/auth/events?cursor={}",
+                b64(&format!("{}\n999999999999#zz", user_id(&stranger)))
+            ),
+            Some(&stranger_jwt),
+        )
+        .await;
+    assert_eq!(mine.status, 200, "{:?}", mine.body);
+    assert!(mine.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["target_id"] == user_id(&stranger).as_str()));
+
+    // The tenant feed: the victim's tenant in the cursor is refused; the stranger's tenant with the victim's
+    // account and position stays in the stranger's tenant.
+    let foreign = b64(&format!("{}\n{}\n{victim_sk}", tenant_of(&victim), user_id(&victim)));
+    let refused = app
+        .get(&format!("/v1/audit-events?cursor={foreign}"), Some(&stranger_jwt))
+        .await;
+    assert_eq!((refused.status, refused.code()), (422, "invalid_field"));
+    let steered = b64(&format!(
+        "{}\n{}\n999999999999#zz",
+        tenant_of(&stranger),
+        user_id(&victim)
+    ));
+    let page = app
+        .get(&format!("/v1/audit-events?cursor={steered}"), Some(&stranger_jwt))
+        .await;
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    assert!(page.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["tenant_id"] == tenant_of(&stranger).as_str()));
+    let probe = app
+        .get(
+            &format!("/v1/audit-events?account_id={}", user_id(&victim)),
+            Some(&stranger_jwt),
+        )
+        .await;
+    assert_eq!((probe.status, probe.body["events"].clone()), (200, json!([])));
+
+    // A stranger who learnt the victim's session id cannot end it with a made-up secret.
+    let forged = format!("{}.{}", victim.str("session_id"), keygate::secret::random_b64(32));
+    let out = app.post("/v1/auth/logout", json!({ "refresh_token": forged })).await;
+    assert_eq!(out.status, 204);
+    assert_eq!(app.me(&victim_jwt).await.status, 200, "the session lives");
+    let after = own_events(&app, &victim_jwt).await;
+    assert!(of_type(&after, "session_revoked").is_empty(), "{after:?}");
+    assert_eq!(after.len(), victims.len(), "nothing was recorded: {after:?}");
 }

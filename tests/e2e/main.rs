@@ -33,5 +33,6 @@ mod scoped_tokens;
 mod sessions;
 mod template;
 mod tenancy;
+mod token_retention;
 mod tokens;
 mod two_factor;

@@ -24,6 +24,14 @@ async fn list(state: &State, req: &Request) -> Result<Response<Body>, Error> {
         kind: http::query_param(req, "type").map(str::to_owned),
     };
     let caller = auth::authenticate(state, req, now, Access::Scope("accounts:read")).await?;
-    let page = events::list_tenant(state, &caller.user, limit, http::query_param(req, "cursor"), &query).await?;
+    let page = events::list_tenant(
+        state,
+        &caller.user,
+        limit,
+        http::query_param(req, "cursor"),
+        &query,
+        now,
+    )
+    .await?;
     Ok(http::json(200, &page))
 }

@@ -20,6 +20,6 @@ async fn list(state: &State, req: &Request) -> Result<Response<Body>, Error> {
     let limit = parse_limit(http::query_param(req, "limit"))?;
     let cursor = http::query_param(req, "cursor");
     let caller = auth::authenticate(state, req, now, Access::Scope("profile:read")).await?;
-    let page = events::list_own(state, &caller.user, limit, cursor).await?;
+    let page = events::list_own(state, &caller.user, limit, cursor, now).await?;
     Ok(http::json(200, &page))
 }

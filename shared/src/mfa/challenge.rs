@@ -146,12 +146,16 @@ pub async fn verify(
     };
     let Some(proof) = proof else {
         crate::telemetry::mfa_failure();
-        let (failed, counted) = tokio::join!(
+        // A right first factor and a wrong second one is the clearest sign a password leaked: the owner sees it.
+        let event = crate::account::failed_sign_in(state, &user, "second_factor", &Error::InvalidCode, now);
+        let (failed, counted, recorded) = tokio::join!(
             attempt.failed(store, now),
-            mfa_challenges::count_wrong(store, &challenge)
+            mfa_challenges::count_wrong(store, &challenge),
+            events::put(store, &event)
         );
         failed?;
         counted?;
+        recorded?;
         return Err(Error::InvalidCode);
     };
     let mut amr: Vec<&str> = challenge.amr.iter().map(String::as_str).collect();

@@ -3,17 +3,40 @@
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::{built, conditional, encode, expiry_bucket, key, n, s, Store};
+use super::{built, conditional, encode, expiry_bucket, key, n, s, Store, EXPIRY_BUCKET_SECONDS};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
 
 /// `last_used_at` is written at most this often per token, so verification stays one read.
 pub const LAST_USED_RESOLUTION_SECONDS: i64 = 3_600;
-/// How long an expired token stays listed as expired before the scheduled cleanup may delete it.
+/// How long an expired token (a PAT or a scoped token) is kept before the scheduled cleanup or TTL may delete it.
 pub const KEPT_AFTER_EXPIRY_SECONDS: i64 = 30 * 86_400;
 
-/// A stored token.
+/// True while a token (a PAT or a scoped token) is valid at `:now`, as a condition or filter expression. The
+/// validity end is `valid_until`; an item written before it had its own attribute has only `expires_at`, which
+/// was then the validity end; a permanent PAT has neither.
+pub(crate) const VALID_AT_NOW: &str = "(attribute_exists(valid_until) AND valid_until > :now) OR \
+     (attribute_not_exists(valid_until) AND (attribute_not_exists(expires_at) OR expires_at > :now))";
+
+/// When a token (a PAT or a scoped token) valid until `valid_until` may be deleted: the first hour at or after
+/// [`KEPT_AFTER_EXPIRY_SECONDS`] past it. It is the item's `expires_at`, the table's TTL attribute, and its
+/// expiry bucket. On the hour, so that in its bucket a token's index sort key is the bucket itself: the expiry
+/// warnings read a bucket's tokens without the sessions and events that expire later in that hour
+/// ([`crate::store::cleanup::expiring_tokens_page`]).
+pub fn deletion_time(valid_until: UnixTime) -> UnixTime {
+    let kept = valid_until + KEPT_AFTER_EXPIRY_SECONDS;
+    let hour = expiry_bucket(kept);
+    if hour == kept {
+        kept
+    } else {
+        hour + EXPIRY_BUCKET_SECONDS
+    }
+}
+
+/// A stored token. Read through [`StoredApiToken`], so that items written before the validity end moved to
+/// `valid_until` read the same.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StoredApiToken")]
 pub struct ApiToken {
     pk: String,
     sk: String,
@@ -35,13 +58,16 @@ pub struct ApiToken {
     pub previous_valid_until: Option<UnixTime>,
     /// Unix seconds.
     pub created_at: UnixTime,
-    /// Unix seconds; also the TTL attribute (TTL deletes late, so reads check it). `None` for a service
-    /// account's permanent token, which has no TTL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Unix seconds: the end of its validity, stored as `valid_until` (checked in code wherever it is read).
+    /// `None` for a service account's permanent token.
+    #[serde(rename = "valid_until", skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<UnixTime>,
-    /// Expiry bucket (DESIGN §6): the hour the scheduled cleanup may delete the token, a while after it expires so
-    /// its owner can still see it as expired. None for a permanent token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the item may be deleted ([`deletion_time`]), stored as `expires_at`, the table's TTL attribute. `None`
+    /// for a permanent token, which has no TTL.
+    #[serde(rename = "expires_at", skip_serializing_if = "Option::is_none")]
+    kept_until: Option<UnixTime>,
+    /// Expiry bucket (DESIGN §6): the hour of `kept_until`. None for a permanent token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expiry_bucket: Option<i64>,
     /// The owner's token epoch when the token was made; a token under an older epoch is revoked (DESIGN §5).
     #[serde(default)]
@@ -112,7 +138,8 @@ impl ApiToken {
             previous_valid_until: None,
             created_at: now,
             expires_at,
-            expiry_bucket: expires_at.map(|at| expiry_bucket(at + KEPT_AFTER_EXPIRY_SECONDS)),
+            kept_until: expires_at.map(deletion_time),
+            expiry_bucket: expires_at.map(deletion_time),
             epoch,
             last_used_at: None,
             rotated_at: None,
@@ -138,6 +165,67 @@ impl ApiToken {
             last_used_at: self.last_used_at.map(rfc3339),
             rotated_at: self.rotated_at.map(rfc3339),
             created_by: self.created_by.clone(),
+        }
+    }
+}
+
+/// A token as stored, in either shape: since the validity end moved to `valid_until`, `expires_at` is when the item
+/// may be deleted; before, `expires_at` was the validity end and there was no `valid_until`.
+#[derive(Deserialize)]
+struct StoredApiToken {
+    pk: String,
+    sk: String,
+    id: String,
+    user_id: String,
+    name: String,
+    scopes: Vec<String>,
+    secret_hash: String,
+    #[serde(default)]
+    previous_hash: Option<String>,
+    #[serde(default)]
+    previous_valid_until: Option<UnixTime>,
+    created_at: UnixTime,
+    #[serde(default)]
+    valid_until: Option<UnixTime>,
+    #[serde(default)]
+    expires_at: Option<UnixTime>,
+    #[serde(default)]
+    epoch: i64,
+    #[serde(default)]
+    last_used_at: Option<UnixTime>,
+    #[serde(default)]
+    rotated_at: Option<UnixTime>,
+    #[serde(default)]
+    created_by: Option<String>,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+impl From<StoredApiToken> for ApiToken {
+    fn from(stored: StoredApiToken) -> Self {
+        // An old item's `expires_at` is its validity end: it must never read as a permanent token. Either shape
+        // reads as if written now, so a put of it would store the new one.
+        let expires_at = stored.valid_until.or(stored.expires_at);
+        Self {
+            pk: stored.pk,
+            sk: stored.sk,
+            id: stored.id,
+            user_id: stored.user_id,
+            name: stored.name,
+            scopes: stored.scopes,
+            secret_hash: stored.secret_hash,
+            previous_hash: stored.previous_hash,
+            previous_valid_until: stored.previous_valid_until,
+            created_at: stored.created_at,
+            expires_at,
+            kept_until: expires_at.map(deletion_time),
+            expiry_bucket: expires_at.map(deletion_time),
+            epoch: stored.epoch,
+            last_used_at: stored.last_used_at,
+            rotated_at: stored.rotated_at,
+            created_by: stored.created_by,
+            gsi1pk: stored.gsi1pk,
+            gsi1sk: stored.gsi1sk,
         }
     }
 }
@@ -169,11 +257,7 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<ApiToken>, Error> {
 /// The owner's unexpired tokens, newest first (GSI1; display only). One round trip per page.
 pub async fn list(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
     store
-        .query_gsi1(
-            format!("USER#{user_id}#PATS"),
-            "attribute_not_exists(expires_at) OR expires_at > :now",
-            vec![(":now", n(now))],
-        )
+        .query_gsi1(format!("USER#{user_id}#PATS"), VALID_AT_NOW, vec![(":now", n(now))])
         .await
 }
 
@@ -193,7 +277,7 @@ pub(crate) fn rotate_item(
         .update_expression(
             "SET secret_hash = :new, previous_hash = :old, previous_valid_until = :grace, rotated_at = :now",
         )
-        .condition_expression("secret_hash = :old AND (attribute_not_exists(expires_at) OR expires_at > :now)")
+        .condition_expression(format!("secret_hash = :old AND ({VALID_AT_NOW})"))
         .expression_attribute_values(":new", s(new_hash))
         .expression_attribute_values(":old", s(&token.secret_hash))
         .expression_attribute_values(":grace", n(grace_until))
@@ -222,4 +306,80 @@ pub async fn touch(store: &Store, id: &str, now: UnixTime) -> Result<(), Error> 
         .send()
         .await;
     conditional(result, "dynamodb UpdateItem").map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::decode;
+
+    const DAY: i64 = 86_400;
+    /// 2026-01-01T00:00:00Z, on the hour.
+    const HOUR: UnixTime = 1_767_225_600;
+
+    fn number(item: &super::super::Item, name: &str) -> Option<i64> {
+        item.get(name).map(|value| value.as_n().unwrap().parse().unwrap())
+    }
+
+    fn token(expires_at: Option<UnixTime>) -> ApiToken {
+        ApiToken::new(
+            "id",
+            "u",
+            0,
+            "ci".into(),
+            vec!["profile:read".into()],
+            "hash".into(),
+            HOUR - 10 * DAY,
+            expires_at,
+        )
+    }
+
+    #[test]
+    fn deletion_is_the_first_hour_thirty_days_after_the_validity_end() {
+        assert_eq!(deletion_time(HOUR), HOUR + 30 * DAY);
+        assert_eq!(deletion_time(HOUR + 1), HOUR + 30 * DAY + 3_600);
+        assert_eq!(deletion_time(HOUR - 1), HOUR + 30 * DAY);
+        assert_eq!(deletion_time(HOUR + 3_599), HOUR + 30 * DAY + 3_600);
+    }
+
+    #[test]
+    fn a_new_token_stores_its_validity_end_apart_from_its_ttl() {
+        let valid_until = HOUR + 17;
+        let item = encode(&token(Some(valid_until))).unwrap();
+        assert_eq!(number(&item, "valid_until"), Some(valid_until));
+        assert_eq!(number(&item, "expires_at"), Some(HOUR + 30 * DAY + 3_600));
+        assert_eq!(number(&item, "expiry_bucket"), number(&item, "expires_at"));
+        let read: ApiToken = decode(item).unwrap();
+        assert_eq!(read.expires_at, Some(valid_until));
+        assert!(!read.is_expired(valid_until - 1) && read.is_expired(valid_until));
+    }
+
+    #[test]
+    fn a_permanent_token_has_no_validity_end_and_no_ttl() {
+        let item = encode(&token(None)).unwrap();
+        for absent in ["valid_until", "expires_at", "expiry_bucket"] {
+            assert!(!item.contains_key(absent), "{absent}");
+        }
+        let read: ApiToken = decode(item).unwrap();
+        assert_eq!(read.expires_at, None);
+        assert!(!read.is_expired(i64::MAX));
+    }
+
+    #[test]
+    fn an_item_written_before_valid_until_keeps_its_expiry() {
+        // The old shape: `expires_at` is the validity end, the bucket that of thirty days later, no `valid_until`.
+        let valid_until = HOUR + 17;
+        let mut item = encode(&token(Some(valid_until))).unwrap();
+        item.remove("valid_until");
+        item.insert("expires_at".into(), n(valid_until));
+        item.insert("expiry_bucket".into(), n(expiry_bucket(valid_until + 30 * DAY)));
+        let read: ApiToken = decode(item).unwrap();
+        assert_eq!(read.expires_at, Some(valid_until), "never a permanent token");
+        assert!(!read.is_expired(valid_until - 1) && read.is_expired(valid_until));
+        assert_eq!(read.view().expires_at.as_deref(), Some(rfc3339(valid_until).as_str()));
+        // Written again, it takes the new shape.
+        let again = encode(&read).unwrap();
+        assert_eq!(number(&again, "valid_until"), Some(valid_until));
+        assert_eq!(number(&again, "expires_at"), Some(deletion_time(valid_until)));
+    }
 }

@@ -4,6 +4,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
+use super::api_tokens::KEPT_AFTER_EXPIRY_SECONDS;
 use super::{conditional, encode, key, n, Item, Store};
 use crate::clock::UnixTime;
 use crate::Error;
@@ -120,26 +121,53 @@ pub async fn delete_if_expired(store: &Store, item: &Expired, cutoff: UnixTime) 
     conditional(result, "dynamodb DeleteItem")
 }
 
-/// The personal access tokens of expiry bucket `bucket` that expire in `(from, until]`, a page at a time: the
-/// index's sort key is the real expiry, so the sessions and events that share the bucket are not read. One round
-/// trip.
+/// Deletes a token (a PAT or a scoped token) only if it may be deleted at `now`: an item with `valid_until` holds
+/// its deletion time in `expires_at`; one written before the validity end had its own attribute holds its
+/// validity end there, and is kept [`KEPT_AFTER_EXPIRY_SECONDS`] past it. `false` when the item was not deleted
+/// (not due yet, or already gone). One round trip.
+pub async fn delete_token_if_expired(store: &Store, item: &Expired, now: UnixTime) -> Result<bool, Error> {
+    let result = store
+        .client()
+        .delete_item()
+        .table_name(store.table())
+        .set_key(Some(key(&item.pk, &item.sk)))
+        .condition_expression(
+            "(attribute_exists(valid_until) AND expires_at <= :now) OR \
+             (attribute_not_exists(valid_until) AND expires_at <= :kept)",
+        )
+        .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":kept", n(now - KEPT_AFTER_EXPIRY_SECONDS))
+        .send()
+        .await;
+    conditional(result, "dynamodb DeleteItem")
+}
+
+/// The personal access tokens of expiry bucket `bucket` that may expire after `from`, a page at a time; the
+/// caller reads each one's validity end from the token. A token's bucket is that of its deletion time: its
+/// index sort key (`expires_at`) is the bucket itself ([`crate::store::api_tokens::deletion_time`] is on the
+/// hour), or, for an item written before the validity end had its own attribute, its validity end, thirty days
+/// before the bucket. So one range, from `from` to the bucket's first second, holds both, and leaves out the
+/// sessions and events that expire during the bucket's hour. One round trip.
 pub async fn expiring_tokens_page(
     store: &Store,
     bucket: i64,
-    (from, until): (UnixTime, UnixTime),
+    from: UnixTime,
     start: Option<Item>,
     limit: i32,
 ) -> Result<Page, Error> {
+    if from >= bucket {
+        // Every token of the bucket expired by `from` (and BETWEEN refuses an empty range).
+        return Ok(page_of(Vec::new(), None));
+    }
     let output = store
         .client()
         .query()
         .table_name(store.table())
         .index_name("expiry")
-        .key_condition_expression("expiry_bucket = :bucket AND expires_at BETWEEN :from AND :until")
+        .key_condition_expression("expiry_bucket = :bucket AND expires_at BETWEEN :from AND :bucket")
         .filter_expression("begins_with(pk, :pat)")
         .expression_attribute_values(":bucket", n(bucket))
         .expression_attribute_values(":from", n(from + 1))
-        .expression_attribute_values(":until", n(until))
         .expression_attribute_values(":pat", AttributeValue::S("PAT#".to_owned()))
         .set_exclusive_start_key(start)
         .limit(limit)

@@ -7,13 +7,16 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
+use super::api_tokens::{deletion_time, VALID_AT_NOW};
 use super::events::{self, Event};
-use super::{built, encode, expiry_bucket, key, n, s, Store};
+use super::{built, encode, key, n, s, Store};
 use crate::clock::{rfc3339, UnixTime};
 use crate::Error;
 
-/// A stored scoped token.
+/// A stored scoped token. Read through [`StoredScopedToken`], so that items written before the validity end moved
+/// to `valid_until` read the same.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StoredScopedToken")]
 pub struct ScopedToken {
     pk: String,
     sk: String,
@@ -35,9 +38,14 @@ pub struct ScopedToken {
     pub secret_hash: String,
     /// Unix seconds.
     pub created_at: UnixTime,
-    /// Unix seconds; also the TTL attribute (TTL deletes late, so reads check it).
+    /// Unix seconds: the end of its validity, stored as `valid_until` (checked in code wherever it is read).
+    #[serde(rename = "valid_until")]
     pub expires_at: UnixTime,
-    /// Expiry bucket (DESIGN §6).
+    /// When the item may be deleted ([`deletion_time`]: thirty days after its expiry, so its creator could still
+    /// be shown it as expired), stored as `expires_at`, the table's TTL attribute.
+    #[serde(rename = "expires_at")]
+    kept_until: UnixTime,
+    /// Expiry bucket (DESIGN §6): the hour of `kept_until`.
     pub expiry_bucket: i64,
     /// The creator's token epoch when the token was made; a token under an older epoch is revoked (DESIGN §5).
     pub epoch: i64,
@@ -134,8 +142,8 @@ impl ScopedToken {
             secret_hash,
             created_at: now,
             expires_at,
-            // Listed by the cleanup thirty days after it expires, so its creator still sees it as expired.
-            expiry_bucket: expiry_bucket(expires_at + super::api_tokens::KEPT_AFTER_EXPIRY_SECONDS),
+            kept_until: deletion_time(expires_at),
+            expiry_bucket: deletion_time(expires_at),
             epoch,
             gsi1pk: creator_partition(creator_id),
             gsi1sk: format!("{now:012}#{id}"),
@@ -151,6 +159,56 @@ impl ScopedToken {
             label: self.label.clone(),
             created_at: rfc3339(self.created_at),
             expires_at: rfc3339(self.expires_at),
+        }
+    }
+}
+
+/// A scoped token as stored, in either shape: since the validity end moved to `valid_until`, `expires_at` is when
+/// the item may be deleted; before, `expires_at` was the validity end and there was no `valid_until`.
+#[derive(Deserialize)]
+struct StoredScopedToken {
+    pk: String,
+    sk: String,
+    id: String,
+    creator_id: String,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    resource: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    label: Option<String>,
+    secret_hash: String,
+    created_at: UnixTime,
+    #[serde(default)]
+    valid_until: Option<UnixTime>,
+    expires_at: UnixTime,
+    epoch: i64,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+impl From<StoredScopedToken> for ScopedToken {
+    fn from(stored: StoredScopedToken) -> Self {
+        // An old item's `expires_at` is its validity end. Either shape reads as if written now, so a put of it
+        // would store the new one.
+        let expires_at = stored.valid_until.unwrap_or(stored.expires_at);
+        Self {
+            pk: stored.pk,
+            sk: stored.sk,
+            id: stored.id,
+            creator_id: stored.creator_id,
+            tenant_id: stored.tenant_id,
+            resource: stored.resource,
+            scopes: stored.scopes,
+            label: stored.label,
+            secret_hash: stored.secret_hash,
+            created_at: stored.created_at,
+            expires_at,
+            kept_until: deletion_time(expires_at),
+            expiry_bucket: deletion_time(expires_at),
+            epoch: stored.epoch,
+            gsi1pk: stored.gsi1pk,
+            gsi1sk: stored.gsi1sk,
         }
     }
 }
@@ -201,11 +259,7 @@ pub async fn create(
 /// The creator's unexpired tokens, newest first (GSI1; display only). One round trip per page.
 pub async fn list(store: &Store, creator_id: &str, now: UnixTime) -> Result<Vec<ScopedToken>, Error> {
     store
-        .query_gsi1(
-            creator_partition(creator_id),
-            "expires_at > :now",
-            vec![(":now", n(now))],
-        )
+        .query_gsi1(creator_partition(creator_id), VALID_AT_NOW, vec![(":now", n(now))])
         .await
 }
 
@@ -232,4 +286,59 @@ pub async fn delete(store: &Store, id: &str, creator_id: &str, event: &Event) ->
             events::put_item(store, event)?,
         ])
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{decode, expiry_bucket};
+
+    const DAY: i64 = 86_400;
+    /// 2026-01-01T00:00:00Z, on the hour.
+    const HOUR: UnixTime = 1_767_225_600;
+
+    fn number(item: &super::super::Item, name: &str) -> Option<i64> {
+        item.get(name).map(|value| value.as_n().unwrap().parse().unwrap())
+    }
+
+    fn token(valid_until: UnixTime) -> ScopedToken {
+        ScopedToken::new(
+            "id",
+            "u",
+            Some("t".into()),
+            0,
+            "company:acme".into(),
+            vec!["db:read".into()],
+            None,
+            "hash".into(),
+            HOUR - 10 * DAY,
+            valid_until,
+        )
+    }
+
+    #[test]
+    fn a_new_token_stores_its_validity_end_apart_from_its_ttl() {
+        let valid_until = HOUR + 17;
+        let item = encode(&token(valid_until)).unwrap();
+        assert_eq!(number(&item, "valid_until"), Some(valid_until));
+        assert_eq!(number(&item, "expires_at"), Some(HOUR + 30 * DAY + 3_600));
+        assert_eq!(number(&item, "expiry_bucket"), number(&item, "expires_at"));
+        let read: ScopedToken = decode(item).unwrap();
+        assert_eq!(read.expires_at, valid_until);
+    }
+
+    #[test]
+    fn an_item_written_before_valid_until_keeps_its_expiry() {
+        let valid_until = HOUR + 17;
+        let mut item = encode(&token(valid_until)).unwrap();
+        item.remove("valid_until");
+        item.insert("expires_at".into(), n(valid_until));
+        item.insert("expiry_bucket".into(), n(expiry_bucket(valid_until + 30 * DAY)));
+        let read: ScopedToken = decode(item).unwrap();
+        assert_eq!(read.expires_at, valid_until);
+        assert_eq!(read.view().expires_at, rfc3339(valid_until));
+        let again = encode(&read).unwrap();
+        assert_eq!(number(&again, "valid_until"), Some(valid_until));
+        assert_eq!(number(&again, "expires_at"), Some(deletion_time(valid_until)));
+    }
 }

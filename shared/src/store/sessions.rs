@@ -52,6 +52,9 @@ pub struct Session {
     /// Set when the session is revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<UnixTime>,
+    /// Why it was revoked, when a flow said ([`ENDED_BY_LOGOUT`], ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_reason: Option<String>,
     /// Authentication methods (RFC 8176).
     pub amr: Vec<String>,
     /// Client IP at login.
@@ -134,6 +137,7 @@ impl Session {
             ends_at,
             expiry_bucket: expiry_bucket(expires_at),
             revoked_at: None,
+            revoked_reason: None,
             amr: amr.iter().map(|m| (*m).to_owned()).collect(),
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
@@ -423,33 +427,54 @@ pub async fn revoke(store: &Store, id: &str, proof: RevokeProof<'_>, now: UnixTi
     conditional(request.send().await, "dynamodb UpdateItem")
 }
 
-/// A transaction item that revokes live session `id` of `owner`: it fails when the session is not the owner's, is
-/// gone, or was revoked already, so a revocation is recorded once.
-pub(crate) fn revoke_item(store: &Store, id: &str, owner: &str, now: UnixTime) -> Result<TransactWriteItem, Error> {
+/// Why a session ended, kept on it: a device signed out by its own logout stays known to the new-device check, one
+/// ended for any other reason does not.
+pub const ENDED_BY_LOGOUT: &str = "logout";
+
+/// A transaction item that revokes live session `id` of `owner`, recording `reason`: it fails when the session is
+/// not the owner's, is gone, or was revoked already, so a revocation is recorded once.
+pub(crate) fn revoke_item(
+    store: &Store,
+    id: &str,
+    owner: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<TransactWriteItem, Error> {
     let update = Update::builder()
         .table_name(store.table())
         .set_key(Some(session_key(id)))
-        .update_expression("SET revoked_at = :now")
+        .update_expression("SET revoked_at = :now, revoked_reason = :reason")
         .condition_expression("attribute_exists(pk) AND user_id = :user AND attribute_not_exists(revoked_at)")
         .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":reason", s(reason))
         .expression_attribute_values(":user", s(owner));
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
-/// Revokes the session that refresh token hash `hash` (current or rotated out) belongs to, and returns the session
-/// as it was when this call is what ended it: `None` when the proof fails or it had ended already. One round trip.
-pub async fn revoke_by_refresh(store: &Store, id: &str, hash: &str, now: UnixTime) -> Result<Option<Session>, Error> {
+/// Logs out the session whose current refresh token, or the one rotated out last when that was at or after
+/// `grace_since` (a tab that lost a race), hashes to `hash`, and returns the session as it was when this call is what
+/// ended it: `None` when the proof fails (an older token is a replay, for the caller to judge) or it had ended
+/// already. One round trip.
+pub async fn revoke_by_refresh(
+    store: &Store,
+    id: &str,
+    hash: &str,
+    grace_since: UnixTime,
+    now: UnixTime,
+) -> Result<Option<Session>, Error> {
     let result = store
         .client()
         .update_item()
         .table_name(store.table())
         .set_key(Some(session_key(id)))
-        .update_expression("SET revoked_at = :now")
+        .update_expression("SET revoked_at = :now, revoked_reason = :reason")
         .condition_expression(
             "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND (secret_hash = :hash OR \
-             previous_hash = :hash OR contains(previous_hashes, :hash))",
+             (previous_hash = :hash AND rotated_at >= :since) OR contains(previous_hashes, :hash))",
         )
         .expression_attribute_values(":now", n(now))
+        .expression_attribute_values(":since", n(grace_since))
+        .expression_attribute_values(":reason", s(ENDED_BY_LOGOUT))
         .expression_attribute_values(":hash", s(hash))
         .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
         .send()

@@ -467,15 +467,7 @@ pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) 
     let grace_since = now - state.config.refresh_reuse_grace;
     let store = &state.store;
     if let Some(ended) = sessions::revoke_by_refresh(store, &presented.session_id, &hash, grace_since, now).await? {
-        let event = Event::about(
-            LOGOUT.kind,
-            &ended.user_id,
-            ended.tenant.as_deref(),
-            now,
-            state.config.event_retention,
-        )
-        .in_session(&ended.id)
-        .with("reason", LOGOUT.reason);
+        let event = logout_event(state, &ended.user_id, ended.tenant.as_deref(), &ended.id, now);
         return events::put(store, &event).await;
     }
     let Some(session) = sessions::get(store, &presented.session_id).await? else {
@@ -494,17 +486,16 @@ pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) 
     Ok(())
 }
 
+/// The `session_revoked` event of a logout, for an account known by its id and tenant.
+fn logout_event(state: &State, user_id: &str, tenant: Option<&str>, session_id: &str, now: UnixTime) -> Event {
+    Event::about(LOGOUT.kind, user_id, tenant, now, state.config.event_retention)
+        .in_session(session_id)
+        .with("reason", LOGOUT.reason)
+}
+
 /// Logs out the session of a verified access token. Idempotent. One round trip.
 pub async fn logout_session(state: &State, claims: &AccessClaims, now: UnixTime) -> Result<(), Error> {
-    let event = Event::about(
-        LOGOUT.kind,
-        &claims.sub,
-        claims.tenant.as_deref(),
-        now,
-        state.config.event_retention,
-    )
-    .in_session(&claims.sid)
-    .with("reason", LOGOUT.reason);
+    let event = logout_event(state, &claims.sub, claims.tenant.as_deref(), &claims.sid, now);
     let items = vec![
         sessions::revoke_item(&state.store, &claims.sid, &claims.sub, LOGOUT.reason, now)?,
         events::put_item(&state.store, &event)?,

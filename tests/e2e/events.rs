@@ -4,6 +4,30 @@ use keygate::store::events::{self, Event, Kind};
 use keygate_e2e::{Answer, TestApp};
 use serde_json::json;
 
+/// Every event of the account `jwt` signs in as, newest first (all pages).
+pub(crate) async fn own_events(app: &TestApp, jwt: &str) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/auth/events?limit=100&cursor={c}"),
+            None => "/v1/auth/events?limit=100".to_owned(),
+        };
+        let page = app.get(&path, Some(jwt)).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        all.extend(page.body["events"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+}
+
+/// The events of type `kind` among `events`.
+pub(crate) fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
 fn id(tokens: &Answer) -> String {
     tokens.body["user"]["id"].as_str().unwrap().to_owned()
 }

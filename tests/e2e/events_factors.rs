@@ -2,6 +2,7 @@
 //! `GET /v1/auth/events`: each action records its event (with the caller's address, User-Agent, device and session),
 //! a refused action records none, and no event holds a secret.
 
+use crate::events::own_events;
 use keygate_e2e::passkey::SoftPasskey;
 use keygate_e2e::{jwt_claims, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
@@ -72,28 +73,9 @@ fn tenant_of(tokens: &Answer) -> String {
         .to_owned()
 }
 
-/// Every event of the caller, newest first, read a page at a time.
-async fn all_events(app: &TestApp, bearer: &str) -> Vec<Value> {
-    let mut found = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/auth/events?limit=100&cursor={c}"),
-            None => "/v1/auth/events?limit=100".to_owned(),
-        };
-        let page = app.get(&path, Some(bearer)).await;
-        assert_eq!(page.status, 200, "{:?}", page.body);
-        found.extend(page.body["events"].as_array().unwrap().iter().cloned());
-        match page.body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return found,
-        }
-    }
-}
-
 /// The caller's events of type `kind`, newest first.
 async fn events_of(app: &TestApp, bearer: &str, kind: &str) -> Vec<Value> {
-    all_events(app, bearer)
+    own_events(app, bearer)
         .await
         .into_iter()
         .filter(|event| event["type"] == kind)
@@ -199,7 +181,7 @@ async fn turning_two_factor_on_regenerating_and_off_are_recorded_and_wrong_codes
     assert_eq!(enabled["details"], json!({}), "{enabled}");
 
     // Wrong codes change nothing, so they record nothing.
-    let before = all_events(&app, &jwt).await;
+    let before = own_events(&app, &jwt).await;
     let wrong = browser
         .post(
             &jwt,
@@ -231,7 +213,7 @@ async fn turning_two_factor_on_regenerating_and_off_are_recorded_and_wrong_codes
         )
         .await;
     assert_eq!((reused.status, reused.code()), (409, "mfa_already_enabled"));
-    assert_eq!(all_events(&app, &jwt).await, before, "no event for a refusal");
+    assert_eq!(own_events(&app, &jwt).await, before, "no event for a refusal");
 
     app.dynamo_calls.reset();
     let regenerated = browser
@@ -804,7 +786,7 @@ async fn no_event_holds_a_secret() {
         .await;
     assert_eq!(off.status, 204, "{:?}", off.body);
 
-    let events = all_events(&app, &jwt).await;
+    let events = own_events(&app, &jwt).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     for kind in [
         "mfa_enabled",

@@ -7,33 +7,11 @@ use keygate::store::events::{self, Event, Kind};
 use keygate_e2e::{jwt_claims, Answer, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
+use crate::events::{of_type, own_events};
 use crate::tenancy::{member, register_root};
 
 const CHROME_WINDOWS: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
-
-/// Every event of the account `jwt` signs in as, newest first (all pages).
-async fn own_events(app: &TestApp, jwt: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/auth/events?limit=100&cursor={c}"),
-            None => "/v1/auth/events?limit=100".to_owned(),
-        };
-        let page = app.get(&path, Some(jwt)).await;
-        assert_eq!(page.status, 200, "{:?}", page.body);
-        all.extend(page.body["events"].as_array().unwrap().iter().cloned());
-        match page.body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
-    }
-}
-
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
-}
 
 fn user_id(tokens: &Answer) -> String {
     tokens.body["user"]["id"].as_str().unwrap().to_owned()

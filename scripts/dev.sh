@@ -22,6 +22,9 @@ echo "==> starting the demo LDAP directory (OpenLDAP) on $LDAP_PORT (StartTLS) a
 start_slapd "$LDAP_PORT" "$LDAPS_PORT" .local/slapd/dev demo
 target/debug/keygate-local idp demo
 echo "    demo@corp.test / demo-directory-password signs in through it (POST /v1/auth/login)"
+# The metrics (CloudWatch EMF documents) go to a file rather than between the emails on the console.
+export KEYGATE_EMF_FILE=${KEYGATE_EMF_FILE:-$PWD/.local/metrics.emf}
+echo "==> metrics (EMF) are appended to $KEYGATE_EMF_FILE"
 # The scheduled cleanup, every minute (hourly in AWS).
 ( while sleep 60; do target/debug/keygate-local cleanup >/dev/null 2>&1 || true; done ) &
 CLEANUP_PID=$!

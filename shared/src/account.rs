@@ -279,7 +279,7 @@ pub(crate) async fn sign_in_with_mailbox_proof(
     }
     let started = if challenge::required(&user) {
         let issued = challenge::issue(state, &user, amr, Outcome::Session, None, now)?;
-        items.push(issued.item);
+        items.extend(issued.items);
         Err(issued.answer)
     } else {
         let (mut session, refresh) = Session::start(&user, &[amr], client, Lifetime::from_config(&state.config), now);
@@ -366,7 +366,7 @@ pub async fn login(
     }
     let started = if challenge::required(&user) {
         let issued = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
-        items.push(issued.item);
+        items.extend(issued.items);
         attempt.count_until_second_factor();
         Err((issued.challenge, issued.answer))
     } else {
@@ -688,7 +688,7 @@ pub async fn login_root(
     let answer = match (challenge::required(&user), is_root) {
         (true, true) => {
             let issued = challenge::issue(state, &user, "pwd", Outcome::Root, None, now)?;
-            items.push(issued.item);
+            items.extend(issued.items);
             attempt.count_until_second_factor();
             Some(issued.answer)
         }

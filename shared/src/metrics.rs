@@ -32,7 +32,7 @@ impl CallCounter {
         Self::default()
     }
 
-    /// A counter that also appends `<function> dynamodb:<Action>` to `path` for every call made inside a
+    /// A counter that also appends `<function> <service>:<Action>` (`dynamodb:`, `sqs:`) to `path` for every call made inside a
     /// [`FUNCTION`] scope, naming each item kind of a transaction (`PutItem`, `UpdateItem`, ...) since IAM
     /// authorises those and not the transaction.
     pub fn recording_actions_to(path: &std::path::Path) -> std::io::Result<Self> {
@@ -77,10 +77,15 @@ impl Intercept for CallCounter {
         let target = context.request().headers().get("x-amz-target").unwrap_or("unknown");
         let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
         if let (Some(log), Ok(function)) = (&self.actions, FUNCTION.try_with(|f| *f)) {
+            let service = if target.starts_with("AmazonSQS") {
+                "sqs"
+            } else {
+                "dynamodb"
+            };
             let actions = iam_actions(&operation, context.request().body().bytes());
             let lines: String = actions
                 .iter()
-                .map(|action| format!("{function} dynamodb:{action}\n"))
+                .map(|action| format!("{function} {service}:{action}\n"))
                 .collect();
             if let Ok(mut file) = log.lock() {
                 use std::io::Write as _;

@@ -400,7 +400,7 @@ async fn reuse_detected(state: &State, owner: &User, session: &Session, now: Uni
         kind: Kind::RefreshReuseDetected,
         reason: "refresh_reuse",
     };
-    if end(state, owner, &session.id, ending, now).await? == Ended::Now {
+    if end(state, owner_of(owner), &session.id, ending, now).await? == Ended::Now {
         let device = device_label(session.user_agent.as_deref());
         crate::account::notify_owner(state, owner, crate::mail::Mail::RefreshTokenReused { device: &device }).await;
     }
@@ -430,30 +430,49 @@ enum Ended {
     NotTheirs,
 }
 
-/// Ends live session `session_id` of `owner` and records the event, in one transaction. A transaction refused by a
-/// concurrent write (DynamoDB's `TransactionConflict`, say with a refresh of the same session) is judged from the
-/// session as it is then, and tried once more while it is still live, so a reuse never leaves the session running.
-/// One round trip; a read (and the retry) when the transaction is refused.
-async fn end(state: &State, owner: &User, session_id: &str, ending: Ending, now: UnixTime) -> Result<Ended, Error> {
-    let event = Event::new(ending.kind, owner, now, state.config.event_retention)
+/// Ends live session `session_id` of `owner` (of `tenant`) and records the event, in one transaction. A
+/// transaction refused by a concurrent write (DynamoDB's `TransactionConflict`, say with a refresh of the same
+/// session) is judged from the session as it is then, and tried once more while it is still live, so a revocation
+/// never leaves the session running. A session its holder had logged out of, ended now for another reason, keeps
+/// that reason, so its device is no longer trusted ([`notice_new_device`]).
+/// One round trip; a read (and the retry, or the reason) when the transaction is refused.
+async fn end(
+    state: &State,
+    (owner, tenant): (&str, Option<&str>),
+    session_id: &str,
+    ending: Ending,
+    now: UnixTime,
+) -> Result<Ended, Error> {
+    let event = Event::about(ending.kind, owner, tenant, now, state.config.event_retention)
         .in_session(session_id)
         .with("reason", ending.reason);
     for _ in 0..2 {
         let items = vec![
-            sessions::revoke_item(&state.store, session_id, &owner.id, ending.reason, now)?,
+            sessions::revoke_item(&state.store, session_id, owner, ending.reason, now)?,
             events::put_item(&state.store, &event)?,
         ];
         if state.store.transact_racing(items).await? {
             return Ok(Ended::Now);
         }
         match sessions::get(&state.store, session_id).await? {
-            Some(session) if session.user_id != owner.id => return Ok(Ended::NotTheirs),
-            Some(session) if session.revoked_at.is_some() => return Ok(Ended::Before),
+            Some(session) if session.user_id != owner => return Ok(Ended::NotTheirs),
+            Some(session) if session.revoked_at.is_some() => {
+                let by_logout = session.revoked_reason.as_deref() == Some(sessions::ENDED_BY_LOGOUT);
+                if by_logout && ending.reason != sessions::ENDED_BY_LOGOUT {
+                    sessions::mark_revoked_reason(&state.store, session_id, owner, ending.reason).await?;
+                }
+                return Ok(Ended::Before);
+            }
             Some(_) => continue,
             None => return Ok(Ended::NotTheirs),
         }
     }
     Err(Error::Conflict("The session changed meanwhile; try again."))
+}
+
+/// The account a session-ending call names: its id and tenant.
+fn owner_of(user: &User) -> (&str, Option<&str>) {
+    (&user.id, user.tenant_id.as_deref())
 }
 
 /// Logs out the session a refresh token belongs to. Idempotent, and silent about unknown sessions. The current
@@ -473,15 +492,15 @@ pub async fn logout_with_refresh_token(state: &State, raw: &str, now: UnixTime) 
     let Some(session) = sessions::get(store, &presented.session_id).await? else {
         return Ok(());
     };
-    let replayed = session
-        .previous_hash
-        .as_deref()
-        .is_some_and(|h| secret::ct_eq(h, &hash))
-        || sessions::had_refresh_hash(store, &session, &hash, now).await?;
-    if session.revoked_at.is_none() && replayed {
-        if let Some(owner) = users::get(store, &session.user_id).await? {
-            reuse_detected(state, &owner, &session, now).await?;
-        }
+    // As at a refresh: only a session that still counts can be replayed into.
+    let Some(owner) = users::get(store, &session.user_id).await? else {
+        return Ok(());
+    };
+    if session.check_active(&owner, now).is_err() {
+        return Ok(());
+    }
+    if sessions::had_refresh_hash(store, &session, &hash, now).await? {
+        reuse_detected(state, &owner, &session, now).await?;
     }
     Ok(())
 }
@@ -493,15 +512,10 @@ fn logout_event(state: &State, user_id: &str, tenant: Option<&str>, session_id: 
         .with("reason", LOGOUT.reason)
 }
 
-/// Logs out the session of a verified access token. Idempotent. One round trip.
+/// Logs out the session of a verified access token. Idempotent. One round trip (see [`end`]).
 pub async fn logout_session(state: &State, claims: &AccessClaims, now: UnixTime) -> Result<(), Error> {
-    let event = logout_event(state, &claims.sub, claims.tenant.as_deref(), &claims.sid, now);
-    let items = vec![
-        sessions::revoke_item(&state.store, &claims.sid, &claims.sub, LOGOUT.reason, now)?,
-        events::put_item(&state.store, &event)?,
-    ];
-    // Refused: ended already, or not the bearer's (a forged `sid` under a valid signature cannot happen).
-    state.store.transact_racing(items).await?;
+    // Not the bearer's, or gone: nothing to end (a forged `sid` under a valid signature cannot happen).
+    end(state, (&claims.sub, claims.tenant.as_deref()), &claims.sid, LOGOUT, now).await?;
     Ok(())
 }
 
@@ -585,7 +599,7 @@ pub async fn revoke_own(state: &State, user: &User, session_id: &str, now: UnixT
         kind: Kind::SessionRevoked,
         reason: "revoked",
     };
-    match end(state, user, session_id, ending, now).await? {
+    match end(state, owner_of(user), session_id, ending, now).await? {
         Ended::Now | Ended::Before => Ok(()),
         Ended::NotTheirs => Err(Error::NotFound),
     }

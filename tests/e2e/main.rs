@@ -13,6 +13,7 @@ mod events;
 mod events_factors;
 mod events_flows;
 mod events_review;
+mod events_review2;
 mod federation;
 mod handlers;
 mod hardening;

@@ -282,7 +282,7 @@ fn every_function_is_told_where_the_public_key_set_is() {
 /// without this a missing action only shows on AWS, as a 503.
 #[test]
 #[ignore = "scripts/test.sh runs it after the suite, over the actions the suite recorded"]
-fn iam_policies_allow_every_dynamodb_action_the_functions_make() {
+fn iam_policies_allow_every_dynamodb_and_sqs_action_the_functions_make() {
     let path = std::env::var("KEYGATE_RECORD_DYNAMODB_ACTIONS").expect("the file the suite recorded to");
     let recorded = std::fs::read_to_string(path).unwrap();
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

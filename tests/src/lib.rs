@@ -146,7 +146,10 @@ impl TestApp {
             Some(path) => keygate::metrics::CallCounter::recording_actions_to(std::path::Path::new(&path)).unwrap(),
             None => keygate::metrics::CallCounter::new(),
         };
-        let sqs_calls = keygate::metrics::CallCounter::new();
+        let sqs_calls = match std::env::var_os("KEYGATE_RECORD_DYNAMODB_ACTIONS") {
+            Some(path) => keygate::metrics::CallCounter::recording_actions_to(std::path::Path::new(&path)).unwrap(),
+            None => keygate::metrics::CallCounter::new(),
+        };
         let outbox = Arc::new(keygate_local::mailer::LocalMailer::from_config(&config, &aws));
         let state = Arc::new(State::with_call_counters(
             config,

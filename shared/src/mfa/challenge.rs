@@ -55,8 +55,9 @@ pub fn required(user: &User) -> bool {
 pub(crate) struct Issued {
     /// The stored challenge.
     pub challenge: Challenge,
-    /// The transaction item that stores it.
-    pub item: aws_sdk_dynamodb::types::TransactWriteItem,
+    /// The transaction items that store it and record it (`second_factor_requested`: a right first factor is
+    /// worth the owner's attention even when no second factor is ever tried).
+    pub items: [aws_sdk_dynamodb::types::TransactWriteItem; 2],
     /// The answer to give.
     pub answer: ChallengeAnswer,
 }
@@ -71,11 +72,16 @@ pub(crate) fn issue(
     now: UnixTime,
 ) -> Result<Issued, Error> {
     let (challenge, token) = Challenge::issue(user, &[amr], outcome, database.map(|d| d.id.as_str()), now);
-    let item = mfa_challenges::create_item(&state.store, &challenge)?;
+    let event = Event::new(Kind::SecondFactorRequested, user, now, state.config.event_retention)
+        .with("method", session::sign_in_method(&[amr]));
+    let items = [
+        mfa_challenges::create_item(&state.store, &challenge)?,
+        events::put_item(&state.store, &event)?,
+    ];
     crate::telemetry::mfa_challenge();
     Ok(Issued {
         challenge,
-        item,
+        items,
         answer: ChallengeAnswer {
             mfa_required: true,
             challenge_token: token,
@@ -221,7 +227,23 @@ pub async fn verify_with_passkey(
         Err(err) => {
             if matches!(err, Error::PasskeyRejected(_)) {
                 crate::telemetry::mfa_failure();
-                mfa_challenges::count_wrong(store, &challenge).await?;
+                // The challenge names only the account: its tenant is not read for this, so the event is the
+                // account's own.
+                let event = Event::about(
+                    events::Kind::SignInFailed,
+                    &challenge.user_id,
+                    None,
+                    now,
+                    state.config.event_retention,
+                )
+                .with("method", "second_factor")
+                .with("reason", err.code());
+                let (counted, recorded) = tokio::join!(
+                    mfa_challenges::count_wrong(store, &challenge),
+                    events::put(store, &event)
+                );
+                counted?;
+                recorded?;
             }
             return Err(err);
         }

@@ -19,6 +19,8 @@ pub enum Kind {
     SignedIn,
     /// A sign-in of an existing account failed (`details.method`).
     SignInFailed,
+    /// A first factor was right and a second one was asked for (`details.method`): a sign-in half done.
+    SecondFactorRequested,
     /// A rotated-out refresh token was presented again; its session was revoked.
     RefreshReuseDetected,
     /// A session was ended (`details.reason`: logout, revoked, other_sessions_revoked).
@@ -69,9 +71,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, for validating a filter.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::SignedIn,
         Kind::SignInFailed,
+        Kind::SecondFactorRequested,
         Kind::RefreshReuseDetected,
         Kind::SessionRevoked,
         Kind::PasswordChanged,
@@ -102,6 +105,7 @@ impl Kind {
         match self {
             Kind::SignedIn => "signed_in",
             Kind::SignInFailed => "sign_in_failed",
+            Kind::SecondFactorRequested => "second_factor_requested",
             Kind::RefreshReuseDetected => "refresh_reuse_detected",
             Kind::SessionRevoked => "session_revoked",
             Kind::PasswordChanged => "password_changed",

@@ -451,6 +451,23 @@ pub(crate) fn revoke_item(
     Ok(TransactWriteItem::builder().update(built(update.build())?).build())
 }
 
+/// Records on an ended session of `owner` that it ended for `reason` after all (the owner revoked a session its
+/// holder had logged out of): its device is no longer trusted. One round trip.
+pub async fn mark_revoked_reason(store: &Store, id: &str, owner: &str, reason: &str) -> Result<(), Error> {
+    let result = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(session_key(id)))
+        .update_expression("SET revoked_reason = :reason")
+        .condition_expression("attribute_exists(revoked_at) AND user_id = :user")
+        .expression_attribute_values(":reason", s(reason))
+        .expression_attribute_values(":user", s(owner))
+        .send()
+        .await;
+    conditional(result, "dynamodb UpdateItem").map(|_| ())
+}
+
 /// Logs out the session whose current refresh token, or the one rotated out last when that was at or after
 /// `grace_since` (a tab that lost a race), hashes to `hash`, and returns the session as it was when this call is what
 /// ended it: `None` when the proof fails (an older token is a replay, for the caller to judge) or it had ended
@@ -470,7 +487,7 @@ pub async fn revoke_by_refresh(
         .update_expression("SET revoked_at = :now, revoked_reason = :reason")
         .condition_expression(
             "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND (secret_hash = :hash OR \
-             (previous_hash = :hash AND rotated_at >= :since) OR contains(previous_hashes, :hash))",
+             (previous_hash = :hash AND rotated_at >= :since))",
         )
         .expression_attribute_values(":now", n(now))
         .expression_attribute_values(":since", n(grace_since))

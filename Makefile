@@ -1,23 +1,31 @@
 # keygate: `make dev` runs the whole API locally; `make test` runs every check CI runs.
 SHELL := /bin/bash
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell sha256sum local/moto/requirements.txt | cut -c1-12)
+REQUIREMENTS := local/moto/requirements.txt local/fuzz/requirements.txt
+STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12)
+# How long `make fuzz` runs schemathesis; `make test` gives it 3 minutes.
+FUZZ_MINUTES ?= 30
 
-.PHONY: dev test unit e2e lint validate build deploy bench clean
+.PHONY: dev test unit e2e lint validate build deploy bench fuzz clean
 
-$(STAMP): local/moto/requirements.txt
-	@echo "==> installing the local AWS services (moto) and cfn-lint into $(VENV)"
+$(STAMP): $(REQUIREMENTS)
+	@echo "==> installing the local AWS services (moto), cfn-lint and schemathesis into $(VENV)"
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install --quiet --disable-pip-version-check -r local/moto/requirements.txt
+	@$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(REQUIREMENTS))
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## dev: local AWS services on :4566 and the API on :3000; emails are printed here
 dev: $(STAMP)
 	@scripts/dev.sh
 
-## test: format, lint, template checks, unit and end-to-end tests against moto on free ports
+## test: format, lint, template checks, unit and end-to-end tests against moto on free ports, then 3 minutes of
+## schemathesis against the local API
 test: $(STAMP) lint validate
 	@scripts/test.sh
+
+## fuzz: schemathesis against the local API for FUZZ_MINUTES (default 30), every check; see local/fuzz/
+fuzz: $(STAMP)
+	@FUZZ_MINUTES=$(FUZZ_MINUTES) scripts/fuzz.sh
 
 lint:
 	cargo fmt --all -- --check

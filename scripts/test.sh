@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: unit and end-to-end tests against a private moto on a free port, stopped afterwards.
+# `make test`: unit and end-to-end tests against a private moto on a free port, stopped afterwards; then the API
+# fuzzer (scripts/fuzz.sh) for TEST_FUZZ_MINUTES (default 3, at most 3) on a stack of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRIVATE_STACK=keygate-test source scripts/local-env.sh
@@ -26,3 +27,9 @@ cargo test --quiet -p keygate-e2e --test e2e -- --ignored iam_policies_allow 2>&
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "keygate: %d passed, %d failed\n", p, f }' .test-output.log
 rm -f .test-output.log
+# The fuzzer starts its own stack; this one is done.
+kill $MOTO_PID 2>/dev/null || true
+stop_slapd
+FUZZ_MINUTES=${TEST_FUZZ_MINUTES:-3}
+if [ "$FUZZ_MINUTES" -gt 3 ] 2>/dev/null; then FUZZ_MINUTES=3; fi
+FUZZ_MINUTES=$FUZZ_MINUTES scripts/fuzz.sh

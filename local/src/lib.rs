@@ -24,17 +24,46 @@ use routes::Match;
 /// API Gateway's payload limit.
 const MAX_EVENT_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// One answer of the server, as an [`Observer`] sees it just before it is sent.
+#[derive(Debug)]
+pub struct Exchange<'a> {
+    /// The request's method.
+    pub method: &'a str,
+    /// The request's path as sent (still percent-encoded), without the query.
+    pub path: &'a str,
+    /// The answer's status.
+    pub status: u16,
+    /// The answer's headers.
+    pub headers: &'a hyper::HeaderMap,
+    /// The answer's body.
+    pub body: &'a [u8],
+}
+
+/// Sees every answer before it is sent: the end-to-end tests check each one against openapi.yaml.
+pub type Observer = Arc<dyn Fn(&Exchange<'_>) + Send + Sync>;
+
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    serve_observed(listener, state, None).await
+}
+
+/// Serves the API on `listener` until the task is dropped, showing every answer to `observer` first.
+pub async fn serve_observed(
+    listener: TcpListener,
+    state: Arc<State>,
+    observer: Option<Observer>,
+) -> std::io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
         // Without this, delayed ACKs add ~40 ms to every small response.
         stream.set_nodelay(true)?;
         let state = Arc::clone(&state);
+        let observer = observer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+                let observer = observer.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req, peer, observer.as_deref()).await) }
             });
             if let Err(err) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -46,7 +75,12 @@ pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<
     }
 }
 
-async fn handle(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    state: &State,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    observer: Option<&(dyn Fn(&Exchange<'_>) + Send + Sync)>,
+) -> hyper::Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -54,13 +88,28 @@ async fn handle(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) 
     tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     // As each Lambda does after its invocation; nothing is written where no collector is installed (the tests).
     keygate::telemetry::flush();
-    response
+    if let Some(observe) = observer {
+        observe(&Exchange {
+            method: &method,
+            path: &path,
+            status: response.status().as_u16(),
+            headers: response.headers(),
+            body: response.body(),
+        });
+    }
+    response.map(Full::new)
 }
 
-async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Bytes> {
     let (index, params) = match routes::find(req.method().as_str(), req.uri().path()) {
         Match::Found(index, params) => (index, params),
-        Match::MethodNotAllowed => return plain_error(405, "method_not_allowed", "This method is not allowed here."),
+        Match::MethodNotAllowed(allowed) => {
+            let mut response = plain_error(405, "method_not_allowed", "This method is not allowed here.");
+            if let Ok(allow) = hyper::header::HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert(hyper::header::ALLOW, allow);
+            }
+            return response;
+        }
         Match::NotFound => return plain_error(404, "not_found", "Not found."),
     };
     let (parts, body) = req.into_parts();
@@ -93,7 +142,7 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
 
 /// Runs the Lambda authorizer as API Gateway would: no `Authorization` header is 401 without invoking it, a deny
 /// is 403, and an allow puts its context at `requestContext.authorizer.lambda`.
-async fn authorize(state: &State, event: &mut Value) -> Result<(), hyper::Response<Full<Bytes>>> {
+async fn authorize(state: &State, event: &mut Value) -> Result<(), hyper::Response<Bytes>> {
     let Some(identity) = keygate::authorizer::authorization_header(event).map(str::to_owned) else {
         return Err(gateway_message(401, "Unauthorized"));
     };
@@ -110,8 +159,8 @@ async fn authorize(state: &State, event: &mut Value) -> Result<(), hyper::Respon
     Ok(())
 }
 
-fn gateway_message(status: u16, message: &str) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(json!({ "message": message }).to_string())));
+fn gateway_message(status: u16, message: &str) -> hyper::Response<Bytes> {
+    let mut response = hyper::Response::new(Bytes::from(json!({ "message": message }).to_string()));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
     response.headers_mut().insert(
         "content-type",
@@ -236,7 +285,7 @@ fn percent_decode(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
+fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> hyper::Response<Bytes> {
     let (parts, body) = response.into_parts();
     let bytes = match body {
         lambda_http::Body::Empty => Bytes::new(),
@@ -244,12 +293,18 @@ fn to_hyper(response: lambda_http::Response<lambda_http::Body>) -> hyper::Respon
         lambda_http::Body::Binary(bytes) => Bytes::from(bytes),
         _ => Bytes::new(),
     };
-    hyper::Response::from_parts(parts, Full::new(bytes))
+    hyper::Response::from_parts(parts, bytes)
 }
 
-fn plain_error(status: u16, code: &str, message: &str) -> hyper::Response<Full<Bytes>> {
-    let body = json!({ "error": { "code": code, "message": message } }).to_string();
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+/// An error the local router answers itself, in keygate's error shape (request id included, as the functions'
+/// errors carry one).
+fn plain_error(status: u16, code: &str, message: &str) -> hyper::Response<Bytes> {
+    let body = json!({
+        "error": { "code": code, "message": message },
+        "request_id": keygate::secret::random_b64(12),
+    })
+    .to_string();
+    let mut response = hyper::Response::new(Bytes::from(body));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
     response.headers_mut().insert(
         "content-type",

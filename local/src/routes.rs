@@ -110,27 +110,30 @@ pub const AUTHORIZED_ROUTES: &[&str] = &["/v1/example/whoami"];
 pub enum Match {
     /// Route number, its template, and the path parameters.
     Found(usize, Vec<(String, String)>),
-    /// The path exists with another method.
-    MethodNotAllowed,
+    /// The path exists with other methods: these, in table order, for the `Allow` header (RFC 9110 §15.5.6).
+    MethodNotAllowed(Vec<&'static str>),
     /// No such path.
     NotFound,
 }
 
 /// Matches a method and path against [`ROUTES`]; `{name}` segments capture a path parameter.
 pub fn find(method: &str, path: &str) -> Match {
-    let mut path_exists = false;
+    let mut allowed = Vec::new();
     for (index, (route_method, template, _)) in ROUTES.iter().enumerate() {
         if let Some(params) = match_template(template, path) {
             if *route_method == method {
                 return Match::Found(index, params);
             }
-            path_exists = true;
+            // Two templates can match one path (`/v1/accounts/service`, `/v1/accounts/{id}`): Allow names both.
+            if !allowed.contains(route_method) {
+                allowed.push(*route_method);
+            }
         }
     }
-    if path_exists {
-        Match::MethodNotAllowed
-    } else {
+    if allowed.is_empty() {
         Match::NotFound
+    } else {
+        Match::MethodNotAllowed(allowed)
     }
 }
 
@@ -157,7 +160,16 @@ mod tests {
     #[test]
     fn finds_routes_and_methods() {
         assert!(matches!(find("POST", "/v1/auth/login"), Match::Found(_, ref p) if p.is_empty()));
-        assert_eq!(find("GET", "/v1/auth/login"), Match::MethodNotAllowed);
+        assert_eq!(find("GET", "/v1/auth/login"), Match::MethodNotAllowed(vec!["POST"]));
+        assert_eq!(
+            find("PUT", "/v1/auth/me"),
+            Match::MethodNotAllowed(vec!["GET", "DELETE"])
+        );
+        assert_eq!(
+            find("PUT", "/v1/accounts/service"),
+            Match::MethodNotAllowed(vec!["POST", "GET", "PATCH", "DELETE"])
+        );
+        assert!(matches!(find("GET", "/v1/accounts/service"), Match::Found(_, ref p) if p[0].1 == "service"));
         assert_eq!(find("GET", "/v1/auth/nope"), Match::NotFound);
         assert_eq!(find("POST", "/v1/auth/login/"), Match::NotFound);
     }

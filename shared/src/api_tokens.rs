@@ -78,7 +78,7 @@ pub struct NewToken {
     pub scopes: Vec<String>,
     /// Lifetime in days, 1 to 365: absent (`None`) is 90, and JSON `null` (`Some(None)`) is a permanent token,
     /// which only a service account may hold, and only where the deployment allows it.
-    #[serde(default, deserialize_with = "crate::http::nullable")]
+    #[serde(default, deserialize_with = "crate::http::nullable_whole_number")]
     pub expires_in_days: Option<Option<i64>>,
 }
 

@@ -38,6 +38,64 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
+/// An optional integer field (`#[serde(default, deserialize_with = "http::whole_number")]` on an `Option<i64>`)
+/// that also takes a JSON number without a fraction, `30.0` or `3e1`: JSON Schema's `integer` allows them, so
+/// clients and generated code send them. `null` is absent.
+pub fn whole_number<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <Option<WholeNumber> as serde::Deserialize>::deserialize(deserializer).map(|n| n.map(|WholeNumber(n)| n))
+}
+
+/// [`whole_number`] for a field that tells absent (`None`) from JSON `null` (`Some(None)`), as [`nullable`] does.
+pub fn nullable_whole_number<'de, D>(deserializer: D) -> Result<Option<Option<i64>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    whole_number(deserializer).map(Some)
+}
+
+/// An `i64` read from any JSON number with no fraction.
+struct WholeNumber(i64);
+
+impl<'de> serde::Deserialize<'de> for WholeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WholeNumberVisitor)
+    }
+}
+
+struct WholeNumberVisitor;
+
+impl serde::de::Visitor<'_> for WholeNumberVisitor {
+    type Value = WholeNumber;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a whole number")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<WholeNumber, E> {
+        Ok(WholeNumber(value))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<WholeNumber, E> {
+        i64::try_from(value)
+            .map(WholeNumber)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(value), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<WholeNumber, E> {
+        // 2^63 is the first float past i64::MAX; every whole float below it and at or above -2^63 fits exactly.
+        const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+        if value.fract() == 0.0 && (-LIMIT..LIMIT).contains(&value) {
+            #[allow(clippy::cast_possible_truncation)] // whole and in range, checked above
+            Ok(WholeNumber(value as i64))
+        } else {
+            Err(E::invalid_type(serde::de::Unexpected::Float(value), &self))
+        }
+    }
+}
+
 /// Like [`json_body`], for endpoints whose body is optional: an empty body is `T::default()`.
 pub fn optional_json_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, Error> {
     if req.body().as_ref().iter().all(u8::is_ascii_whitespace) {
@@ -295,6 +353,35 @@ mod tests {
             panic!("expected invalid_request");
         };
         assert!(!message.contains("hunter2secret"));
+    }
+
+    #[test]
+    fn integers_take_whole_numbers_of_any_spelling() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Days {
+            #[serde(default, deserialize_with = "whole_number")]
+            days: Option<i64>,
+            #[serde(default, deserialize_with = "nullable_whole_number")]
+            expiry: Option<Option<i64>>,
+        }
+        let read = |body: &str| json_body::<Days>(&request(body)).map(|d| (d.days, d.expiry));
+        assert_eq!(read(r#"{"days":30}"#).ok(), Some((Some(30), None)));
+        assert_eq!(
+            read(r#"{"days":30.0,"expiry":3e1}"#).ok(),
+            Some((Some(30), Some(Some(30))))
+        );
+        assert_eq!(read(r#"{"days":-0.0,"expiry":null}"#).ok(), Some((Some(0), Some(None))));
+        assert_eq!(read(r#"{"days":null}"#).ok(), Some((None, None)));
+        for refused in [
+            r#"{"days":30.5}"#,
+            r#"{"days":"30"}"#,
+            r#"{"days":true}"#,
+            r#"{"days":1e300}"#,
+            r#"{"days":9223372036854775808}"#,
+            r#"{"expiry":9.3e18}"#,
+        ] {
+            assert!(matches!(read(refused), Err(Error::InvalidRequest(_))), "{refused}");
+        }
     }
 
     #[test]

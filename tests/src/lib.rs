@@ -2,6 +2,7 @@
 //! services, with methods named after what a user does, and a mailbox that reads moto's sent mail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod contract;
 pub mod ldap;
 pub mod oidc;
 pub mod passkey;
@@ -100,6 +101,8 @@ pub struct TestApp {
     pub sqs_calls: keygate::metrics::CallCounter,
     /// The mail outbox's local mailer, with its own clients (not counted): [`TestApp::emails_to`] drains it.
     pub outbox: Arc<keygate_local::mailer::LocalMailer>,
+    /// Every answer the server sent, checked against openapi.yaml; a drift fails the test when the app is dropped.
+    pub contract: contract::Log,
     client: reqwest::Client,
     moto: String,
 }
@@ -159,7 +162,16 @@ impl TestApp {
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(keygate_local::serve(listener, Arc::clone(&state)));
+        // The server shows the log every answer, whichever client asked (this one, reqwest, oauth2): all are
+        // checked against openapi.yaml.
+        let log = contract::Log::default();
+        let observer_log = log.clone();
+        let observer: keygate_local::Observer = Arc::new(move |exchange| observer_log.observe(exchange));
+        tokio::spawn(keygate_local::serve_observed(
+            listener,
+            Arc::clone(&state),
+            Some(observer),
+        ));
         let ip = random_loopback();
         Self {
             base,
@@ -168,6 +180,7 @@ impl TestApp {
             dynamo_calls,
             sqs_calls,
             outbox,
+            contract: log,
             client: client_from(ip),
             moto: std::env::var("AWS_ENDPOINT_URL").unwrap(),
         }
@@ -182,6 +195,7 @@ impl TestApp {
             dynamo_calls: self.dynamo_calls.clone(),
             sqs_calls: self.sqs_calls.clone(),
             outbox: Arc::clone(&self.outbox),
+            contract: self.contract.clone(),
             client: client_from(ip),
             moto: self.moto.clone(),
         }
@@ -459,6 +473,21 @@ impl TestApp {
             .unwrap()
             .items
             .unwrap_or_default()
+    }
+}
+
+impl Drop for TestApp {
+    /// Fails the test when an answer drifted from openapi.yaml (unless it is failing already): every answer the
+    /// server sent has been checked by the time the client read it.
+    fn drop(&mut self) {
+        let drifts = self.contract.take_drifts();
+        if !drifts.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} answer(s) drifted from openapi.yaml:\n\n{}",
+                drifts.len(),
+                drifts.join("\n\n")
+            );
+        }
     }
 }
 

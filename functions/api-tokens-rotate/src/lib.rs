@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
 struct RotateRequest {
+    #[serde(default, deserialize_with = "http::whole_number")]
     grace_period_seconds: Option<i64>,
 }
 

@@ -20,7 +20,7 @@ struct CreateRequest {
     resource: String,
     scopes: Vec<String>,
     /// Absent → `None`; `null` → `Some(None)`, which is 422 rather than the default.
-    #[serde(default, deserialize_with = "http::nullable")]
+    #[serde(default, deserialize_with = "http::nullable_whole_number")]
     expires_in_days: Option<Option<i64>>,
     label: Option<String>,
 }

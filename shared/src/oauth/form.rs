@@ -17,6 +17,16 @@ impl Form {
     /// Parses a form body: at most [`MAX_BODY_BYTES`], valid percent-escapes, UTF-8 once decoded, no parameter
     /// given twice. Each is `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        Self::parse_where(body, |_| true)
+    }
+
+    /// [`Form::parse`] for an endpoint that knows its parameters: every parameter not in `known` is dropped,
+    /// however often it is given, as RFC 6749 §3.2 requires of unrecognized ones.
+    pub fn parse_known(body: &[u8], known: &[&str]) -> Result<Self, OAuthError> {
+        Self::parse_where(body, |name| known.contains(&name))
+    }
+
+    fn parse_where(body: &[u8], keep: impl Fn(&str) -> bool) -> Result<Self, OAuthError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(OAuthError::InvalidRequest(format!(
                 "The request body is larger than {MAX_BODY_BYTES} bytes."
@@ -29,7 +39,7 @@ impl Form {
                 None => (pair, &[][..]),
             };
             let (name, value) = (decode(name)?, decode(value)?);
-            if value.is_empty() {
+            if value.is_empty() || !keep(&name) {
                 continue;
             }
             if params.iter().any(|(seen, _)| *seen == name) {
@@ -191,6 +201,22 @@ mod tests {
             panic!("expected invalid_request");
         };
         assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn a_known_list_ignores_every_other_parameter_however_often_given() {
+        let known = ["a", "scope"];
+        let form = Form::parse_known(b"x=1&x=2&%3Cscript%3E=1&%3Cscript%3E=2&a=3", &known).unwrap();
+        assert_eq!(
+            (form.get("a"), form.get("x"), form.get("<script>")),
+            (Some("3"), None, None)
+        );
+        let Err(OAuthError::InvalidRequest(message)) = Form::parse_known(b"scope=a&x=1&scope=b", &known) else {
+            panic!("expected invalid_request");
+        };
+        assert_eq!(message, "The parameter scope is given more than once.");
+        // A body that does not decode is refused whichever parameter holds the bad escape.
+        assert!(Form::parse_known(b"a=1&x=%zz", &known).is_err());
     }
 
     #[test]

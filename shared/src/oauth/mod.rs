@@ -23,6 +23,22 @@ pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchang
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Most scopes one request may name.
 const MAX_SCOPES: usize = 64;
+/// Every parameter either grant reads: each may be given once; any other is ignored (RFC 6749 §3.2).
+const PARAMETERS: [&str; 13] = [
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "scope",
+    "database_id",
+    "namespace",
+    "subject_token",
+    "subject_token_type",
+    "requested_token_type",
+    "actor_token",
+    "actor_token_type",
+    "audience",
+    "resource",
+];
 
 /// An error of the token endpoint, as RFC 6749 §5.2 (and RFC 8693 §2.2.2) name them.
 #[derive(Debug, thiserror::Error)]

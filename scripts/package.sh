@@ -29,13 +29,14 @@ esac
 max_glibc=2.34
 start=$SECONDS
 
-stamp="$VENV/.package-$(cat local/moto/requirements.txt local/package-requirements.txt | sha256sum | cut -c1-12)"
+# Resolved together with every other pin of the virtualenv (moto and cfn-lint, schemathesis), so that no install
+# breaks another and sam's --lint runs the cfn-lint pinned in local/moto/requirements.txt.
+requirements=(local/*/requirements.txt local/package-requirements.txt)
+stamp="$VENV/.package-$(cat "${requirements[@]}" | sha256sum | cut -c1-12)"
 if [[ ! -e $stamp ]]; then
   echo "==> installing aws-sam-cli and cargo-lambda (with zig) into $VENV"
   [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
-  # Resolved together with the local services' pins, so that sam's --lint runs the cfn-lint pinned there.
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    -r local/moto/requirements.txt -r local/package-requirements.txt
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]/#/--requirement=}"
   rm -f "$VENV"/.package-* && touch "$stamp"
 fi
 # sam finds cargo-lambda on PATH, and cargo-lambda finds zig through this python (python -m ziglang).

@@ -8,14 +8,18 @@ moto's sent mail), the root of its own tenant. Then:
 - a PAT of it with every scope the account holds, for every other operation that takes a bearer;
 - a disposable session of the same account, signed in anew every DISPOSABLE_SESSION_SECONDS, for the operations
   that end the bearer's session (logout) or rotate it and hand the fuzzer its refresh token (switching database):
-  the fuzzer would chain that token into refresh and logout. So logout can never end the session the rest of the
-  run uses.
+  the fuzzer would chain that token into refresh and logout. So logout never ends the session the rest of the run
+  uses;
+- a session of a new account every GUESS_ACCOUNT_SECONDS for the operations that check a password or a second
+  factor (changing the password, deleting the account, two-factor set-up and use). The password backoff is per
+  account and every wrong guess there spends it: on one account the fuzzer would soon get nothing but 429, and it
+  would lock the main account's password sign-in.
 
 The fuzzer can still reach a credential some other way (it lists sessions and tokens and may revoke what it
 finds). `before_call` keeps it off the run's own PAT and main session by id, and every provider checks its
 credential when its short cache expires or a request answers 401, then mends it: a refresh, else a password login,
-else an emailed sign-in code. The password backoff is per account, and the fuzzer may learn the address (from
-/v1/auth/me) and spend its free attempts; a code clears them.
+else an emailed sign-in code (the fuzzer may learn the address from /v1/auth/me and spend the account's backoff; a
+code clears it).
 
 `front_door` fails a case whose answer refused the run's own credential while it was still meant to work, so that
 a gap in the above shows as a failure rather than as operations tested no further than authentication.
@@ -51,13 +55,7 @@ MOTO = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
 # The operations whose handler asks for `Access::Interactive` (grep -l Access::Interactive functions/*/src/lib.rs):
 # a PAT is refused there by design, so they get the main session.
 SESSION_OPERATIONS = [
-    "changePassword",
-    "deleteMe",
     "linkIdentity",
-    "mfaDisable",
-    "mfaEnable",
-    "mfaRegenerateBackupCodes",
-    "mfaSetup",
     "passkeyDelete",
     "passkeyRegisterOptions",
     "passkeyRegisterVerify",
@@ -71,12 +69,16 @@ SESSION_OPERATIONS = [
 DISPOSABLE_OPERATIONS = ["logout", "switchSessionDatabase"]
 # How often those get a new session; in between, logout ends one that has already ended (204, idempotent).
 DISPOSABLE_SESSION_SECONDS = 20
+# The interactive operations whose wrong guesses spend the account's password backoff: each new account gets five
+# free guesses and then waits 1, 2, 4... seconds, so a new one every GUESS_ACCOUNT_SECONDS keeps them reaching their
+# logic. mfaSetup belongs here because enabling needs the session that set up.
+GUESS_OPERATIONS = ["changePassword", "deleteMe", "mfaDisable", "mfaEnable", "mfaRegenerateBackupCodes", "mfaSetup"]
+GUESS_ACCOUNT_SECONDS = 30
 # How long a provider trusts its credential before checking it again (the stateful phase does not re-authenticate
 # on a 401, so a credential the fuzzer ended costs at most this long of refusals).
 CHECK_SECONDS = 10
 # A session's access token is refreshed once it is this old (the default lifetime is 900 s).
 ACCESS_REFRESH_AFTER = 600
-HTTP = requests.Session()
 TIMEOUT = 30
 # Guards the credentials below: providers run on several worker threads and mend each other's inputs.
 LOCK = threading.RLock()
@@ -88,7 +90,7 @@ class FuzzAuthError(RuntimeError):
 
 def call(method: str, path: str, *, token: str | None = None, body: dict | None = None) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return HTTP.request(method, API + path, json=body, headers=headers, timeout=TIMEOUT)
+    return requests.request(method, API + path, json=body, headers=headers, timeout=TIMEOUT)
 
 
 def expect(response: requests.Response, status: int, what: str) -> dict:
@@ -101,7 +103,7 @@ def code_sent_to(email: str, kind: str, after: set[str]) -> tuple[str, set[str]]
     """The 6-digit code of the newest email to `email` about `kind` that is not one of `after` (message ids)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        messages = HTTP.get(f"{MOTO}/moto-api/keygate/sent-email", timeout=TIMEOUT).json()
+        messages = requests.get(f"{MOTO}/moto-api/keygate/sent-email", timeout=TIMEOUT).json()
         mine = [m for m in messages if email in m.get("destinations", {}).get("ToAddresses", [])]
         for message in reversed(mine):
             text = html.unescape(re.sub(r"<[^>]+>", " ", message.get("body") or ""))
@@ -113,7 +115,7 @@ def code_sent_to(email: str, kind: str, after: set[str]) -> tuple[str, set[str]]
 
 
 def sent_ids(email: str) -> set[str]:
-    messages = HTTP.get(f"{MOTO}/moto-api/keygate/sent-email", timeout=TIMEOUT).json()
+    messages = requests.get(f"{MOTO}/moto-api/keygate/sent-email", timeout=TIMEOUT).json()
     return {m["id"] for m in messages if email in m.get("destinations", {}).get("ToAddresses", [])}
 
 
@@ -225,6 +227,18 @@ class DisposableSession:
         bearer(case, data)
 
 
+@schemathesis.auth(refresh_interval=GUESS_ACCOUNT_SECONDS).apply_to(operation_id=GUESS_OPERATIONS)
+class GuessAccount:
+    """A session of a new account every GUESS_ACCOUNT_SECONDS, for the operations whose guesses spend its backoff."""
+
+    def get(self, case, context):  # type: ignore[no-untyped-def]
+        t=time.monotonic(); a=Account("guesses"); print(f"DEBUG guess account {time.monotonic()-t:.2f}s", file=sys.stderr, flush=True)
+        return a.access_token
+
+    def set(self, case, data, context):  # type: ignore[no-untyped-def]
+        bearer(case, data)
+
+
 @schemathesis.auth(refresh_interval=CHECK_SECONDS).apply_to(operation_id=SESSION_OPERATIONS)
 class MainSession:
     """The main account's session, for the operations that refuse a PAT."""
@@ -246,7 +260,7 @@ def takes_bearer(context) -> bool:  # type: ignore[no-untyped-def]
 @(
     schemathesis.auth(refresh_interval=CHECK_SECONDS)
     .apply_to(takes_bearer)
-    .skip_for(operation_id=[*SESSION_OPERATIONS, *DISPOSABLE_OPERATIONS])
+    .skip_for(operation_id=[*SESSION_OPERATIONS, *DISPOSABLE_OPERATIONS, *GUESS_OPERATIONS])
 )
 class MainPat:
     """A PAT of the main account with every scope it holds, for every other operation that takes a bearer."""

@@ -151,7 +151,7 @@ pub struct RateLimits {
     /// Token refresh and logout (`KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE`, default 60).
     pub refresh_per_minute: u32,
     /// At least this many seconds between two emails of one kind to one address (`KEYGATE_MAIL_INTERVAL_SECONDS`,
-    /// default 30).
+    /// default 30; 0 turns the spacing off and leaves the hourly budgets).
     pub mail_interval_seconds: u32,
     /// Emails that carry a code or a link, per address per hour (`KEYGATE_MAIL_PER_HOUR`, default 5).
     pub mail_per_hour: u32,
@@ -345,7 +345,8 @@ impl Config {
                 send_per_minute: per_minute("KEYGATE_RATE_LIMIT_SEND_PER_MINUTE", 5)?,
                 lookup_per_minute: per_minute("KEYGATE_RATE_LIMIT_LOOKUP_PER_MINUTE", 3)?,
                 refresh_per_minute: per_minute("KEYGATE_RATE_LIMIT_REFRESH_PER_MINUTE", 60)?,
-                mail_interval_seconds: per_minute("KEYGATE_MAIL_INTERVAL_SECONDS", 30)?,
+                mail_interval_seconds: number("KEYGATE_MAIL_INTERVAL_SECONDS", 30, 0, 100_000)
+                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX))?,
                 mail_per_hour: per_minute("KEYGATE_MAIL_PER_HOUR", 5)?,
                 notices_per_hour: per_minute("KEYGATE_NOTICES_PER_HOUR", 2)?,
                 code_guesses_per_day: per_minute("KEYGATE_CODE_GUESSES_PER_DAY", 10)?,
@@ -507,6 +508,19 @@ mod tests {
         assert_eq!(config.public_keys_secret_id, "s-public");
         assert_eq!(config.mfa_key_secret_id, "s-mfa");
         assert_eq!(config.totp_issuer, "keygate");
+    }
+
+    #[test]
+    fn the_mail_spacing_can_be_turned_off_but_not_made_negative() {
+        let mut vars = base();
+        vars.insert("KEYGATE_MAIL_INTERVAL_SECONDS".into(), "0".into());
+        assert_eq!(Config::from_vars(&vars).unwrap().rate_limits.mail_interval_seconds, 0);
+        vars.insert("KEYGATE_MAIL_INTERVAL_SECONDS".into(), "-1".into());
+        assert!(matches!(Config::from_vars(&vars), Err(ConfigError::Invalid { .. })));
+        assert_eq!(
+            Config::from_vars(&base()).unwrap().rate_limits.mail_interval_seconds,
+            30
+        );
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl TokenRequest {
                 "The body must be application/x-www-form-urlencoded.".to_owned(),
             ));
         }
-        let mut form = Form::parse(req.body().as_ref())?;
+        let mut form = Form::parse_known(req.body().as_ref(), &PARAMETERS)?;
         match form.require("grant_type")? {
             CLIENT_CREDENTIALS => {
                 let authorization = match req.headers().get(AUTHORIZATION) {

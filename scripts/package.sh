@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# make package: the path a user takes to deploy keygate, run for real. `sam validate --lint`, then `sam build` of
-# every function with SAM's rust-cargolambda build method, using the aws-sam-cli and cargo-lambda (and its zig)
-# pinned in local/package-requirements.txt. ARCH=arm64 (the default, Graviton) or ARCH=x86_64.
+# make package: the path a user takes to deploy keygate, run for real: `sam validate --lint`, then `sam build` of
+# every function with SAM's rust-cargolambda build method, with the aws-sam-cli and cargo-lambda (and zig) pinned
+# in local/package-requirements.txt. ARCH=arm64 (the default, Graviton) or ARCH=x86_64; TEMPLATE= another template
+# (a subset of the functions, say); VENV= another virtualenv.
 #
-# Every function is its own binary, linked with fat LTO (profile.release), so nearly all of the time goes to ~80
-# single-threaded links. `sam build` runs them one function at a time (its per-function cargo runs share the
-# workspace's target directory, so the dependencies are compiled once, but they wait on one another's lock, so
-# --parallel gains nothing). So this script first builds every function of the template in ONE cargo-lambda run,
-# with the very flags sam passes, which links them side by side on every core; sam build then finds each binary
-# up to date and only copies it. The artifacts are byte for byte what a plain `sam build` makes.
+# Each function is its own binary, linked with fat LTO and one codegen unit (profile.release): nearly all of the
+# time goes to ~80 single-threaded links of about a minute and a half of CPU each. `sam build` makes them one
+# after another: its per-function cargo runs share the workspace's target directory (the dependencies are compiled
+# once), and with --parallel they would only wait on each other's lock of it. So this script first builds every
+# function of the template in ONE cargo-lambda run, with the flags sam passes, which links them side by side on
+# every core; sam build then finds each binary up to date (about 2 s a function) and copies it. The artifacts are
+# those that a plain `sam build` makes, from the same cargo units.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,10 +41,12 @@ if [[ ! -e $stamp ]]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]/#/--requirement=}"
   rm -f "$VENV"/.package-* && touch "$stamp"
 fi
-# sam finds cargo-lambda on PATH, and cargo-lambda finds zig through this python (python -m ziglang).
+# sam finds cargo-lambda on PATH, and cargo-lambda finds the zig of the ziglang package through this python.
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 export SAM_CLI_TELEMETRY=0
 
+# cargo-lambda would add the Rust standard library of the target too; asked here, a machine that cannot fetch it
+# says so before anything is built.
 if command -v rustup >/dev/null; then
   rustup target add "$rust_target"
 fi

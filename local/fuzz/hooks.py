@@ -232,8 +232,7 @@ class GuessAccount:
     """A session of a new account every GUESS_ACCOUNT_SECONDS, for the operations whose guesses spend its backoff."""
 
     def get(self, case, context):  # type: ignore[no-untyped-def]
-        t=time.monotonic(); a=Account("guesses"); print(f"DEBUG guess account {time.monotonic()-t:.2f}s", file=sys.stderr, flush=True)
-        return a.access_token
+        return Account("guesses").access_token
 
     def set(self, case, data, context):  # type: ignore[no-untyped-def]
         bearer(case, data)

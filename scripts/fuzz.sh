@@ -2,15 +2,21 @@
 # `make fuzz` (FUZZ_MINUTES, default 30) and the last stage of `make test` (3 minutes): schemathesis runs every phase
 # and every check (`--checks all`) of openapi.yaml against the whole API, served by `keygate-local serve` over a
 # private moto and slapd on free ports with the fuzz configuration (local/fuzz/fuzz.env), and stops what it started.
-# local/fuzz/hooks.py makes the credentials; local/fuzz/schemathesis.toml holds the settings and the documented
-# exclusions. Fails on any server error, failed check, or panic in the server's log.
-# Logs and reports of the last run: .local/fuzz/ (api.log, moto.log, report/). Arguments are passed on to
-# `schemathesis run`, e.g. `scripts/fuzz.sh --include-operation-id login` (and RUST_LOG=info logs every request).
+# local/fuzz/hooks.py makes the credentials, local/fuzz/schemathesis.toml holds the settings, and
+# local/fuzz/exclusions.toml the documented exclusions. Fails on any server error, failed check (every failure comes
+# with a curl that reproduces it), or panic in the server's log.
+# Logs and the JUnit report of the last run: .local/fuzz/ (api.log, moto.log, report/). Arguments are passed on to
+# `schemathesis run`, e.g. `scripts/fuzz.sh --include-operation-id login` or `--report ndjson` for every
+# interaction (about 9 MB a minute); RUST_LOG=info logs every request in api.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_MINUTES=${FUZZ_MINUTES:-30}
 if ! [[ $FUZZ_MINUTES =~ ^[1-9][0-9]*$ ]]; then
   echo "FUZZ_MINUTES must be a whole number of minutes, not '$FUZZ_MINUTES'" >&2
+  exit 2
+fi
+if ! [ -x .venv/bin/schemathesis ]; then
+  echo "schemathesis is not in .venv: run \`make fuzz\` (or \`make test\`), which installs it" >&2
   exit 2
 fi
 PRIVATE_STACK=keygate-fuzz source scripts/local-env.sh
@@ -26,9 +32,10 @@ install_slapd
 cargo build --quiet -p keygate-local
 start_moto --quiet 2>"$OUT/moto.log"
 API_PID=""
-trap 'kill $API_PID $MOTO_PID 2>/dev/null || true; stop_slapd' EXIT
+SLAPD_STATE=$(mktemp -d "${TMPDIR:-/tmp}/keygate-fuzz-slapd.XXXXXX")
+trap 'kill $API_PID $MOTO_PID 2>/dev/null || true; stop_slapd; rm -rf "$SLAPD_STATE"' EXIT
 # The demo directory routes corp.test to LDAP, so login is fuzzed through that path too.
-start_slapd auto auto "$OUT/slapd" demo
+start_slapd auto auto "$SLAPD_STATE" demo
 target/debug/keygate-local setup >/dev/null
 target/debug/keygate-local idp demo >/dev/null
 
@@ -54,7 +61,7 @@ status=0
 KEYGATE_FUZZ_API=$API SCHEMATHESIS_HOOKS=$PWD/local/fuzz/hooks.py \
   .venv/bin/schemathesis --config-file local/fuzz/schemathesis.toml run openapi.yaml \
   --url "$API" --checks all --max-time $((FUZZ_MINUTES * 60)) \
-  --report junit,ndjson --report-dir "$OUT/report" "$@" || status=$?
+  --report junit --report-dir "$OUT/report" "$@" || status=$?
 if grep -n "panicked" "$OUT/api.log" >&2; then
   echo "the server panicked (above; .local/fuzz/api.log)" >&2
   status=1

@@ -52,8 +52,8 @@ import schemathesis
 API = os.environ["KEYGATE_FUZZ_API"].rstrip("/")
 MOTO = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
 
-# The operations whose handler asks for `Access::Interactive` (grep -l Access::Interactive functions/*/src/lib.rs):
-# a PAT is refused there by design, so they get the main session.
+# The operations whose handler asks for `Access::Interactive` (grep -l Access::Interactive functions/*/src/lib.rs),
+# where a PAT is refused by design, and that are in neither list below: they get the main session.
 SESSION_OPERATIONS = [
     "linkIdentity",
     "passkeyDelete",
@@ -335,17 +335,22 @@ def excluded(entry: dict, failure, case, response) -> bool:  # type: ignore[no-u
         return False
     if "detail" in entry and entry["detail"] not in str(failure.message):
         return False
-    if "code" in entry or "message" in entry:
+    if "code" in entry or "message" in entry or "unless" in entry:
         try:
             body = response.json()
         except Exception:  # noqa: BLE001 (any unreadable body is simply not this one)
             return False
-        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return False
+        # keygate's {"error": {"code", "message"}}, or RFC 6749's {"error", "error_description"} (/v1/oauth/token).
+        error = body.get("error")
         code = error.get("code") if isinstance(error, dict) else error
-        message = error.get("message", "") if isinstance(error, dict) else str(body.get("error_description", ""))
+        message = str(error.get("message", "") if isinstance(error, dict) else body.get("error_description", ""))
         if "code" in entry and code != entry["code"]:
             return False
         if "message" in entry and entry["message"] not in message:
+            return False
+        if any(unless in message for unless in entry.get("unless", [])):
             return False
     return True
 

@@ -143,7 +143,8 @@ class Account:
             "register",
         )
         code, _ = code_sent_to(self.email, "verification code", seen)
-        self.keep(expect(call("POST", "/v1/auth/register/verify", body={"email": self.email, "code": code}), 200, "verify"))
+        verified = call("POST", "/v1/auth/register/verify", body={"email": self.email, "code": code})
+        self.keep(expect(verified, 200, "verify"))
 
     def keep(self, tokens: dict) -> str:
         if "access_token" not in tokens:

@@ -5,8 +5,10 @@ REQUIREMENTS := local/moto/requirements.txt local/fuzz/requirements.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-12)
 # How long `make fuzz` runs schemathesis; `make test` gives it 3 minutes.
 FUZZ_MINUTES ?= 30
+# The architecture `make package` builds for (template.yaml's Architecture parameter): arm64 or x86_64.
+ARCH ?= arm64
 
-.PHONY: dev test unit e2e lint validate build deploy bench fuzz clean
+.PHONY: dev test unit e2e lint validate deploy bench fuzz package clean
 
 $(STAMP): $(REQUIREMENTS)
 	@echo "==> installing the local AWS services (moto), cfn-lint and schemathesis into $(VENV)"
@@ -34,13 +36,14 @@ lint:
 validate: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
-## build: release binaries for Lambda (arm64, Graviton), as `sam build` makes them
-build:
-	cargo lambda build --release --arm64
+## package: sam validate --lint, then sam build of every function, as a user deploys (ARCH=arm64|x86_64; about an
+## hour on 2 cores); the pinned aws-sam-cli and cargo-lambda go into .venv-package
+package:
+	@ARCH=$(ARCH) scripts/package.sh
 
-## deploy: sam build && sam deploy --guided
-deploy:
-	sam build && sam deploy --guided
+## deploy: make package, then sam deploy --guided with the same Architecture
+deploy: package
+	.venv-package/bin/sam deploy --guided --parameter-overrides Architecture=$(ARCH)
 
 ## bench: cold start, warm latency, memory vs a Node.js peer, micro-benchmarks, round trips; writes bench/results.md
 bench: $(STAMP)
@@ -48,4 +51,4 @@ bench: $(STAMP)
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .venv-package .local .aws-sam

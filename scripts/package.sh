@@ -2,7 +2,8 @@
 # make package: the path a user takes to deploy keygate, run for real: `sam validate --lint`, then `sam build` of
 # every function with SAM's rust-cargolambda build method, with the aws-sam-cli and cargo-lambda (and zig) pinned
 # in local/package-requirements.txt. ARCH=arm64 (the default, Graviton) or ARCH=x86_64; TEMPLATE= another template
-# (a subset of the functions, say); VENV= another virtualenv.
+# (a subset of the functions, say); VENV= another virtualenv (default .venv-package: sam's pins conflict with
+# .venv's, see local/package-requirements.txt).
 #
 # Each function is its own binary, linked with fat LTO and one codegen unit (profile.release): nearly all of the
 # time goes to ~80 single-threaded links of about a minute and a half of CPU each. `sam build` makes them one
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ARCH=${ARCH:-arm64}
-VENV=${VENV:-.venv}
+VENV=${VENV:-.venv-package}
 TEMPLATE=${TEMPLATE:-template.yaml}
 case "$ARCH" in
   # The flags of aws-lambda-builders' rust-cargolambda workflow for provided.al2023: --arm64, or none (x86_64 is
@@ -31,15 +32,13 @@ esac
 max_glibc=2.34
 start=$SECONDS
 
-# Resolved together with every other pin of the virtualenv (moto and cfn-lint, schemathesis), so that no install
-# breaks another and sam's --lint runs the cfn-lint pinned in local/moto/requirements.txt.
-requirements=(local/*/requirements.txt local/package-requirements.txt)
-stamp="$VENV/.package-$(cat "${requirements[@]}" | sha256sum | cut -c1-12)"
+requirements=local/package-requirements.txt
+stamp="$VENV/.installed-$(sha256sum <"$requirements" | cut -c1-12)"
 if [[ ! -e $stamp ]]; then
   echo "==> installing aws-sam-cli and cargo-lambda (with zig) into $VENV"
   [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${requirements[@]/#/--requirement=}"
-  rm -f "$VENV"/.package-* && touch "$stamp"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --requirement "$requirements"
+  rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 # sam finds cargo-lambda on PATH, and cargo-lambda finds the zig of the ziglang package through this python.
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"

@@ -1,8 +1,8 @@
 //! The whole keygate API on one port. Each HTTP request becomes a real API Gateway HTTP API (payload 2.0) event,
 //! goes through lambda_http's own event conversion, and reaches the same `handle` that Lambda calls.
 
+pub mod functions;
 pub mod mailer;
-pub mod routes;
 pub mod setup;
 
 use std::convert::Infallible;
@@ -19,7 +19,7 @@ use keygate::State;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
-use routes::Match;
+use keygate::routes::{self, Match};
 
 /// API Gateway's payload limit.
 const MAX_EVENT_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -101,25 +101,23 @@ async fn handle(
 }
 
 async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Bytes> {
+    // What no route matches goes to `api-fallback`, as API Gateway sends it to the `$default` route.
     let (index, params) = match routes::find(req.method().as_str(), req.uri().path()) {
-        Match::Found(index, params) => (index, params),
-        Match::MethodNotAllowed(allowed) => {
-            let mut response = plain_error(405, "method_not_allowed", "This method is not allowed here.");
-            if let Ok(allow) = hyper::header::HeaderValue::from_str(&allowed.join(", ")) {
-                response.headers_mut().insert(hyper::header::ALLOW, allow);
-            }
-            return response;
-        }
-        Match::NotFound => return plain_error(404, "not_found", "Not found."),
+        Match::Found(index, params) => (Some(index), params),
+        Match::MethodNotAllowed(_) | Match::NotFound => (None, Vec::new()),
     };
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_EVENT_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return plain_error(413, "payload_too_large", "The request body is too large."),
     };
-    let (method, template, _) = routes::ROUTES.get(index).copied().unwrap_or(("", "", ""));
-    let mut event = api_gateway_event(&parts, &body, peer, &format!("{method} {template}"), &params);
-    if routes::AUTHORIZED_ROUTES.contains(&template) {
+    let route = index.and_then(|index| routes::ROUTES.get(index).copied());
+    let route_key = route.map_or_else(
+        || "$default".to_owned(),
+        |(method, template, _)| format!("{method} {template}"),
+    );
+    let mut event = api_gateway_event(&parts, &body, peer, &route_key, &params);
+    if route.is_some_and(|(_, template, _)| routes::AUTHORIZED_ROUTES.contains(&template)) {
         if let Err(response) = authorize(state, &mut event).await {
             return response;
         }
@@ -131,10 +129,18 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
             return plain_error(400, "invalid_request", "The request could not be read.");
         }
     };
-    let function = routes::ROUTES.get(index).map_or("unknown", |route| route.2);
+    let function = route.map_or("api-fallback", |(_, _, function)| function);
     let client = keygate::http::client_info(&request, state.config.trusted_proxy.as_ref());
-    let served = keygate::http::serving(client, routes::dispatch(index, state, request));
-    match keygate::metrics::FUNCTION.scope(function, served).await {
+    let serve = async {
+        match index {
+            Some(index) => functions::dispatch(index, state, request).await,
+            None => Some(api_fallback::handle(state, request).await),
+        }
+    };
+    match keygate::metrics::FUNCTION
+        .scope(function, keygate::http::serving(client, serve))
+        .await
+    {
         Some(response) => to_hyper(response),
         None => plain_error(404, "not_found", "Not found."),
     }

@@ -136,6 +136,9 @@ pub enum Error {
     /// The route or resource does not exist, or is not the caller's.
     #[error("Not found.")]
     NotFound,
+    /// The path exists, with other methods: these, for the `Allow` header (RFC 9110 §15.5.6).
+    #[error("This method is not allowed here.")]
+    MethodNotAllowed(String),
     /// Too many requests; retry after the given number of seconds.
     #[error("Too many requests. Try again later.")]
     RateLimited {
@@ -186,6 +189,7 @@ impl Error {
             Self::AccountExists => "account_exists",
             Self::LimitReached(_) => "limit_reached",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "service_unavailable",
             Self::IdpUnavailable(_) => "idp_unavailable",
@@ -205,6 +209,7 @@ impl Error {
             | Self::InsufficientScope(_)
             | Self::ReauthenticationRequired => 403,
             Self::NotFound => 404,
+            Self::MethodNotAllowed(_) => 405,
             Self::RefreshConflict
             | Self::Conflict(_)
             | Self::PasswordManagedExternally

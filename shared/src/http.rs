@@ -1,7 +1,7 @@
 //! lambda_http glue: JSON in and out, bearer extraction, client facts, errors → responses.
 
 use lambda_http::http::header::{
-    HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt as _, Response};
@@ -293,8 +293,14 @@ pub fn respond(req: &Request, result: Result<Response<Body>, Error>) -> Response
                 HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
             );
         }
-        Error::InvalidCredentials => {
+        // Every 401 names a scheme (RFC 9110 §15.5.2): these are answers to a sign-in, whose tokens are Bearer.
+        Error::InvalidCredentials | Error::PasskeyRejected(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Error::MethodNotAllowed(allow) => {
+            if let Ok(value) = HeaderValue::from_str(allow) {
+                headers.insert(ALLOW, value);
+            }
         }
         Error::RateLimited { retry_after } => {
             if let Ok(value) = HeaderValue::from_str(&retry_after.max(&1).to_string()) {

@@ -28,6 +28,7 @@ pub mod passwords;
 pub mod pat;
 pub mod rate_limit;
 pub mod rotation;
+pub mod routes;
 pub mod runtime;
 pub mod scoped_tokens;
 pub mod scopes;

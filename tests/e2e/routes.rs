@@ -18,7 +18,8 @@ fn template_routes() -> BTreeSet<(String, String)> {
             .into_iter()
             .flat_map(|m| m.values())
         {
-            if event["Type"] == "HttpApi" {
+            // The `$default` route (api-fallback) answers what no route matches: checked below.
+            if event["Type"] == "HttpApi" && event["Properties"]["Path"] != "$default" {
                 let method = event["Properties"]["Method"].as_str().unwrap().to_uppercase();
                 routes.insert((method, event["Properties"]["Path"].as_str().unwrap().to_owned()));
             }
@@ -47,7 +48,7 @@ fn openapi_routes() -> BTreeSet<(String, String)> {
 }
 
 fn local_routes() -> BTreeSet<(String, String)> {
-    keygate_local::routes::ROUTES
+    keygate::routes::ROUTES
         .iter()
         .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
         .collect()
@@ -62,9 +63,23 @@ fn template_openapi_and_local_router_agree() {
 }
 
 #[test]
+fn what_no_route_matches_goes_to_the_fallback_function() {
+    let template = read("template.yaml");
+    let fallback = &template["Resources"]["ApiFallbackFunction"];
+    assert_eq!(fallback["Metadata"]["BuildProperties"]["Binary"], "api-fallback");
+    let event = &fallback["Properties"]["Events"]["Api"]["Properties"];
+    assert_eq!((&event["Method"], &event["Path"]), (&"ANY".into(), &"$default".into()));
+    // Not behind the authorizer: a 405 or 404 says nothing about the caller.
+    assert!(
+        event["Auth"].is_null()
+            && template["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"].is_null()
+    );
+}
+
+#[test]
 fn every_route_has_its_own_function_crate() {
     let template = read("template.yaml");
-    for (_, _, function) in keygate_local::routes::ROUTES {
+    for (_, _, function) in keygate::routes::ROUTES {
         let binary = function.replace('_', "-");
         let found = template["Resources"]
             .as_mapping()
@@ -119,6 +134,7 @@ fn every_error_code_is_documented() {
         keygate::Error::SessionRevoked,
         keygate::Error::RefreshConflict,
         keygate::Error::NotFound,
+        keygate::Error::MethodNotAllowed(String::new()),
         keygate::Error::RateLimited { retry_after: 1 },
         keygate::Error::Unavailable(io()),
     ] {

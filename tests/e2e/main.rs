@@ -31,6 +31,7 @@ mod password;
 mod passwordless;
 mod rate_limits;
 mod registration;
+mod review17;
 mod routes;
 mod scoped_tokens;
 mod sessions;

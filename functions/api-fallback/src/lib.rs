@@ -7,11 +7,13 @@
 
 use keygate::routes::{self, Match};
 use keygate::{http, Error, State};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt as _, Response};
 
 /// Serves one request.
 pub async fn handle(_state: &State, req: Request) -> Response<Body> {
-    let refusal = match routes::find(req.method().as_str(), req.uri().path()) {
+    // The path as API Gateway routed it: the request's URI has `.` and `..` segments resolved, which could turn a
+    // path no route has into one that a route has.
+    let refusal = match routes::find(req.method().as_str(), req.raw_http_path()) {
         Match::MethodNotAllowed(allowed) => Error::MethodNotAllowed(allowed.join(", ")),
         // A route API Gateway did not send to its function (none should exist): as if it did not.
         Match::Found(..) | Match::NotFound => Error::NotFound,

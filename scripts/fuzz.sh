@@ -7,7 +7,8 @@
 # with a curl that reproduces it), or panic in the server's log.
 # Logs and the JUnit report of the last run: .local/fuzz/ (api.log, moto.log, report/). Arguments are passed on to
 # `schemathesis run`, e.g. `scripts/fuzz.sh --include-operation-id login` or `--report ndjson` for every
-# interaction (about 9 MB a minute); RUST_LOG=info logs every request in api.log.
+# interaction (about 9 MB a minute); RUST_LOG=info logs every request in api.log. FUZZ_SEED=<n> replays a run's
+# cases (the seed is printed at the end of every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_MINUTES=${FUZZ_MINUTES:-30}
@@ -61,7 +62,7 @@ status=0
 KEYGATE_FUZZ_API=$API SCHEMATHESIS_HOOKS=$PWD/local/fuzz/hooks.py \
   .venv/bin/schemathesis --config-file local/fuzz/schemathesis.toml run openapi.yaml \
   --url "$API" --checks all --max-time $((FUZZ_MINUTES * 60)) \
-  --report junit --report-dir "$OUT/report" "$@" || status=$?
+  --report junit --report-dir "$OUT/report" ${FUZZ_SEED:+--seed "$FUZZ_SEED"} "$@" || status=$?
 if grep -n "panicked" "$OUT/api.log" >&2; then
   echo "the server panicked (above; .local/fuzz/api.log)" >&2
   status=1

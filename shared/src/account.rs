@@ -31,15 +31,21 @@ pub const MAX_NAME_CHARS: usize = 100;
 
 /// Checks an optional display name or tenant name: trimmed, at most 100 characters, no control characters.
 pub fn clean_name(raw: Option<&str>, field: &'static str) -> Result<Option<String>, Error> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+    clean_text(raw, field, MAX_NAME_CHARS)
+}
+
+/// Free text shown to people (a description, say): trimmed; blank is `None`; at most `max` characters, none of
+/// them a control or a bidirectional override.
+pub fn clean_text(raw: Option<&str>, field: &'static str, max: usize) -> Result<Option<String>, Error> {
+    let Some(text) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
         return Ok(None);
     };
-    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+    if text.chars().count() > max || text.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(Error::InvalidField(format!(
-            "{field} must be at most {MAX_NAME_CHARS} printable characters."
+            "{field} must be at most {max} printable characters."
         )));
     }
-    Ok(Some(name.to_owned()))
+    Ok(Some(text.to_owned()))
 }
 
 /// Bidirectional overrides make a name display as something else.

@@ -23,10 +23,15 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Error> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(Error::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+    let value = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
         serde_json::error::Category::Data => Error::InvalidRequest(describe_data_error(&err)),
         _ => Error::MalformedJson,
-    })
+    })?;
+    // serde reads a struct from a JSON array of its fields in order too, so `[null]` would pass as `{}`.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Error::InvalidRequest("The body must be a JSON object.".to_owned()));
+    }
+    Ok(value)
 }
 
 /// A field that tells absent (`None`, with `#[serde(default)]`) from JSON `null` (`Some(None)`).
@@ -341,6 +346,10 @@ mod tests {
             Err(Error::InvalidRequest(_))
         ));
         assert!(json_body::<Login>(&request(r#"{"email":"a","extra":1}"#)).is_ok());
+        assert!(matches!(
+            json_body::<Login>(&request(r#" ["a"]"#)),
+            Err(Error::InvalidRequest(_))
+        ));
         let big = format!(r#"{{"email":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
         assert!(matches!(
             json_body::<Login>(&request(&big)),

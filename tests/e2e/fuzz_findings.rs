@@ -140,3 +140,28 @@ async fn the_token_endpoint_ignores_unknown_parameters_however_often_given() {
         "The parameter scope is given more than once."
     );
 }
+
+/// serde reads a struct from a JSON array of its fields in order, so a body of optional members took `[null]` as
+/// `{}`: logout ended the session, passkey sign-in options answered 200. Every body must be an object.
+#[tokio::test]
+async fn a_body_that_is_an_array_is_refused_not_read_as_its_fields() {
+    let app = TestApp::spawn().await;
+    let (_, session) = app.signed_up_user().await;
+    let access = session.str("access_token");
+    let logout = app.post_as(&access, "/v1/auth/logout", json!([null])).await;
+    assert_eq!((logout.status, logout.code()), (400, "invalid_request"));
+    assert_eq!(logout.body["error"]["message"], "The body must be a JSON object.");
+    assert_eq!(
+        app.get("/v1/auth/me", Some(&access)).await.status,
+        200,
+        "the session still stands"
+    );
+    let options = app.post("/v1/auth/passkey/login/options", json!([null, null])).await;
+    assert_eq!((options.status, options.code()), (400, "invalid_request"));
+    let switch = app
+        .post_as(&access, "/v1/auth/session/database", json!([null, null]))
+        .await;
+    assert_eq!((switch.status, switch.code()), (400, "invalid_request"));
+    // An object still works.
+    assert_eq!(app.post_as(&access, "/v1/auth/logout", json!({})).await.status, 204);
+}

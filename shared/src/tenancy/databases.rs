@@ -36,15 +36,7 @@ fn is_name(raw: &str) -> bool {
 
 /// Checks an optional description: at most 500 printable characters; blank is none.
 pub fn check_description(raw: Option<&str>) -> Result<Option<String>, Error> {
-    let Some(text) = raw.map(str::trim).filter(|d| !d.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > MAX_DESCRIPTION_CHARS || text.chars().any(char::is_control) {
-        return Err(Error::InvalidField(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} printable characters."
-        )));
-    }
-    Ok(Some(text.to_owned()))
+    crate::account::clean_text(raw, "description", MAX_DESCRIPTION_CHARS)
 }
 
 /// Which database a sign-in (or a switch) asks for.

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::clock::UnixTime;
 use crate::federation::directory::{self, Recheck};
+use crate::http::ClientInfo;
 use crate::store::databases::{self, Database};
 use crate::store::events::{self, Event, Kind};
 use crate::store::sessions::list_active;
@@ -13,7 +14,7 @@ use crate::store::users::{self, User, UserView};
 use crate::store::{decode, Store};
 use crate::tenancy::roles;
 use crate::tokens::{self, AccessClaims, RefreshToken};
-use crate::{secret, Error, State};
+use crate::{rate_limit, secret, Error, State};
 
 /// The body of every successful login, verification and refresh (DESIGN §4).
 #[derive(Debug, Serialize)]
@@ -299,15 +300,25 @@ pub(crate) fn open_items(
 /// database was deleted (or whose account was disabled) is revoked (401 `session_revoked`).
 /// A directory account's session re-asks its directory at most every fifteen minutes (see
 /// [`directory::recheck`]): gone, the account's sessions and tokens end (401 `session_revoked`).
-/// Three round trips: the session, the user (with the session's database, in one BatchGetItem), the rotation (one
-/// transaction); one more to look up an older rotated-out token; a directory account's re-check adds its own.
-pub async fn refresh(state: &State, raw: &str, now: UnixTime) -> Result<TokenResponse, Error> {
+/// The client's per-IP refresh limit is checked first (429). Three round-trip times: the session beside the limit's
+/// counter, the user (with the session's database, in one BatchGetItem), the rotation (one transaction); one more to look up an older rotated-out token; a directory account's re-check adds its own.
+pub async fn refresh(state: &State, raw: &str, client: &ClientInfo, now: UnixTime) -> Result<TokenResponse, Error> {
     const UNKNOWN: Error = Error::InvalidToken("The refresh token is invalid or has expired.");
-    let presented = RefreshToken::parse(raw)?;
+    let rule = state.config.rate_limits.refresh_rule("refresh");
+    let limited = rate_limit::check_client_ip(&state.store, &rule, client, now);
+    let presented = match RefreshToken::parse(raw) {
+        Ok(presented) => presented,
+        Err(err) => {
+            limited.await?;
+            return Err(err);
+        }
+    };
+    // The per-IP counter runs beside the session's read, which changes nothing: every write below still waits for
+    // its verdict, and a refused request is 429 whatever the read found.
+    let (limit, session) = tokio::join!(limited, sessions::get(&state.store, &presented.session_id));
+    limit?;
+    let session = session?.ok_or(UNKNOWN)?;
     let presented_hash = presented.hash();
-    let session = sessions::get(&state.store, &presented.session_id)
-        .await?
-        .ok_or(UNKNOWN)?;
     let user = user_and_database(&state.store, &session).await?;
     match session.check_active(&user, now) {
         Ok(()) => {}

@@ -29,6 +29,7 @@ mod oauth;
 mod passkeys;
 mod password;
 mod passwordless;
+mod perf_round2;
 mod rate_limits;
 mod registration;
 mod review17;

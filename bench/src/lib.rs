@@ -3,6 +3,8 @@
 //! peak RSS (VmHWM).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cost;
+
 use std::convert::Infallible;
 use std::process::Stdio;
 use std::sync::Arc;

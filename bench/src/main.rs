@@ -183,7 +183,10 @@ async fn known_versus_unknown(app: &TestApp) -> Vec<(String, Duration, Duration)
     rows
 }
 
-async fn round_trips(app: &TestApp) -> Vec<(String, u64, String)> {
+/// One counted request: its label, its DynamoDB calls, its status and calls in words, and the calls by operation.
+type Trip = (String, u64, String, std::collections::BTreeMap<String, u64>);
+
+async fn round_trips(app: &TestApp) -> Vec<Trip> {
     let mut rows = Vec::new();
     macro_rules! count {
         ($label:expr, $call:expr) => {{
@@ -199,6 +202,7 @@ async fn round_trips(app: &TestApp) -> Vec<(String, u64, String)> {
                 $label.to_owned(),
                 app.dynamo_calls.total(),
                 format!("{} ({detail})", answer.status),
+                calls.clone(),
             ));
             answer
         }};
@@ -479,7 +483,7 @@ async fn main() {
         writeln!(out, "| {name} | {us:.1} |").unwrap();
     }
     writeln!(out, "\n## DynamoDB round trips per request (one run of each flow, counted by an SDK interceptor)\n\n| request | calls | status (operations) |\n|---|---:|---|").unwrap();
-    for (label, calls, detail) in &trips {
+    for (label, calls, detail, _) in &trips {
         writeln!(out, "| {label} | {calls} | {detail} |").unwrap();
     }
     writeln!(out, "\n## Send endpoints: a known versus an unknown address (median of {ENUMERATION_SAMPLES}, through the local API)\n\n| request | known ms | unknown ms | unknown / known |\n|---|---:|---:|---:|").unwrap();
@@ -493,6 +497,7 @@ async fn main() {
         )
         .unwrap();
     }
+    costs(&mut out, &measurements, &trips);
     writeln!(
         out,
         "\n## Binary sizes (stripped release, x86_64)\n\n| function | MB |\n|---|---:|"
@@ -505,4 +510,98 @@ async fn main() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("results.md");
     std::fs::write(&path, &out).unwrap();
     eprintln!("==> written to {}", path.display());
+}
+
+/// The AWS bill section: per million requests of each measured function, and per 10,000 monthly active users.
+fn costs(out: &mut String, measurements: &[(String, Measurement)], trips: &[Trip]) {
+    use keygate_bench::cost::{self, Function, PRICES};
+    // Which counted request each measured function serves, and its memory in template.yaml.
+    let serves = [
+        ("auth-login", "POST /v1/auth/login", 1024, true),
+        ("auth-refresh", "POST /v1/auth/refresh", 256, true),
+        ("auth-me", "GET /v1/auth/me (JWT)", 256, true),
+        ("authorizer (JWT)", "", 256, false),
+        ("authorizer (PAT)", "GET /v1/auth/me (PAT)", 256, false),
+    ];
+    const COLD_SHARE: f64 = 0.01;
+    let mut rows = Vec::new();
+    for (name, request, memory_mb, through_api) in serves {
+        let Some((_, m)) = measurements.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        let calls = match name {
+            // The authorizer verifies a JWT with no call; a PAT is one GetItem of the token (the me row's
+            // second GetItem is the owner, which the authorizer reads too).
+            "authorizer (JWT)" => Default::default(),
+            _ => trips
+                .iter()
+                .find(|t| t.0 == request)
+                .map(|t| t.3.clone())
+                .unwrap_or_default(),
+        };
+        let function = Function {
+            name: name.to_owned(),
+            memory_mb,
+            warm_ms: m.warm_median().as_secs_f64() * 1000.0,
+            cold_extra_ms: (m.first_response.saturating_sub(m.warm_median())).as_secs_f64() * 1000.0,
+            calls,
+            mails: 0.0,
+            through_api,
+        };
+        let bill = function.per_million(&PRICES, COLD_SHARE);
+        rows.push((function, bill));
+    }
+    writeln!(
+        out,
+        "\n## What it would cost on AWS (estimate, list prices of {}, us-east-1)\n\nLambda on arm64 at ${:.10} per GB-s and ${:.2} per million requests, billed in whole ms, with {:.0} % cold starts whose extra time is billed (warm and cold times measured here on x86_64 against moto); DynamoDB on-demand at ${:.3} per million read units and ${:.3} per million write units (every item on these paths under 1 KB: a read 1 unit, a write 1 plus 1 for the `expiry` index, a transaction twice, a BatchGetItem 2 items, a TransactWriteItems 3); API Gateway HTTP API ${:.2} per million. Free tiers left out.\n\n| function | memory MB | billed ms (warm) | Lambda $ | DynamoDB $ | API Gateway $ | per million requests $ |\n|---|---:|---:|---:|---:|---:|---:|",
+        PRICES.as_of,
+        PRICES.lambda_gb_second,
+        PRICES.lambda_request * 1e6,
+        COLD_SHARE * 100.0,
+        PRICES.read_unit * 1e6,
+        PRICES.write_unit * 1e6,
+        PRICES.http_api_request * 1e6
+    )
+    .unwrap();
+    for (function, bill) in &rows {
+        writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            function.name,
+            function.memory_mb,
+            function.warm_ms.ceil(),
+            bill.lambda,
+            bill.dynamodb,
+            bill.api,
+            bill.total()
+        )
+        .unwrap();
+    }
+    let users = 10_000.0;
+    writeln!(out, "\n**Per 10,000 monthly active users**, each making in a month:\n").unwrap();
+    for (name, per_user, what) in cost::PROFILE {
+        writeln!(out, "- {per_user} × {name}: {what}").unwrap();
+    }
+    writeln!(
+        out,
+        "\nkeygate: **${:.2} a month** for these requests (mail, storage, logs, Secrets Manager's $0.40 a secret a month and API Gateway for your own routes not included).",
+        cost::per_users(&rows, users)
+    )
+    .unwrap();
+    let tiers = cost::cognito(&PRICES, 10_000)
+        .iter()
+        .zip(cost::cognito(&PRICES, 20_000))
+        .map(|((tier, at_10k), (_, at_20k))| {
+            format!(
+                "{tier} ${at_10k:.0} for the first 10,000 and ${:.0} for each 10,000 after",
+                at_20k - at_10k
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    writeln!(
+        out,
+        "Amazon Cognito user pools, per MAU (November 2024 tiers): {tiers}."
+    )
+    .unwrap();
 }

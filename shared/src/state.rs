@@ -117,7 +117,52 @@ impl State {
     /// Reads the configuration and the AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ok(Self::new(config, &aws))
+        let mut aws = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // On AWS the SDK talks only to AWS endpoints; a local stack over https (AWS_ENDPOINT_URL) keeps the system's
+        // roots, and one over plain http needs none.
+        let local_tls = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| url.starts_with("https:"));
+        if !local_tls {
+            match aws_http_client() {
+                Ok(client) => aws = aws.http_client(client),
+                Err(err) => tracing::error!(error = %err, "the compiled-in AWS roots did not load; using the system's"),
+            }
+        }
+        Ok(Self::new(config, &aws.load().await))
+    }
+}
+
+/// The roots AWS service endpoints chain to (Amazon Trust Services), compiled in.
+const AWS_ROOTS: &[u8] = include_bytes!("../certs/aws-roots.pem");
+
+/// The SDK's HTTPS client (rustls over aws-lc-rs, as the SDK's default) trusting only [`AWS_ROOTS`]. The default
+/// client reads and parses the system's CA store at cold start, before the first request: about 40 % of init.
+fn aws_http_client(
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, aws_smithy_http_client::HttpClientError> {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let trust = TrustStore::empty().with_pem_certificate(AWS_ROOTS);
+    let context = TlsContext::builder().with_trust_store(trust).build()?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+
+    #[test]
+    fn the_compiled_in_roots_are_the_five_amazon_trust_services_roots() {
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(super::AWS_ROOTS)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(certs.len(), 5);
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert).unwrap();
+        }
+        assert_eq!(roots.len(), 5);
+        assert!(super::aws_http_client().is_ok());
     }
 }

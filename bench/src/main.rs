@@ -520,7 +520,7 @@ fn costs(out: &mut String, measurements: &[(String, Measurement)], trips: &[Trip
         ("auth-login", "POST /v1/auth/login", 1024, true),
         ("auth-refresh", "POST /v1/auth/refresh", 256, true),
         ("auth-me", "GET /v1/auth/me (JWT)", 256, true),
-        ("authorizer (JWT)", "", 256, false),
+        ("authorizer (JWT)", "GET /v1/auth/me (JWT)", 256, false),
         ("authorizer (PAT)", "GET /v1/auth/me (PAT)", 256, false),
     ];
     const COLD_SHARE: f64 = 0.01;
@@ -529,16 +529,13 @@ fn costs(out: &mut String, measurements: &[(String, Measurement)], trips: &[Trip
         let Some((_, m)) = measurements.iter().find(|(n, _)| n == name) else {
             continue;
         };
-        let calls = match name {
-            // The authorizer verifies a JWT with no call; a PAT is one GetItem of the token (the me row's
-            // second GetItem is the owner, which the authorizer reads too).
-            "authorizer (JWT)" => Default::default(),
-            _ => trips
-                .iter()
-                .find(|t| t.0 == request)
-                .map(|t| t.3.clone())
-                .unwrap_or_default(),
-        };
+        // The authorizer reads what GET /v1/auth/me reads with the same credential: the session and the account
+        // for a JWT (so that a revoked session is refused at once), the token and its owner for a PAT.
+        let calls = trips
+            .iter()
+            .find(|t| t.0 == request)
+            .map(|t| t.3.clone())
+            .unwrap_or_default();
         let function = Function {
             name: name.to_owned(),
             memory_mb,

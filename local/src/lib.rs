@@ -134,7 +134,7 @@ async fn route(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
     let serve = async {
         match index {
             Some(index) => functions::dispatch(index, state, request).await,
-            None => Some(api_fallback::handle(state, request).await),
+            None => Some(api_fallback::handle(&request)),
         }
     };
     match keygate::metrics::FUNCTION

@@ -6,11 +6,11 @@
 //! DynamoDB round trips: 0.
 
 use keygate::routes::{self, Match};
-use keygate::{http, Error, State};
+use keygate::{http, Error};
 use lambda_http::{Body, Request, RequestExt as _, Response};
 
-/// Serves one request.
-pub async fn handle(_state: &State, req: Request) -> Response<Body> {
+/// Serves one request. It needs no state: no configuration, no AWS client.
+pub fn handle(req: &Request) -> Response<Body> {
     // The path as API Gateway routed it: the request's URI has `.` and `..` segments resolved, which could turn a
     // path no route has into one that a route has.
     let refusal = match routes::find(req.method().as_str(), req.raw_http_path()) {
@@ -18,5 +18,5 @@ pub async fn handle(_state: &State, req: Request) -> Response<Body> {
         // A route API Gateway did not send to its function (none should exist): as if it did not.
         Match::Found(..) | Match::NotFound => Error::NotFound,
     };
-    http::respond(&req, Err(refusal))
+    http::respond(req, Err(refusal))
 }

@@ -119,9 +119,11 @@ impl State {
         let config = Config::from_env()?;
         let mut aws = aws_config::defaults(aws_config::BehaviorVersion::latest());
         // On AWS the SDK talks only to AWS endpoints; a local stack over https (AWS_ENDPOINT_URL) keeps the system's
-        // roots, and one over plain http needs none.
+        // roots, and one over plain http needs none. Outside the commercial partition (China, GovCloud, the
+        // isolated regions) AWS does not promise Amazon Trust Services chains, so those keep the system's roots.
         let local_tls = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| url.starts_with("https:"));
-        if !local_tls {
+        let region = std::env::var("AWS_REGION").unwrap_or_default();
+        if !local_tls && commercial_partition(&region) {
             match aws_http_client() {
                 Ok(client) => aws = aws.http_client(client),
                 Err(err) => tracing::error!(error = %err, "the compiled-in AWS roots did not load; using the system's"),
@@ -129,6 +131,11 @@ impl State {
         }
         Ok(Self::new(config, &aws.load().await))
     }
+}
+
+/// Whether `region` is in AWS's commercial partition (`aws`), whose endpoints serve Amazon Trust Services chains.
+fn commercial_partition(region: &str) -> bool {
+    !["cn-", "us-gov-", "us-iso", "eu-isoe-"].iter().any(|prefix| region.starts_with(prefix))
 }
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services), compiled in.
@@ -164,5 +171,15 @@ mod tests {
         }
         assert_eq!(roots.len(), 5);
         assert!(super::aws_http_client().is_ok());
+    }
+
+    #[test]
+    fn only_the_commercial_partition_uses_the_compiled_in_roots() {
+        for region in ["us-east-1", "eu-west-1", "ap-southeast-2", ""] {
+            assert!(super::commercial_partition(region), "{region}");
+        }
+        for region in ["cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1"] {
+            assert!(!super::commercial_partition(region), "{region}");
+        }
     }
 }

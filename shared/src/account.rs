@@ -331,10 +331,13 @@ pub(crate) async fn sign_in_with_mailbox_proof(
 /// its root, in the session's transaction. An account with two-factor authentication on gets a challenge instead
 /// of the session (see [`challenge`]), bound to the database; its attempt stays counted in the backoff until the
 /// second factor's verdict, so a password alone never resets the backoff.
-/// Five round trips in three round-trip times when the password is right: (the per-IP counter, the claim, the
-/// marker, and the database when one is named), the user, one transaction (the session or the challenge, clearing
-/// the failures, and a legacy account's new tenant); a failure past the free ones writes its wait instead; an old
-/// hash is upgraded concurrently with the transaction.
+/// Round trips when the password is right, for an account whose marker carries a copy of it (every sign-in
+/// after the first): four in two round-trip times, (the per-IP counter, the claim, the marker with the copy, and
+/// the database when one is named), then one transaction (the session or the challenge, clearing the failures,
+/// and a check that the account is still exactly the copy). Without a usable copy, or when the account changed
+/// since the copy was made, the user is read before the transaction, which then also stores the copy: three
+/// round-trip times. A failure past the free ones writes its wait instead; an old hash is upgraded after the
+/// transaction.
 pub async fn login(
     state: &State,
     email: &str,
@@ -344,67 +347,75 @@ pub async fn login(
     now: UnixTime,
 ) -> Result<SignIn<TokenResponse>, Error> {
     let store = &state.store;
-    let Checked {
-        mut user,
-        attempt,
-        rehash,
-        looked_up,
-        mut items,
-        cleared,
-        directory,
-    } = check_password(state, email, password, database, client, now).await?;
-    let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
-    let scoped = match database {
-        Some(_) => match databases::in_tenant(looked_up, user.tenant_id.as_deref()) {
-            Ok(found) => Some(found),
-            Err(err) => {
-                attempt.release(store).await?;
-                if !cleared.is_empty() && !store.transact(cleared).await? {
-                    tracing::info!("a directory guard changed while it was cleared");
+    let mut checked = check_password(state, email, password, database, client, true, now).await?;
+    let mut beside = None;
+    let (user, started) = loop {
+        let mut user = checked.user.clone();
+        let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
+        let scoped = match database {
+            Some(_) => match databases::in_tenant(checked.looked_up.clone(), user.tenant_id.as_deref()) {
+                Ok(found) => Some(found),
+                Err(err) => {
+                    checked.attempt.release(store).await?;
+                    if !checked.cleared.is_empty() && !store.transact(checked.cleared).await? {
+                        tracing::info!("a directory guard changed while it was cleared");
+                    }
+                    return Err(err);
                 }
-                return Err(err);
+            },
+            None => None,
+        };
+        let mut items = checked.items.clone();
+        if tenant.is_some() {
+            items.push(users::join_tenant_item(store, &user, now)?);
+        }
+        items.extend(checked.snapshot_item(store, tenant.is_none())?);
+        let started = if challenge::required(&user) {
+            let issued = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
+            items.extend(issued.items);
+            Err((issued.challenge, issued.answer))
+        } else {
+            let (mut session, refresh) =
+                Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
+            session.scope_to(scoped.as_ref());
+            if checked.directory {
+                session.directory_checked_at = Some(now);
             }
-        },
-        None => None,
-    };
-    if tenant.is_some() {
-        items.push(users::join_tenant_item(store, &user, now)?);
-    }
-    let started = if challenge::required(&user) {
-        let issued = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
-        items.extend(issued.items);
-        attempt.count_until_second_factor();
-        Err((issued.challenge, issued.answer))
-    } else {
-        let (mut session, refresh) = Session::start(&user, &["pwd"], client, Lifetime::from_config(&state.config), now);
-        session.scope_to(scoped.as_ref());
-        if directory {
-            session.directory_checked_at = Some(now);
+            items.extend(session::open_items(state, &user, &session, now)?);
+            items.push(checked.attempt.clear_item(store)?);
+            Ok((session, refresh))
+        };
+        let write = tenants::transact_creating(store, items, tenant.as_mut());
+        let written = if beside.is_some() {
+            write.await?
+        } else {
+            // The breach check (when on) runs beside the write: the password is right, so it may be told about.
+            let notice = async {
+                match started {
+                    Ok(_) => session::recent_for_notice(state, &user, now).await,
+                    Err(_) => None,
+                }
+            };
+            let (written, breach, recent) = tokio::join!(write, state.breach.check(password), notice);
+            beside = Some((breach, recent));
+            written?
+        };
+        if written {
+            break (user, started);
         }
-        items.extend(session::open_items(state, &user, &session, now)?);
-        items.push(attempt.succeeded_item(store)?);
-        Ok((session, refresh))
-    };
-    // The breach check (when on) runs beside the write: the password is right, so it may be told about.
-    let notice = async {
-        match started {
-            Ok(_) => session::recent_for_notice(state, &user, now).await,
-            Err(_) => None,
+        if checked.snapshot != Snapshot::Copy {
+            return Err(Error::Conflict("The sign-in raced another request; try again."));
         }
+        // The account changed since its copy was made: decide again on the account as it is now.
+        checked = recheck(state, checked, password, now).await?;
     };
-    let (written, (), breach, recent) = tokio::join!(
-        tenants::transact_creating(store, items, tenant.as_mut()),
-        upgrade_hash(store, &user, password, rehash),
-        state.breach.check(password),
-        notice
-    );
-    if !written? {
-        return Err(Error::Conflict("The sign-in raced another request; try again."));
-    }
+    upgrade_hash(store, &user, password, checked.rehash).await;
+    let (breach, recent) = beside.ok_or(Error::Conflict("The sign-in raced another request; try again."))?;
     let breached = matches!(breach, Breach::Found(_));
     let (session, refresh) = match started {
         Ok(started) => started,
         Err((challenge, answer)) => {
+            checked.attempt.count_until_second_factor();
             // The answer to the challenge says so, as this one would have.
             if breached {
                 mfa_challenges::mark_password_breached(store, &challenge).await?;
@@ -415,6 +426,17 @@ pub async fn login(
     let mut tokens = session::opened(state, &user, &session, &refresh, recent, now).await?;
     tokens.password_breached = breached;
     Ok(SignIn::Complete(tokens))
+}
+
+/// Where a password sign-in's account record came from, which decides what its transaction must add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Snapshot {
+    /// The copy on the address's marker: the transaction holds only while the user item is still exactly it.
+    Copy,
+    /// The user item, read by this sign-in: the transaction stores it as the marker's copy when it may be one.
+    Read,
+    /// A directory account, or a sign-in that keeps no copy.
+    Other,
 }
 
 /// A password attempt whose password was right, for an active, verified account.
@@ -430,19 +452,39 @@ struct Checked {
     cleared: Vec<TransactWriteItem>,
     /// Whether a directory checked the password (its sessions record when it was last asked).
     directory: bool,
+    /// Where `user` came from.
+    snapshot: Snapshot,
+}
+
+impl Checked {
+    /// What the sign-in's transaction adds for its snapshot: the check that a copy still holds, or the new copy
+    /// (not for an account that gets its tenant in this transaction, nor one whose hash is about to change).
+    fn snapshot_item(&self, store: &crate::store::Store, settled: bool) -> Result<Option<TransactWriteItem>, Error> {
+        Ok(match self.snapshot {
+            Snapshot::Copy => Some(users::unchanged_check_item(store, &self.user)?),
+            Snapshot::Read if settled && !self.rehash && users::copyable(&self.user) => {
+                Some(users::copy_to_marker_item(store, &self.user)?)
+            }
+            Snapshot::Read | Snapshot::Other => None,
+        })
+    }
 }
 
 /// The password check every password sign-in shares (see [`login`]): the per-IP counter, the backoff claim, the
-/// marker and the named database (if any) concurrently, then the user and argon2. Unknown addresses cost the same
-/// argon2 run as known ones and count failures the same way; a right password of an unverified (403
+/// marker and the named database (if any) concurrently, then argon2 against the marker's copy of the account
+/// (when `copies` and it has a usable one) or the user read after the marker. A failure always reads the user,
+/// whichever way it went, so an unknown address, an account with a copy and one without make the same calls and
+/// the same argon2 run, and count failures the same way; a right password of an unverified (403
 /// `email_not_verified`) or disabled (403 `account_disabled`) account counts as a failure too, so neither is a
-/// faster password oracle. Four round trips in two round-trip times, plus the wait after a failure.
+/// faster password oracle. A success from the copy is two round-trip times; anything else four round trips in
+/// two round-trip times, plus the wait after a failure.
 async fn check_password(
     state: &State,
     email: &str,
     password: &SecretString,
     database: Option<&Selector>,
     client: &ClientInfo,
+    copies: bool,
     now: UnixTime,
 ) -> Result<Checked, Error> {
     let store = &state.store;
@@ -482,10 +524,10 @@ async fn check_password(
         }
         return check_with_directory(state, entry, ldap, &email, password, attempt?, looked_up?, now).await;
     }
-    let (limited, attempt, user_id, looked_up) = tokio::join!(
+    let (limited, attempt, marker, looked_up) = tokio::join!(
         limited,
         backoff::claim(store, email.as_str(), now),
-        users::id_for_email(store, &email),
+        users::marker_for_email(store, &email),
         lookup
     );
     if let Err(refused) = limited {
@@ -495,32 +537,99 @@ async fn check_password(
         return Err(refused);
     }
     let attempt = attempt?;
-    // An unknown address reads a user that is not there, so it makes the same calls as a known one.
-    let user = users::get(store, user_id?.as_deref().unwrap_or(&users::new_user_id())).await?;
-    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let verified = passwords::verify(password, hash).await?;
-    let refusal = match (&user, verified) {
-        (Some(user), Verified::Yes | Verified::YesRehash) if !user.email_verified => Error::EmailNotVerified,
-        (Some(user), Verified::Yes | Verified::YesRehash) if user.status == AccountStatus::Disabled => {
-            Error::AccountDisabled
+    match marker? {
+        Some(users::Marker { copy: Some(copy), .. }) if copies => {
+            let verified = passwords::verify(password, copy.password_hash.as_deref()).await?;
+            if verified != Verified::No {
+                return Ok(Checked {
+                    rehash: verified == Verified::YesRehash,
+                    looked_up: looked_up?,
+                    items: Vec::new(),
+                    cleared: Vec::new(),
+                    directory: false,
+                    snapshot: Snapshot::Copy,
+                    user: copy,
+                    attempt,
+                });
+            }
+            // A failure reads the account, as the other failures do.
+            let user = users::get(store, &copy.id).await?;
+            let verified = reverify(password, &copy, user.as_ref(), verified).await?;
+            decide(state, attempt, user, verified, looked_up, now).await
         }
-        (Some(_), Verified::Yes | Verified::YesRehash) => {
+        marker => {
+            // An unknown address reads a user that is not there, so it makes the same calls as a known one.
+            let id = marker.map_or_else(users::new_user_id, |marker| marker.user_id);
+            let user = users::get(store, &id).await?;
+            let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+            let verified = passwords::verify(password, hash).await?;
+            decide(state, attempt, user, verified, looked_up, now).await
+        }
+    }
+}
+
+/// The verdict on the account as it is now, given the verdict on its copy: the same unless the hash changed
+/// since the copy was made (a password change drops the copy, so only a race gets here), when argon2 runs again.
+async fn reverify(
+    password: &SecretString,
+    copy: &User,
+    current: Option<&User>,
+    on_copy: Verified,
+) -> Result<Verified, Error> {
+    let hash = current.and_then(|u| u.password_hash.as_deref());
+    if hash.is_some() && hash == copy.password_hash.as_deref() {
+        return Ok(on_copy);
+    }
+    tracing::warn!("a sign-in copy had an outdated password hash");
+    passwords::verify(password, hash).await
+}
+
+/// A sign-in decided on the marker's copy found the account changed when it wrote: reads the account and
+/// decides again, as if it had been read in the first place (without a second claim, and with argon2 again only
+/// when the hash changed). One round trip.
+async fn recheck(state: &State, checked: Checked, password: &SecretString, now: UnixTime) -> Result<Checked, Error> {
+    let user = users::get(&state.store, &checked.user.id).await?;
+    let on_copy = if checked.rehash {
+        Verified::YesRehash
+    } else {
+        Verified::Yes
+    };
+    let verified = reverify(password, &checked.user, user.as_ref(), on_copy).await?;
+    decide(state, checked.attempt, user, verified, Ok(checked.looked_up), now).await
+}
+
+/// The verdict on a password attempt at `user` (none for an unknown address): the account when the password is
+/// right and the account may sign in, or the refusal, settled in the backoff and the account's history.
+async fn decide(
+    state: &State,
+    attempt: backoff::Attempt,
+    user: Option<User>,
+    verified: Verified,
+    looked_up: Result<Option<databases::Database>, Error>,
+    now: UnixTime,
+) -> Result<Checked, Error> {
+    let right = matches!(verified, Verified::Yes | Verified::YesRehash);
+    let (refusal, user) = match user {
+        Some(user) if right && !user.email_verified => (Error::EmailNotVerified, Some(user)),
+        Some(user) if right && user.status == AccountStatus::Disabled => (Error::AccountDisabled, Some(user)),
+        Some(user) if right => {
             return Ok(Checked {
-                user: user.ok_or(Error::InvalidCredentials)?,
+                user,
                 attempt,
                 rehash: verified == Verified::YesRehash,
                 looked_up: looked_up?,
                 items: Vec::new(),
                 cleared: Vec::new(),
                 directory: false,
+                snapshot: Snapshot::Read,
             })
         }
-        _ => Error::InvalidCredentials,
+        user => (Error::InvalidCredentials, user),
     };
     // Beside the backoff's write, so the record costs no round-trip time, and an unknown address (which has no
     // history to record in) answers as fast as a known one.
     let (settled, recorded) = tokio::join!(
-        attempt.failed(store, now),
+        attempt.failed(&state.store, now),
         record_failed_sign_in(state, user.as_ref(), "password", &refusal, now)
     );
     settled.and(recorded)?;
@@ -645,6 +754,7 @@ async fn check_with_directory(
         items,
         cleared,
         directory: true,
+        snapshot: Snapshot::Other,
     })
 }
 
@@ -658,8 +768,9 @@ pub(crate) async fn upgrade_hash(store: &crate::store::Store, user: &User, passw
         let upgraded = passwords::hash(password).await?;
         users::upgrade_password_hash(store, user, &upgraded).await
     };
-    if let Err(err) = upgraded.await {
-        tracing::warn!(error = ?err, "upgrading a password hash failed; the sign-in stands");
+    match upgraded.await {
+        Ok(()) => users::forget_copy(store, user).await,
+        Err(err) => tracing::warn!(error = ?err, "upgrading a password hash failed; the sign-in stands"),
     }
 }
 
@@ -685,7 +796,7 @@ pub async fn login_root(
         rehash,
         mut items,
         ..
-    } = check_password(state, email, password, None, client, now).await?;
+    } = check_password(state, email, password, None, client, false, now).await?;
     let mut tenant = user.tenant_id.is_none().then(|| tenants::new_for_root(&mut user, now));
     if tenant.is_some() {
         items.push(users::join_tenant_item(store, &user, now)?);
@@ -749,8 +860,9 @@ pub struct PasswordChange {
 /// PAT), in one transaction. Guesses of the current password spend the login backoff of the account. An account
 /// without a usable password sets its first one without a current password, but only from a session whose
 /// sign-in is at most five minutes old, so a stolen access token cannot become a permanent password.
-/// One round trip (the transaction) after authentication, plus the backoff claim (and its wait after a wrong
-/// guess) when there is a current password; one SQS call for the notice.
+/// Two round trips after authentication (the transaction, then dropping the sign-in copy of the account: see
+/// [`users::forget_copy`]), plus the backoff claim (and its wait after a wrong guess) when there is a current
+/// password; one SQS call for the notice.
 pub async fn change_password(
     state: &State,
     user: &User,
@@ -808,6 +920,7 @@ pub async fn change_password(
     if !store.transact(items).await? {
         return Err(Error::SessionRevoked);
     }
+    users::forget_copy(store, user).await;
     if user.kind == users::AccountKind::Service {
         // A service account has no mailbox to tell.
         return Ok(());
@@ -871,8 +984,8 @@ pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: Unix
 }
 
 /// Redeems a reset code: sets the new password, verifies the address (the code proved it) and revokes every
-/// session and every personal access token (both epochs). Four round trips in three round-trip times: the code
-/// check with the guess budget, the user read, the transaction; one SQS call.
+/// session and every personal access token (both epochs). Five round trips in four round-trip times: the code
+/// check with the guess budget, the user read, the transaction, dropping the sign-in copy; one SQS call.
 pub async fn reset_password(
     state: &State,
     email: &Email,
@@ -906,6 +1019,7 @@ pub async fn reset_password(
     if !state.store.transact(items).await? {
         return Err(Error::InvalidCode);
     }
+    users::forget_copy(&state.store, &user).await;
     state.mailer.send(email, Mail::PasswordWasReset).await
 }
 

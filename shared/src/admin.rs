@@ -53,7 +53,8 @@ fn event(state: &State, kind: Kind, caller: &Principal, target: &User, now: Unix
 /// Sets the password of an account the caller manages, policy-checked as any new password, and moves both of
 /// its epochs so that its sessions and PATs stop at once. An account provisioned by Entra ID or LDAP refuses (409
 /// `password_managed_externally`). An individual is emailed a notice.
-/// Round trips: the account, then one transaction (the password and the event); one SQS call.
+/// Round trips: the account, one transaction (the password and the event), then dropping the sign-in copy; one
+/// SQS call.
 pub async fn set_password(
     state: &State,
     caller: &Principal,
@@ -76,6 +77,7 @@ pub async fn set_password(
     if !store.transact(items).await? {
         return Err(Error::Conflict("The account changed meanwhile; try again."));
     }
+    crate::store::users::forget_copy(store, &target).await;
     account::notify_owner(state, &target, Mail::PasswordSetByAdmin).await;
     Ok(())
 }

@@ -106,6 +106,12 @@ impl Attempt {
 
     /// The attempt succeeded: a transaction item that clears the record, to write with the session.
     pub fn succeeded_item(self, store: &Store) -> Result<TransactWriteItem, Error> {
+        self.clear_item(store)
+    }
+
+    /// The item of [`Self::succeeded_item`], for a transaction that may fail and be rebuilt: the attempt stays
+    /// claimed until the one that is written.
+    pub(crate) fn clear_item(&self, store: &Store) -> Result<TransactWriteItem, Error> {
         login_failures::clear_item(store, &self.email)
     }
 }

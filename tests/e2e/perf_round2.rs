@@ -1,7 +1,7 @@
 //! Performance round 2 (issue 18): the requests that now make their calls side by side still refuse and write as
 //! they did one after another.
 
-use keygate_e2e::TestApp;
+use keygate_e2e::{unique_email, TestApp, PASSWORD};
 use serde_json::json;
 
 /// The refresh limit's counter runs beside the session's read: a refused refresh is 429 whatever the token, and
@@ -35,4 +35,178 @@ async fn a_refresh_over_the_limit_is_429_and_rotates_nothing() {
     );
     let replayed = app.post("/v1/auth/refresh", json!({ "refresh_token": token })).await;
     assert_ne!(replayed.status, 200, "a rotated-out token is refused");
+}
+
+const WRONG: &str = "definitely not the password";
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// The email marker of `email`, as stored.
+async fn marker(app: &TestApp, email: &str) -> Item {
+    app.items(&format!("EMAIL#{email}"))
+        .await
+        .into_iter()
+        .find(|item| item["sk"].as_s().is_ok_and(|sk| sk == "USER"))
+        .unwrap()
+}
+
+/// The password hash in the login copy a marker carries, if it carries one.
+fn copied_hash(marker: &Item) -> Option<String> {
+    let copy = marker.get("profile")?.as_m().ok()?;
+    Some(copy["password_hash"].as_s().ok()?.clone())
+}
+
+/// Writes `marker` back as it was: the stale copy a writer that forgot to drop it would leave behind.
+async fn plant(app: &TestApp, marker: Item) {
+    app.state
+        .store
+        .client()
+        .put_item()
+        .table_name(&app.state.config.table_name)
+        .set_item(Some(marker))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn user_id(session: &keygate_e2e::Answer) -> String {
+    session.body["user"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The first password sign-in reads the marker and the user and stores a copy of the user on the marker; every
+/// later one reads the marker alone, and writes once.
+#[tokio::test]
+async fn a_login_after_the_first_reads_one_item() {
+    let app = TestApp::spawn().await;
+    let (email, _) = app.signed_up_user().await;
+    assert_eq!(copied_hash(&marker(&app, &email).await), None, "a sign-up stores no copy");
+    app.dynamo_calls.reset();
+    let first = app.login(&email, PASSWORD).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let calls = app.dynamo_calls.snapshot();
+    assert_eq!(calls.get("GetItem"), Some(&2), "{calls:?}");
+    assert!(copied_hash(&marker(&app, &email).await).is_some(), "the first login stores the copy");
+    for _ in 0..2 {
+        app.dynamo_calls.reset();
+        let later = app.login(&email, PASSWORD).await;
+        assert_eq!(later.status, 200, "{:?}", later.body);
+        let calls = app.dynamo_calls.snapshot();
+        assert_eq!(calls.get("GetItem"), Some(&1), "only the marker: {calls:?}");
+        assert_eq!(calls.get("TransactWriteItems"), Some(&1), "{calls:?}");
+        assert_eq!(app.me(&later.str("access_token")).await.status, 200);
+    }
+}
+
+/// A wrong password reads the account whichever way the marker is, so an address with a copy, one without and
+/// one with no account make the same calls.
+#[tokio::test]
+async fn failed_logins_make_the_same_calls_whatever_the_marker_holds() {
+    let app = TestApp::spawn().await;
+    let (copied, _) = app.signed_up_user().await;
+    assert_eq!(app.login(&copied, PASSWORD).await.status, 200);
+    let (plain, _) = app.signed_up_user().await;
+    let mut seen = Vec::new();
+    for email in [copied.clone(), plain, unique_email()] {
+        app.dynamo_calls.reset();
+        let refused = app.login(&email, WRONG).await;
+        assert_eq!((refused.status, refused.code()), (401, "invalid_credentials"));
+        seen.push(app.dynamo_calls.snapshot());
+    }
+    assert_eq!(seen[0], seen[1], "copy vs no copy");
+    assert_eq!(seen[0], seen[2], "copy vs unknown address");
+    assert_eq!(seen[0].get("GetItem"), Some(&2), "{:?}", seen[0]);
+    assert!(copied_hash(&marker(&app, &copied).await).is_some(), "a failure keeps the copy");
+}
+
+/// A password change drops the copy; and should a copy with the old hash survive anyway, the old password
+/// still fails, because a sign-in from a copy only writes while the account is exactly the copy.
+#[tokio::test]
+async fn a_stale_copy_never_lets_an_old_password_in() {
+    let app = TestApp::spawn().await;
+    let (email, _) = app.signed_up_user().await;
+    let session = app.login(&email, PASSWORD).await;
+    let stale = marker(&app, &email).await;
+    let old_hash = copied_hash(&stale).unwrap();
+    let changed = app
+        .change_password(&session.str("access_token"), PASSWORD, NEW_PASSWORD)
+        .await;
+    assert_eq!(changed.status, 204, "{:?}", changed.body);
+    assert_eq!(copied_hash(&marker(&app, &email).await), None, "the change drops the copy");
+    plant(&app, stale).await;
+    let refused = app.login(&email, PASSWORD).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (401, "invalid_credentials"),
+        "the old password from a stale copy: {:?}",
+        refused.body
+    );
+    let signed_in = app.login(&email, NEW_PASSWORD).await;
+    assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
+    let healed = copied_hash(&marker(&app, &email).await).unwrap();
+    assert_ne!(healed, old_hash, "the sign-in rewrote the copy");
+    assert_eq!(app.login(&email, PASSWORD).await.status, 401);
+    assert_eq!(app.login(&email, NEW_PASSWORD).await.status, 200);
+}
+
+/// The same after a reset by emailed code and after an administrator's new password.
+#[tokio::test]
+async fn a_reset_drops_the_copy_too() {
+    let app = TestApp::spawn().await;
+    let (email, _) = app.signed_up_user().await;
+    assert_eq!(app.login(&email, PASSWORD).await.status, 200);
+    let stale = marker(&app, &email).await;
+    let reset = app.reset_password(&email, NEW_PASSWORD).await;
+    assert_eq!(reset.status, 204, "{:?}", reset.body);
+    assert_eq!(copied_hash(&marker(&app, &email).await), None, "the reset drops the copy");
+    plant(&app, stale).await;
+    assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
+    assert_eq!(app.login(&email, NEW_PASSWORD).await.status, 200);
+}
+
+/// Two-factor authentication turned on after the copy was made: a right password from the stale copy still
+/// gets the challenge, never tokens.
+#[tokio::test]
+async fn a_stale_copy_never_skips_the_second_factor() {
+    let app = TestApp::spawn().await;
+    app.state.clock.freeze();
+    let (email, _) = app.signed_up_user().await;
+    let session = app.login(&email, PASSWORD).await;
+    let stale = marker(&app, &email).await;
+    crate::two_factor::enrol(&app, email.clone(), session).await;
+    plant(&app, stale).await;
+    let answer = app.login(&email, PASSWORD).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["mfa_required"], json!(true), "{:?}", answer.body);
+    assert!(answer.body.get("access_token").is_none(), "{:?}", answer.body);
+}
+
+/// An account disabled, demoted or signed out everywhere since its copy was made: the sign-in decides on the
+/// account as it is now.
+#[tokio::test]
+async fn a_stale_copy_is_decided_again_on_the_account_as_it_is() {
+    let app = TestApp::spawn().await;
+    let (email, signed_up) = app.signed_up_user().await;
+    let id = user_id(&signed_up);
+    assert_eq!(app.login(&email, PASSWORD).await.status, 200);
+
+    app.update_user(&id, "SET #role = :r", &[(":r", "manager")]).await;
+    let demoted = app.login(&email, PASSWORD).await;
+    assert_eq!(demoted.status, 200, "{:?}", demoted.body);
+    assert_eq!(demoted.body["user"]["role"], "manager", "{:?}", demoted.body);
+    assert_eq!(keygate_e2e::jwt_claims(&demoted.str("access_token"))["role"], "manager");
+
+    let before = app.login(&email, PASSWORD).await;
+    let revoked = app
+        .send("DELETE", "/v1/auth/sessions", Some(&before.str("access_token")), None)
+        .await;
+    assert!(revoked.status < 300, "{:?}", revoked.body);
+    let after = app.login(&email, PASSWORD).await;
+    assert_eq!(after.status, 200, "a new session epoch is read, not refused: {:?}", after.body);
+    assert_eq!(app.me(&after.str("access_token")).await.status, 200, "the session is live");
+
+    app.update_user(&id, "SET #status = :s", &[(":s", "disabled")]).await;
+    let disabled = app.login(&email, PASSWORD).await;
+    assert_eq!((disabled.status, disabled.code()), (403, "account_disabled"));
+    assert_eq!(app.login(&email, WRONG).await.code(), "invalid_credentials");
 }

@@ -2,12 +2,17 @@
 //! database of the account's tenant when one is named (404 `not_found` for any other, asked only once the
 //! password is right; 422 for both fields or a malformed namespace).
 //!
-//! DynamoDB round trips: 5 in 3 round-trip times when the password is right: the IP counter, the backoff claim
-//! (a conditional write that counts the attempt before argon2 runs) and the email marker, concurrently (with the
-//! database read when one is named: 6); the user; one transaction (the session, clearing the failures, and for an
-//! account made before tenancy its new tenant: one more per taken slug). A wrong password past the five free failures
-//! writes its wait (one more); an old hash is upgraded concurrently with the transaction. An attempt refused by
-//! the backoff stops after the first three, with no argon2.
+//! DynamoDB round trips when the password is right: 4 in 2 round-trip times for an account that signed in
+//! before (from 3 before this release): the IP counter, the backoff claim (a conditional write that counts the
+//! attempt before argon2 runs) and the email marker, which carries a copy of the account, concurrently (with the
+//! database read when one is named: 5); then one transaction (the session, clearing the failures, and a check that
+//! the account is still exactly the copy). Without a usable copy (a first sign-in, an account made before
+//! tenancy, or an account changed since its copy was made) the account is read before the transaction, which
+//! then also stores the copy: 5 in 3 round-trip times (for an account made before tenancy the transaction also
+//! makes its tenant: one more per taken slug). A wrong password reads the account too, whichever way, so a
+//! failure costs the same calls for any address; past the five free failures it writes its wait (one more). An
+//! old hash is upgraded after the transaction (+2). An attempt refused by the backoff stops after the first
+//! three, with no argon2.
 //! An address routed to an LDAP directory (see `keygate::federation::directory`): 6 in 4 round-trip times (the
 //! directory guard claimed beside the others; the identity's marker, then the account or the address's marker; the
 //! transaction, which creates a first sign-in's account), plus the directory's bind, search and bind.

@@ -145,6 +145,34 @@ struct EmailMarker {
     pk: String,
     sk: String,
     user_id: String,
+    /// A copy of the owner's user item, written by a sign-in that read it, so that the next password sign-in
+    /// reads one item instead of two. Never trusted on its own: see [`Marker::copy`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    profile: Option<User>,
+}
+
+/// What an address's marker says: its owner, and the copy of the owner it carries when one is usable.
+#[derive(Debug)]
+pub struct Marker {
+    /// The owner's id.
+    pub user_id: String,
+    /// The copy of the owner written at an earlier sign-in, when it is the owner's and describes an account that
+    /// can sign in with a password ([`copyable`]). It may be stale: whatever it lets happen must be written with
+    /// [`unchanged_check_item`].
+    pub copy: Option<User>,
+}
+
+/// Whether a copy of `user` may stand in for it at a password sign-in: an active, verified individual account in
+/// a tenant, with a password of its own. Anything else (pending, invited, disabled, directory accounts, accounts
+/// made before tenancy) always reads the user item.
+pub(crate) fn copyable(user: &User) -> bool {
+    user.kind == AccountKind::Individual
+        && user.status == AccountStatus::Active
+        && user.email_verified
+        && user.password_hash.is_some()
+        && user.tenant_id.is_some()
+        && user.role.is_some()
+        && user.idp.is_none()
 }
 
 /// The GSI1 partition listing a tenant's accounts.
@@ -318,6 +346,126 @@ pub async fn id_for_email(store: &Store, email: &Email) -> Result<Option<String>
         .map(|m| m.user_id))
 }
 
+/// Reads the marker of an address, with the copy of its owner when that copy is usable (see [`Marker`]).
+pub async fn marker_for_email(store: &Store, email: &Email) -> Result<Option<Marker>, Error> {
+    let Some(marker) = store.get::<EmailMarker>(&email_pk(email), MARKER_SK).await? else {
+        return Ok(None);
+    };
+    let copy = marker
+        .profile
+        .filter(|copy| copy.id == marker.user_id && copy.email == email.as_str() && copyable(copy));
+    Ok(Some(Marker {
+        user_id: marker.user_id,
+        copy,
+    }))
+}
+
+/// A transaction item that stores `user`, just read, as the copy on its address's marker, only while the marker
+/// is still the user's (an Update on a missing marker would create one).
+pub(crate) fn copy_to_marker_item(store: &Store, user: &User) -> Result<TransactWriteItem, Error> {
+    let update = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(key(&marker_pk_of(user)?, MARKER_SK)))
+        .update_expression("SET profile = :profile")
+        .condition_expression("user_id = :id")
+        .expression_attribute_values(":profile", AttributeValue::M(encode(user)?))
+        .expression_attribute_values(":id", s(&user.id));
+    transact_update(update)
+}
+
+/// Drops the copy of `user` from its address's marker, after a write that changed its password: a stale copy
+/// is never trusted (see [`unchanged_check_item`]), but a failed sign-in against an outdated hash would have to
+/// run argon2 twice, which an observer could time. Best effort, one round trip.
+pub async fn forget_copy(store: &Store, user: &User) {
+    let Ok(pk) = marker_pk_of(user) else {
+        return;
+    };
+    let removed = store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(&pk, MARKER_SK)))
+        .update_expression("REMOVE profile")
+        .condition_expression("user_id = :id")
+        .expression_attribute_values(":id", s(&user.id))
+        .send()
+        .await;
+    if let Err(err) = removed {
+        if !super::is_condition_failure(&err) {
+            tracing::warn!(error = ?err, "dropping a sign-in copy failed; the next sign-in reads the account");
+        }
+    }
+}
+
+fn marker_pk_of(user: &User) -> Result<String, Error> {
+    Ok(email_pk(&Email::parse(&user.email)?))
+}
+
+/// Attributes the user item may lack: serde leaves out a `None`, and `deleting_at` marks an account being
+/// deleted. A copy without one of them holds only while the item lacks it too.
+const ABSENT_WHEN_NONE: [&str; 11] = [
+    "name",
+    "tenant_name",
+    "password_hash",
+    "tenant_id",
+    "role",
+    "service_name",
+    "mfa_enabled_at",
+    "idp",
+    "gsi1pk",
+    "gsi1sk",
+    "deleting_at",
+];
+
+/// Items written before a field existed lack it, and decode to its default.
+fn is_serde_default(name: &str, value: &AttributeValue) -> bool {
+    match name {
+        "token_epoch" | "passkey_count" => value.as_n().is_ok_and(|n| n == "0"),
+        "kind" => value.as_s().is_ok_and(|s| s == "individual"),
+        "status" => value.as_s().is_ok_and(|s| s == "active"),
+        _ => false,
+    }
+}
+
+/// A transaction item that holds only while the user item is exactly `copy`: every attribute the copy has is
+/// equal, every one it lacks is absent, and the account is not being deleted. A sign-in decided on a copy that
+/// any writer has since changed (a new password, a disable, 2FA turned on, a new role, a revocation) fails
+/// instead of signing in. Comparing every field, not a list of the ones a sign-in reads, means a field added
+/// later is covered without anyone remembering to.
+pub(crate) fn unchanged_check_item(store: &Store, copy: &User) -> Result<TransactWriteItem, Error> {
+    let encoded = encode(copy)?;
+    let mut check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(store.table())
+        .set_key(Some(user_key(&copy.id)));
+    let mut clauses = vec!["attribute_exists(pk)".to_owned()];
+    let mut fields: Vec<_> = encoded.into_iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (field, value)) in fields.iter().enumerate() {
+        let (name, placeholder) = (format!("#u{i}"), format!(":u{i}"));
+        clauses.push(if is_serde_default(field, value) {
+            format!("(attribute_not_exists({name}) OR {name} = {placeholder})")
+        } else {
+            format!("{name} = {placeholder}")
+        });
+        check = check
+            .expression_attribute_names(name, field.clone())
+            .expression_attribute_values(placeholder, value.clone());
+    }
+    for (i, field) in ABSENT_WHEN_NONE
+        .iter()
+        .filter(|field| !fields.iter().any(|(f, _)| f == *field))
+        .enumerate()
+    {
+        let name = format!("#a{i}");
+        clauses.push(format!("attribute_not_exists({name})"));
+        check = check.expression_attribute_names(name, *field);
+    }
+    let check = check.condition_expression(clauses.join(" AND "));
+    Ok(TransactWriteItem::builder()
+        .condition_check(built(check.build())?)
+        .build())
+}
+
 /// Reads the account that owns an address: the marker, then the user (two round trips).
 pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<User>, Error> {
     match id_for_email(store, email).await? {
@@ -447,6 +595,7 @@ fn user_with_marker(store: &Store, user: &User, marker_pk: String) -> Result<Vec
         pk: marker_pk,
         sk: MARKER_SK.to_owned(),
         user_id: user.id.clone(),
+        profile: None,
     };
     let put = |item| -> Result<TransactWriteItem, Error> {
         let put = built(
@@ -696,6 +845,7 @@ pub(crate) fn change_email_items(
         pk: email_pk(new),
         sk: MARKER_SK.to_owned(),
         user_id: user.id.clone(),
+        profile: None,
     };
     let new_marker = Put::builder()
         .table_name(store.table())
@@ -815,5 +965,48 @@ mod tests {
         let back: User = super::super::decode(item).unwrap();
         assert_eq!(back.email, "a@example.com");
         assert_eq!(back.view().created_at, "1970-01-01T00:00:10Z");
+    }
+
+    #[test]
+    fn the_unchanged_check_covers_every_attribute_a_user_can_lack() {
+        let email = Email::parse("a@example.com").unwrap();
+        let bare = User::new(new_user_id(), &email, None, None, None, 10);
+        let mut full = bare.clone();
+        full.name = Some("A".into());
+        full.tenant_name = Some("T".into());
+        full.password_hash = Some("$argon2id$x".into());
+        full.tenant_id = Some("t".into());
+        full.role = Some(Role::Root);
+        full.service_name = Some("s".into());
+        full.mfa_enabled_at = Some(5);
+        full.idp = Some("i".into());
+        full.gsi1pk = Some("g".into());
+        full.gsi1sk = Some("g".into());
+        let (bare, full) = (encode(&bare).unwrap(), encode(&full).unwrap());
+        let optional: Vec<_> = full.keys().filter(|k| !bare.contains_key(*k)).collect();
+        assert_eq!(optional.len(), ABSENT_WHEN_NONE.len() - 1, "{optional:?}");
+        for field in optional {
+            assert!(ABSENT_WHEN_NONE.contains(&field.as_str()), "{field} is not checked for absence");
+        }
+    }
+
+    #[test]
+    fn the_unchanged_check_compares_every_field_of_the_copy() {
+        let email = Email::parse("a@example.com").unwrap();
+        let user = User::new(new_user_id(), &email, None, None, Some("$argon2id$x".into()), 10);
+        let aws = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&aws), "t".to_owned());
+        let item = unchanged_check_item(&store, &user).unwrap();
+        let check = item.condition_check().unwrap();
+        let names = check.expression_attribute_names().unwrap();
+        for field in encode(&user).unwrap().keys() {
+            assert!(names.values().any(|n| n == field), "{field} is not compared");
+        }
+        assert!(names.values().any(|n| n == "deleting_at"));
+        assert!(names.values().any(|n| n == "mfa_enabled_at"));
+        assert!(check.condition_expression().contains("attribute_not_exists(#u"));
     }
 }

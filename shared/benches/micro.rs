@@ -74,7 +74,7 @@ fn opaque_tokens(c: &mut Criterion) {
     let id = pat::new_id();
     let wire = Pat::generate(&id).expose("kg");
     let stored_hash = Pat::parse(&wire, "kg").unwrap().hash();
-    let refresh = RefreshToken::generate(&tokens::new_session_id()).expose();
+    let refresh = RefreshToken::generate(&tokens::new_session_id(), &keygate::store::users::new_user_id()).expose();
     let mut group = c.benchmark_group("opaque tokens");
     group.bench_function("PAT parse + checksum + hash-compare (authorizer, PAT, no I/O)", |b| {
         b.iter(|| {

@@ -385,7 +385,14 @@ pub async fn login(
             items.push(checked.attempt.clear_item(store)?);
             Ok((session, refresh))
         };
-        let write = tenants::transact_creating(store, items, tenant.as_mut());
+        // A conflict with another write of the same items (two sign-ins of one account at once, say) is a lost
+        // race like a failed condition: a copy is then decided again, anything else answers 409.
+        let write = async {
+            match tenant.as_mut() {
+                Some(tenant) => tenants::transact_creating(store, items, Some(tenant)).await,
+                None => store.transact_racing(items).await,
+            }
+        };
         let written = if beside.is_some() {
             write.await?
         } else {

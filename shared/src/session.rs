@@ -240,7 +240,7 @@ pub async fn switch_database(
         Recheck::Confirmed => Some(now),
         Recheck::NotDue => None,
     };
-    let next = RefreshToken::generate(&session.id);
+    let next = RefreshToken::generate(&session.id, &session.user_id);
     let rotation = sessions::rotate_scoped(
         &state.store,
         session,
@@ -300,8 +300,11 @@ pub(crate) fn open_items(
 /// database was deleted (or whose account was disabled) is revoked (401 `session_revoked`).
 /// A directory account's session re-asks its directory at most every fifteen minutes (see
 /// [`directory::recheck`]): gone, the account's sessions and tokens end (401 `session_revoked`).
-/// The client's per-IP refresh limit is checked first (429). Three round-trip times: the session beside the limit's
-/// counter, the user (with the session's database, in one BatchGetItem), the rotation (one transaction); one more to look up an older rotated-out token; a directory account's re-check adds its own.
+/// The client's per-IP refresh limit is checked first (429). Two round-trip times: the session and its owner (one
+/// BatchGetItem: the token names the owner) beside the limit's counter, then the rotation (one transaction). A
+/// session scoped to a database reads the database between them (three), and so does a token of the older form
+/// (`<session_id>.<secret>`: its owner is read after the session, with the database); one more to look up an older
+/// rotated-out token; a directory account's re-check adds its own. The answer's token is always of the new form.
 pub async fn refresh(state: &State, raw: &str, client: &ClientInfo, now: UnixTime) -> Result<TokenResponse, Error> {
     const UNKNOWN: Error = Error::InvalidToken("The refresh token is invalid or has expired.");
     let rule = state.config.rate_limits.refresh_rule("refresh");
@@ -313,13 +316,16 @@ pub async fn refresh(state: &State, raw: &str, client: &ClientInfo, now: UnixTim
             return Err(err);
         }
     };
-    // The per-IP counter runs beside the session's read, which changes nothing: every write below still waits for
-    // its verdict, and a refused request is 429 whatever the read found.
-    let (limit, session) = tokio::join!(limited, sessions::get(&state.store, &presented.session_id));
+    // The per-IP counter runs beside the reads, which change nothing: every write below still waits for its
+    // verdict, and a refused request is 429 whatever the reads found.
+    let (limit, read) = tokio::join!(limited, session_and_owner(&state.store, &presented));
     limit?;
-    let session = session?.ok_or(UNKNOWN)?;
+    let (session, owner) = read?.ok_or(UNKNOWN)?;
     let presented_hash = presented.hash();
-    let user = user_and_database(&state.store, &session).await?;
+    let user = match owner {
+        Some(owner) => owner_in_database(&state.store, &session, owner).await?,
+        None => user_and_database(&state.store, &session).await?,
+    };
     match session.check_active(&user, now) {
         Ok(()) => {}
         Err(Inactive::Revoked) => return Err(Error::SessionRevoked),
@@ -333,7 +339,7 @@ pub async fn refresh(state: &State, raw: &str, client: &ClientInfo, now: UnixTim
         Recheck::Confirmed => Some(now),
         Recheck::NotDue => None,
     };
-    let next = RefreshToken::generate(&session.id);
+    let next = RefreshToken::generate(&session.id, &session.user_id);
     match sessions::rotate(
         &state.store,
         &session,
@@ -350,6 +356,49 @@ pub async fn refresh(state: &State, raw: &str, client: &ClientInfo, now: UnixTim
             reused_or_unknown(state, &user, &current, &presented_hash, now).await
         }
         Rotation::Lost(_) => Err(Error::SessionRevoked),
+    }
+}
+
+/// The session a refresh token names, with its owner when the token names the owner too (one BatchGetItem), or
+/// alone for a token of the older form (one GetItem). A token whose owner is not the session's is not one keygate
+/// issued for that session: 401 `invalid_token`, as an unknown session is (`None`). An owner that is gone is 401
+/// `session_revoked`.
+async fn session_and_owner(store: &Store, presented: &RefreshToken) -> Result<Option<(Session, Option<User>)>, Error> {
+    let Some(user_id) = &presented.user_id else {
+        return Ok(sessions::get(store, &presented.session_id)
+            .await?
+            .map(|session| (session, None)));
+    };
+    let items = store
+        .batch_get(vec![
+            sessions::session_key(&presented.session_id),
+            users::user_key(user_id),
+        ])
+        .await?;
+    let (mut session, mut user) = (None, None);
+    for item in items {
+        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        if pk.starts_with("SESSION#") {
+            session = Some(decode::<Session>(item)?);
+        } else if pk.starts_with("USER#") {
+            user = Some(decode::<User>(item)?);
+        }
+    }
+    match session {
+        Some(session) if session.user_id == *user_id => Ok(Some((session, Some(user.ok_or(Error::SessionRevoked)?)))),
+        _ => Ok(None),
+    }
+}
+
+/// The session's owner, read with the session, and a check that the session's database (if any) still exists in
+/// the owner's tenant (one more read, only for a session scoped to a database). Missing is 401 `session_revoked`.
+async fn owner_in_database(store: &Store, session: &Session, owner: User) -> Result<User, Error> {
+    let Some(db) = &session.db else {
+        return Ok(owner);
+    };
+    match databases::get(store, db).await? {
+        Some(database) if owner.tenant_id.as_deref() == Some(database.tenant_id.as_str()) => Ok(owner),
+        _ => Err(Error::SessionRevoked),
     }
 }
 

@@ -135,7 +135,9 @@ impl State {
 
 /// Whether `region` is in AWS's commercial partition (`aws`), whose endpoints serve Amazon Trust Services chains.
 fn commercial_partition(region: &str) -> bool {
-    !["cn-", "us-gov-", "us-iso", "eu-isoe-"].iter().any(|prefix| region.starts_with(prefix))
+    !["cn-", "us-gov-", "us-iso", "eu-isoe-"]
+        .iter()
+        .any(|prefix| region.starts_with(prefix))
 }
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services), compiled in.
@@ -178,7 +180,13 @@ mod tests {
         for region in ["us-east-1", "eu-west-1", "ap-southeast-2", ""] {
             assert!(super::commercial_partition(region), "{region}");
         }
-        for region in ["cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1"] {
+        for region in [
+            "cn-north-1",
+            "us-gov-west-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "eu-isoe-west-1",
+        ] {
             assert!(!super::commercial_partition(region), "{region}");
         }
     }

@@ -168,11 +168,16 @@ pub fn verify_access_token(
     Ok(claims)
 }
 
-/// A refresh token as presented: `<session_id>.<secret>`.
+/// A refresh token as presented: `<session_id>.<user_id>.<secret>`. The user id is not secret (it is the access
+/// token's `sub`); it lets a refresh read the session and its owner in one request. It is a hint, never trusted: a
+/// session owned by someone else refuses it. Tokens issued before it, `<session_id>.<secret>`, are still accepted,
+/// and both forms of one token hash alike (only the session id and the secret are hashed).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken {
     /// The session the token belongs to.
     pub session_id: String,
+    /// The session's owner, as the token claims it (absent from tokens of the older form).
+    pub user_id: Option<String>,
     secret: String,
 }
 
@@ -183,10 +188,11 @@ impl std::fmt::Debug for RefreshToken {
 }
 
 impl RefreshToken {
-    /// A fresh token for a session.
-    pub fn generate(session_id: &str) -> Self {
+    /// A fresh token for a session of `user_id`.
+    pub fn generate(session_id: &str, user_id: &str) -> Self {
         Self {
             session_id: session_id.to_owned(),
+            user_id: Some(user_id.to_owned()),
             secret: secret::random_b64(REFRESH_SECRET_BYTES),
         }
     }
@@ -194,10 +200,18 @@ impl RefreshToken {
     /// Parses the wire form; anything else is a clean `invalid_token`.
     pub fn parse(raw: &str) -> Result<Self, Error> {
         const INVALID: Error = Error::InvalidToken("The refresh token is malformed.");
-        let (session_id, secret) = raw.split_once('.').ok_or(INVALID)?;
+        let mut parts = raw.split('.');
+        let (session_id, user_id, secret) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(session_id), Some(secret), None, None) => (session_id, None, secret),
+            (Some(session_id), Some(user_id), Some(secret), None) if is_id(user_id) => {
+                (session_id, Some(user_id), secret)
+            }
+            _ => return Err(INVALID),
+        };
         if is_session_id(session_id) && secret::is_b64_of_len(secret, REFRESH_SECRET_BYTES) {
             Ok(Self {
                 session_id: session_id.to_owned(),
+                user_id: user_id.map(str::to_owned),
                 secret: secret.to_owned(),
             })
         } else {
@@ -212,8 +226,17 @@ impl RefreshToken {
 
     /// The wire form, handed to the client exactly once.
     pub fn expose(&self) -> String {
-        format!("{}.{}", self.session_id, self.secret)
+        match &self.user_id {
+            Some(user_id) => format!("{}.{user_id}.{}", self.session_id, self.secret),
+            None => format!("{}.{}", self.session_id, self.secret),
+        }
     }
+}
+
+/// Whether `id` has the shape of a keygate id (UUID text: users, tenants, databases), so junk costs no read (and
+/// no oversized key).
+pub fn is_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// A new random session id.
@@ -230,18 +253,33 @@ pub fn is_session_id(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    const UID: &str = "0b7c2a4e-93f1-4d0a-8c55-2f9e6d1b3a70";
+
     #[test]
     fn refresh_token_round_trips() {
-        let token = RefreshToken::generate(&new_session_id());
+        let token = RefreshToken::generate(&new_session_id(), UID);
         let parsed = RefreshToken::parse(&token.expose()).unwrap();
         assert_eq!(parsed, token);
+        assert_eq!(parsed.user_id.as_deref(), Some(UID));
         assert_eq!(parsed.hash(), token.hash());
     }
 
     #[test]
+    fn a_token_of_the_older_form_parses_and_hashes_as_the_new_one() {
+        let token = RefreshToken::generate(&new_session_id(), UID);
+        let older = token.expose().replace(&format!(".{UID}."), ".");
+        let parsed = RefreshToken::parse(&older).unwrap();
+        assert_eq!(parsed.user_id, None);
+        assert_eq!(parsed.session_id, token.session_id);
+        assert_eq!(parsed.hash(), token.hash(), "stored hashes stay valid");
+        assert_eq!(parsed.expose(), older);
+    }
+
+    #[test]
     fn refresh_token_rejects_malformed() {
-        let good = RefreshToken::generate(&new_session_id()).expose();
-        let (sid, secret) = good.split_once('.').unwrap();
+        let good = RefreshToken::generate(&new_session_id(), UID).expose();
+        let (sid, rest) = good.split_once('.').unwrap();
+        let (_, secret) = rest.split_once('.').unwrap();
         for bad in [
             String::new(),
             "abc".to_owned(),
@@ -251,6 +289,11 @@ mod tests {
             format!("{}.{secret}", &sid[1..]),
             format!("{sid}.{}", secret.replace(|c: char| c.is_ascii_alphabetic(), "+")),
             format!("{sid}.{secret}.{secret}"),
+            format!("{sid}.{UID}.{UID}.{secret}"),
+            format!("{sid}.{UID}x.{secret}"),
+            format!("{sid}..{secret}"),
+            format!("{sid}.{UID}.{secret}."),
+            format!("{sid}.{}.{secret}", &UID[1..]),
         ] {
             assert!(RefreshToken::parse(&bad).is_err(), "{bad:?}");
         }
@@ -259,12 +302,15 @@ mod tests {
     #[test]
     fn refresh_hash_depends_on_the_secret() {
         let sid = new_session_id();
-        assert_ne!(RefreshToken::generate(&sid).hash(), RefreshToken::generate(&sid).hash());
+        assert_ne!(
+            RefreshToken::generate(&sid, UID).hash(),
+            RefreshToken::generate(&sid, UID).hash()
+        );
     }
 
     #[test]
     fn debug_hides_the_secret() {
-        let token = RefreshToken::generate(&new_session_id());
+        let token = RefreshToken::generate(&new_session_id(), UID);
         let shown = format!("{token:?}");
         assert!(!shown.contains(&token.secret));
     }

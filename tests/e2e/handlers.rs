@@ -28,7 +28,9 @@ async fn login_event_with_a_base64_body() {
     assert_eq!(session[0]["ip"].as_s().unwrap(), "203.0.113.7");
     assert!(session[0]["user_agent"].as_s().unwrap().contains("Firefox"));
     assert!(session[0].contains_key("secret_hash"));
-    assert!(!format!("{:?}", session[0]).contains(tokens["refresh_token"].as_str().unwrap().split('.').nth(1).unwrap()));
+    assert!(
+        !format!("{:?}", session[0]).contains(tokens["refresh_token"].as_str().unwrap().rsplit('.').next().unwrap())
+    );
 
     let me = fixture("apigw_v2_me.json").replace("TOKEN", tokens["access_token"].as_str().unwrap());
     let response = auth_me::handle(&app.state, lambda_http::request::from_str(&me).unwrap()).await;

@@ -80,13 +80,20 @@ fn user_id(session: &keygate_e2e::Answer) -> String {
 async fn a_login_after_the_first_reads_one_item() {
     let app = TestApp::spawn().await;
     let (email, _) = app.signed_up_user().await;
-    assert_eq!(copied_hash(&marker(&app, &email).await), None, "a sign-up stores no copy");
+    assert_eq!(
+        copied_hash(&marker(&app, &email).await),
+        None,
+        "a sign-up stores no copy"
+    );
     app.dynamo_calls.reset();
     let first = app.login(&email, PASSWORD).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     let calls = app.dynamo_calls.snapshot();
     assert_eq!(calls.get("GetItem"), Some(&2), "{calls:?}");
-    assert!(copied_hash(&marker(&app, &email).await).is_some(), "the first login stores the copy");
+    assert!(
+        copied_hash(&marker(&app, &email).await).is_some(),
+        "the first login stores the copy"
+    );
     for _ in 0..2 {
         app.dynamo_calls.reset();
         let later = app.login(&email, PASSWORD).await;
@@ -116,7 +123,10 @@ async fn failed_logins_make_the_same_calls_whatever_the_marker_holds() {
     assert_eq!(seen[0], seen[1], "copy vs no copy");
     assert_eq!(seen[0], seen[2], "copy vs unknown address");
     assert_eq!(seen[0].get("GetItem"), Some(&2), "{:?}", seen[0]);
-    assert!(copied_hash(&marker(&app, &copied).await).is_some(), "a failure keeps the copy");
+    assert!(
+        copied_hash(&marker(&app, &copied).await).is_some(),
+        "a failure keeps the copy"
+    );
 }
 
 /// A password change drops the copy; and should a copy with the old hash survive anyway, the old password
@@ -132,7 +142,11 @@ async fn a_stale_copy_never_lets_an_old_password_in() {
         .change_password(&session.str("access_token"), PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(changed.status, 204, "{:?}", changed.body);
-    assert_eq!(copied_hash(&marker(&app, &email).await), None, "the change drops the copy");
+    assert_eq!(
+        copied_hash(&marker(&app, &email).await),
+        None,
+        "the change drops the copy"
+    );
     plant(&app, stale).await;
     let refused = app.login(&email, PASSWORD).await;
     assert_eq!(
@@ -158,7 +172,11 @@ async fn a_reset_drops_the_copy_too() {
     let stale = marker(&app, &email).await;
     let reset = app.reset_password(&email, NEW_PASSWORD).await;
     assert_eq!(reset.status, 204, "{:?}", reset.body);
-    assert_eq!(copied_hash(&marker(&app, &email).await), None, "the reset drops the copy");
+    assert_eq!(
+        copied_hash(&marker(&app, &email).await),
+        None,
+        "the reset drops the copy"
+    );
     plant(&app, stale).await;
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
     assert_eq!(app.login(&email, NEW_PASSWORD).await.status, 200);
@@ -202,11 +220,96 @@ async fn a_stale_copy_is_decided_again_on_the_account_as_it_is() {
         .await;
     assert!(revoked.status < 300, "{:?}", revoked.body);
     let after = app.login(&email, PASSWORD).await;
-    assert_eq!(after.status, 200, "a new session epoch is read, not refused: {:?}", after.body);
-    assert_eq!(app.me(&after.str("access_token")).await.status, 200, "the session is live");
+    assert_eq!(
+        after.status, 200,
+        "a new session epoch is read, not refused: {:?}",
+        after.body
+    );
+    assert_eq!(
+        app.me(&after.str("access_token")).await.status,
+        200,
+        "the session is live"
+    );
 
     app.update_user(&id, "SET #status = :s", &[(":s", "disabled")]).await;
     let disabled = app.login(&email, PASSWORD).await;
     assert_eq!((disabled.status, disabled.code()), (403, "account_disabled"));
     assert_eq!(app.login(&email, WRONG).await.code(), "invalid_credentials");
+}
+
+/// A refresh token names its session's owner, so a refresh reads both in one request, then rotates.
+#[tokio::test]
+async fn a_refresh_reads_the_session_and_its_owner_in_one_request() {
+    let app = TestApp::spawn().await;
+    let (_, session) = app.signed_up_user().await;
+    let token = session.str("refresh_token");
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    assert_eq!(parts[0], session.str("session_id"));
+    assert_eq!(parts[1], user_id(&session));
+    app.dynamo_calls.reset();
+    let refreshed = app.refresh(&token).await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
+    let calls = app.dynamo_calls.snapshot();
+    assert_eq!(calls.get("BatchGetItem"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("GetItem"), None, "{calls:?}");
+    assert_eq!(calls.get("TransactWriteItems"), Some(&1), "{calls:?}");
+    assert_eq!(refreshed.str("refresh_token").split('.').nth(1), Some(parts[1]));
+}
+
+/// A token issued before the owner was named in it still refreshes, into a token of the new form; and both
+/// forms of one rotated-out token are the same token to reuse detection.
+#[tokio::test]
+async fn a_token_of_the_older_form_refreshes_into_the_new_form() {
+    let app = TestApp::spawn().await;
+    let (_, session) = app.signed_up_user().await;
+    let uid = user_id(&session);
+    let token = session.str("refresh_token");
+    let older = token.replace(&format!(".{uid}."), ".");
+    assert_eq!(older.split('.').count(), 2);
+    let refreshed = app.refresh(&older).await;
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
+    assert_eq!(refreshed.str("refresh_token").split('.').nth(1), Some(uid.as_str()));
+    app.state.clock.advance(3_600);
+    let replayed = app.refresh(&token).await;
+    assert_eq!(
+        (replayed.status, replayed.code()),
+        (401, "session_revoked"),
+        "the new form of the rotated-out token is a replay: {:?}",
+        replayed.body
+    );
+    assert_eq!(
+        app.refresh(&refreshed.str("refresh_token")).await.code(),
+        "session_revoked"
+    );
+}
+
+/// The owner a token names is a hint, never trusted: naming anyone else is an unknown token, which ends nothing.
+#[tokio::test]
+async fn a_token_naming_another_owner_is_refused_and_ends_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, victim) = app.signed_up_user().await;
+    let (_, other) = app.signed_up_user().await;
+    let token = victim.str("refresh_token");
+    let uid = user_id(&victim);
+    for stranger in [user_id(&other), keygate::store::users::new_user_id()] {
+        let forged = token.replace(&uid, &stranger);
+        let refused = app.refresh(&forged).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (401, "invalid_token"),
+            "{:?}",
+            refused.body
+        );
+    }
+    for malformed in [
+        token.replace(&uid, &uid.to_uppercase().replace('-', "")),
+        token.replace(&uid, &format!("{uid}.{uid}")),
+        token.replace(&uid, ""),
+    ] {
+        let refused = app.refresh(&malformed).await;
+        assert_eq!((refused.status, refused.code()), (401, "invalid_token"), "{malformed}");
+    }
+    let still = app.refresh(&token).await;
+    assert_eq!(still.status, 200, "the victim's session survived: {:?}", still.body);
 }

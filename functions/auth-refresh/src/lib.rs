@@ -1,8 +1,10 @@
 //! `POST /v1/auth/refresh`: `{refresh_token}` → 200 token response with the refresh token rotated.
 //!
-//! DynamoDB round trips: 4 in 3 round-trip times (the rate-limit counter beside the session's read; the user; the
-//! rotation: one transaction that also records the old hash in the session's history); a replay of the last token adds one to revoke the session, of an
-//! older one two (its history item, the revocation).
+//! DynamoDB round trips: 3 in 2 round-trip times (the rate-limit counter beside one BatchGetItem of the session and
+//! its owner, whom the token names; the rotation: one transaction that also records the old hash in the session's
+//! history). A session scoped to a database reads the database before the rotation (4 in 3), as does a token of
+//! the older form `<session_id>.<secret>` (the session, then the owner with the database). A replay of the last
+//! token adds one to revoke the session, of an older one two (its history item, the revocation).
 //! A directory account's session re-asks its LDAP directory at most every 15 minutes: one more (its identities),
 //! and one transaction more when the person is gone (both epochs move).
 

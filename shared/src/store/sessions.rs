@@ -119,7 +119,7 @@ impl Session {
         now: UnixTime,
     ) -> (Self, RefreshToken) {
         let id = new_session_id();
-        let refresh = RefreshToken::generate(&id);
+        let refresh = RefreshToken::generate(&id, &user.id);
         let ends_at = now + lifetime.max;
         let expires_at = lifetime.refresh_expiry(ends_at, now);
         let session = Self {

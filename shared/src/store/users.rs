@@ -303,11 +303,7 @@ impl User {
     }
 }
 
-/// Whether `id` has the shape of a keygate id (UUID text: users, tenants, databases), so junk costs no read (and
-/// no oversized key).
-pub fn is_id(id: &str) -> bool {
-    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
-}
+pub use crate::tokens::is_id;
 
 /// A new random user id (UUID v4 text).
 pub fn new_user_id() -> String {
@@ -986,7 +982,10 @@ mod tests {
         let optional: Vec<_> = full.keys().filter(|k| !bare.contains_key(*k)).collect();
         assert_eq!(optional.len(), ABSENT_WHEN_NONE.len() - 1, "{optional:?}");
         for field in optional {
-            assert!(ABSENT_WHEN_NONE.contains(&field.as_str()), "{field} is not checked for absence");
+            assert!(
+                ABSENT_WHEN_NONE.contains(&field.as_str()),
+                "{field} is not checked for absence"
+            );
         }
     }
 

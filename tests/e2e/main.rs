@@ -33,6 +33,7 @@ mod perf_round2;
 mod rate_limits;
 mod registration;
 mod review17;
+mod review18;
 mod routes;
 mod scoped_tokens;
 mod sessions;

@@ -313,3 +313,38 @@ async fn a_token_naming_another_owner_is_refused_and_ends_nothing() {
     let still = app.refresh(&token).await;
     assert_eq!(still.status, 200, "the victim's session survived: {:?}", still.body);
 }
+
+/// A service login's IP counter runs beside its backoff claim: a request the counter refuses gives its claim
+/// back, so a flood from one address spends none of the account's attempts.
+#[tokio::test]
+async fn a_service_login_over_the_ip_limit_spends_no_attempt() {
+    let app = TestApp::spawn_with(|c| c.rate_limits.verify_per_minute = 3).await;
+    let (root, _) = app.signed_up_user().await;
+    let root = app.login(&root, PASSWORD).await;
+    let tenant = root.body["user"]["tenant_id"].as_str().unwrap().to_owned();
+    let created = app
+        .post_as(
+            &root.str("access_token"),
+            "/v1/accounts/service",
+            json!({ "service_name": "worker", "role": "backend", "password": "a service passphrase 1" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let attempt =
+        |password: &'static str| json!({ "service_name": "worker", "password": password, "tenant_id": tenant });
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(app.post("/v1/auth/login/service", attempt(WRONG)).await.status);
+    }
+    assert!(statuses.iter().filter(|s| **s == 401).count() <= 3, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    app.state.clock.advance(61);
+    let signed_in = app
+        .post("/v1/auth/login/service", attempt("a service passphrase 1"))
+        .await;
+    assert_eq!(
+        signed_in.status, 200,
+        "at most three wrong passwords were judged, all free: {:?}",
+        signed_in.body
+    );
+}

@@ -5,9 +5,10 @@
 //! the password is right). Unknown tenant, database, name and wrong password are all 401 `invalid_credentials`.
 //! The backoff applies, never the 100-failure lock.
 //!
-//! DynamoDB round trips: 5 in 4 round-trip times with `tenant_id`: the IP counter; the backoff claim and the
+//! DynamoDB round trips: 5 in 3 round-trip times with `tenant_id`: the IP counter, the backoff claim and the
 //! name marker, concurrently; the user; one transaction (the session, clearing the failures). With a database
-//! 6 in 4: its read runs beside the IP counter. A failure past the five free ones writes its wait instead.
+//! 6 in 4: its read runs beside the IP counter, and the claim and the marker follow it. A failure past the five
+//! free ones writes its wait instead.
 
 use keygate::tenancy::service_accounts::{self as accounts, ServiceLogin, ServiceTenant};
 use keygate::{http, Error, State};

@@ -509,7 +509,10 @@ async fn check_password(
             None => Ok(None),
         }
     };
-    let idps = state.idps.get(now).await?;
+    // Both are cached reads; on a cold start they read their secrets side by side, the signing key (needed only
+    // for the answer) beside the routing that has to come first. A failure to load the key shows when signing.
+    let (idps, _) = tokio::join!(state.idps.get(now), state.keys.signing(now));
+    let idps = idps?;
     if let Some((entry, ldap)) = directory::route(&idps, &email) {
         let (limited, attempt, looked_up) = tokio::join!(
             limited,

@@ -355,6 +355,12 @@ pub async fn login(
         let scoped = match database {
             Some(_) => match databases::in_tenant(checked.looked_up.clone(), user.tenant_id.as_deref()) {
                 Ok(found) => Some(found),
+                // A copy's tenant never decides the answer: a stale one could make a former password (or a
+                // disabled account's) answer 404 where the account as it is answers 401 (or 403).
+                Err(_) if checked.snapshot == Snapshot::Copy => {
+                    checked = recheck(state, checked, password, now).await?;
+                    continue;
+                }
                 Err(err) => {
                     checked.attempt.release(store).await?;
                     if !checked.cleared.is_empty() && !store.transact(checked.cleared).await? {
@@ -369,7 +375,7 @@ pub async fn login(
         if tenant.is_some() {
             items.push(users::join_tenant_item(store, &user, now)?);
         }
-        items.extend(checked.snapshot_item(store, tenant.is_none())?);
+        items.extend(checked.snapshot_items(store, tenant.is_none())?);
         let started = if challenge::required(&user) {
             let issued = challenge::issue(state, &user, "pwd", Outcome::Session, scoped.as_ref(), now)?;
             items.extend(issued.items);
@@ -464,15 +470,18 @@ struct Checked {
 }
 
 impl Checked {
-    /// What the sign-in's transaction adds for its snapshot: the check that a copy still holds, or the new copy
-    /// (not for an account that gets its tenant in this transaction, nor one whose hash is about to change).
-    fn snapshot_item(&self, store: &crate::store::Store, settled: bool) -> Result<Option<TransactWriteItem>, Error> {
+    /// What the sign-in's transaction adds for its snapshot: the check that a copy still holds; or, for an account
+    /// just read, the new copy with the same check, so that a copy is only ever written of the account as it is
+    /// (a sign-in racing a password change must not store the old hash). Neither for an account that gets its
+    /// tenant in this transaction, nor one whose hash is about to change.
+    fn snapshot_items(&self, store: &crate::store::Store, settled: bool) -> Result<Vec<TransactWriteItem>, Error> {
         Ok(match self.snapshot {
-            Snapshot::Copy => Some(users::unchanged_check_item(store, &self.user)?),
-            Snapshot::Read if settled && !self.rehash && users::copyable(&self.user) => {
-                Some(users::copy_to_marker_item(store, &self.user)?)
-            }
-            Snapshot::Read | Snapshot::Other => None,
+            Snapshot::Copy => vec![users::unchanged_check_item(store, &self.user)?],
+            Snapshot::Read if settled && !self.rehash && users::copyable(&self.user) => vec![
+                users::unchanged_check_item(store, &self.user)?,
+                users::copy_to_marker_item(store, &self.user)?,
+            ],
+            Snapshot::Read | Snapshot::Other => Vec::new(),
         })
     }
 }
@@ -564,7 +573,7 @@ async fn check_password(
             }
             // A failure reads the account, as the other failures do.
             let user = users::get(store, &copy.id).await?;
-            let verified = reverify(password, &copy, user.as_ref(), verified).await?;
+            let verified = reverify(store, password, &copy, user.as_ref(), verified).await?;
             decide(state, attempt, user, verified, looked_up, now).await
         }
         marker => {
@@ -581,6 +590,7 @@ async fn check_password(
 /// The verdict on the account as it is now, given the verdict on its copy: the same unless the hash changed
 /// since the copy was made (a password change drops the copy, so only a race gets here), when argon2 runs again.
 async fn reverify(
+    store: &crate::store::Store,
     password: &SecretString,
     copy: &User,
     current: Option<&User>,
@@ -590,8 +600,9 @@ async fn reverify(
     if hash.is_some() && hash == copy.password_hash.as_deref() {
         return Ok(on_copy);
     }
-    tracing::warn!("a sign-in copy had an outdated password hash");
-    passwords::verify(password, hash).await
+    tracing::warn!("a sign-in copy had an outdated password hash; dropping it");
+    let (verified, ()) = tokio::join!(passwords::verify(password, hash), users::forget_copy(store, copy));
+    verified
 }
 
 /// A sign-in decided on the marker's copy found the account changed when it wrote: reads the account and
@@ -604,7 +615,7 @@ async fn recheck(state: &State, checked: Checked, password: &SecretString, now: 
     } else {
         Verified::Yes
     };
-    let verified = reverify(password, &checked.user, user.as_ref(), on_copy).await?;
+    let verified = reverify(&state.store, password, &checked.user, user.as_ref(), on_copy).await?;
     decide(state, checked.attempt, user, verified, Ok(checked.looked_up), now).await
 }
 
@@ -870,9 +881,9 @@ pub struct PasswordChange {
 /// PAT), in one transaction. Guesses of the current password spend the login backoff of the account. An account
 /// without a usable password sets its first one without a current password, but only from a session whose
 /// sign-in is at most five minutes old, so a stolen access token cannot become a permanent password.
-/// Two round trips after authentication (the transaction, then dropping the sign-in copy of the account: see
-/// [`users::forget_copy`]), plus the backoff claim (and its wait after a wrong guess) when there is a current
-/// password; one SQS call for the notice.
+/// One round trip (the transaction, which also drops the login copy on the address's marker) after
+/// authentication, plus the backoff claim (and its wait after a wrong guess) when there is a current password;
+/// one SQS call for the notice.
 pub async fn change_password(
     state: &State,
     user: &User,
@@ -927,10 +938,9 @@ pub async fn change_password(
     if let Some(attempt) = attempt {
         items.push(attempt.succeeded_item(store)?);
     }
-    if !store.transact(items).await? {
+    if !users::transact_dropping_copy(store, items, user).await? {
         return Err(Error::SessionRevoked);
     }
-    users::forget_copy(store, user).await;
     if user.kind == users::AccountKind::Service {
         // A service account has no mailbox to tell.
         return Ok(());
@@ -994,8 +1004,9 @@ pub async fn send_code(state: &State, email: &Email, purpose: Purpose, now: Unix
 }
 
 /// Redeems a reset code: sets the new password, verifies the address (the code proved it) and revokes every
-/// session and every personal access token (both epochs). Five round trips in four round-trip times: the code
-/// check with the guess budget, the user read, the transaction, dropping the sign-in copy; one SQS call.
+/// session and every personal access token (both epochs). Four round trips in three round-trip times: the code
+/// check with the guess budget, the user read, the transaction (which also drops the login copy on the address's
+/// marker); one SQS call.
 pub async fn reset_password(
     state: &State,
     email: &Email,
@@ -1026,10 +1037,9 @@ pub async fn reset_password(
     items.push(login_failures::clear_item(&state.store, email.as_str())?);
     let event = Event::new(Kind::PasswordReset, &user, now, state.config.event_retention);
     items.push(events::put_item(&state.store, &event)?);
-    if !state.store.transact(items).await? {
+    if !users::transact_dropping_copy(&state.store, items, &user).await? {
         return Err(Error::InvalidCode);
     }
-    users::forget_copy(&state.store, &user).await;
     state.mailer.send(email, Mail::PasswordWasReset).await
 }
 

@@ -53,8 +53,8 @@ fn event(state: &State, kind: Kind, caller: &Principal, target: &User, now: Unix
 /// Sets the password of an account the caller manages, policy-checked as any new password, and moves both of
 /// its epochs so that its sessions and PATs stop at once. An account provisioned by Entra ID or LDAP refuses (409
 /// `password_managed_externally`). An individual is emailed a notice.
-/// Round trips: the account, one transaction (the password and the event), then dropping the sign-in copy; one
-/// SQS call.
+/// Round trips: the account, then one transaction (the password, the event, and dropping the login copy on the
+/// address's marker); one SQS call.
 pub async fn set_password(
     state: &State,
     caller: &Principal,
@@ -74,10 +74,9 @@ pub async fn set_password(
         store_accounts::set_password_item(store, &target, &hash, now)?,
         events::put_item(store, &event(state, Kind::PasswordSetByAdmin, caller, &target, now))?,
     ];
-    if !store.transact(items).await? {
+    if !crate::store::users::transact_dropping_copy(store, items, &target).await? {
         return Err(Error::Conflict("The account changed meanwhile; try again."));
     }
-    crate::store::users::forget_copy(store, &target).await;
     account::notify_owner(state, &target, Mail::PasswordSetByAdmin).await;
     Ok(())
 }

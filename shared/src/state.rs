@@ -119,9 +119,11 @@ impl State {
         let config = Config::from_env()?;
         let mut aws = aws_config::defaults(aws_config::BehaviorVersion::latest());
         // On AWS the SDK talks only to AWS endpoints; a local stack over https (AWS_ENDPOINT_URL) keeps the system's
-        // roots, and one over plain http needs none. Outside the commercial partition (China, GovCloud, the
-        // isolated regions) AWS does not promise Amazon Trust Services chains, so those keep the system's roots.
-        let local_tls = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| url.starts_with("https:"));
+        // roots (AWS_ENDPOINT_URL or a per-service AWS_ENDPOINT_URL_*), and one over plain http needs none. Outside
+        // the commercial partition (China, GovCloud, the isolated and sovereign regions) AWS does not promise Amazon
+        // Trust Services chains, so those keep the system's roots.
+        let local_tls =
+            std::env::vars().any(|(name, url)| name.starts_with("AWS_ENDPOINT_URL") && url.starts_with("https:"));
         let region = std::env::var("AWS_REGION").unwrap_or_default();
         if !local_tls && commercial_partition(&region) {
             match aws_http_client() {
@@ -134,10 +136,12 @@ impl State {
 }
 
 /// Whether `region` is in AWS's commercial partition (`aws`), whose endpoints serve Amazon Trust Services chains.
+/// A region of a partition this list does not know (a sovereign cloud, say) keeps the system's roots.
 fn commercial_partition(region: &str) -> bool {
-    !["cn-", "us-gov-", "us-iso", "eu-isoe-"]
-        .iter()
-        .any(|prefix| region.starts_with(prefix))
+    const COMMERCIAL: [&str; 9] = ["us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-"];
+    const OTHERS: [&str; 3] = ["us-gov-", "us-iso", "eu-iso"];
+    COMMERCIAL.iter().any(|prefix| region.starts_with(prefix))
+        && !OTHERS.iter().any(|prefix| region.starts_with(prefix))
 }
 
 /// The roots AWS service endpoints chain to (Amazon Trust Services), compiled in.
@@ -177,7 +181,13 @@ mod tests {
 
     #[test]
     fn only_the_commercial_partition_uses_the_compiled_in_roots() {
-        for region in ["us-east-1", "eu-west-1", "ap-southeast-2", ""] {
+        for region in [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-2",
+            "il-central-1",
+            "mx-central-1",
+        ] {
             assert!(super::commercial_partition(region), "{region}");
         }
         for region in [
@@ -186,6 +196,8 @@ mod tests {
             "us-iso-east-1",
             "us-isob-east-1",
             "eu-isoe-west-1",
+            "eusc-de-east-1",
+            "",
         ] {
             assert!(!super::commercial_partition(region), "{region}");
         }

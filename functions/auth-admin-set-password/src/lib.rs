@@ -4,8 +4,8 @@
 //! as any other; both of the target's epochs move, so its sessions and PATs stop at once, and an individual is
 //! emailed a notice. An account provisioned by Entra ID or LDAP answers 409 `password_managed_externally`.
 //!
-//! DynamoDB round trips: 4 with a JWT (the authenticating BatchGetItem, the target, one transaction: the password
-//! and the admin event, then dropping the login copy on the email marker), 5 with a PAT. One SQS call.
+//! DynamoDB round trips: 3 with a JWT (the authenticating BatchGetItem, the target, one transaction: the password,
+//! the admin event, and the login copy dropped from the email marker), 4 with a PAT. One SQS call.
 
 use keygate::auth::{self, Access};
 use keygate::{admin, http, Error, State};

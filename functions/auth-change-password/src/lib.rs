@@ -3,10 +3,10 @@
 //! notice. An account without a password sets its first one by leaving out `current_password`, from a sign-in at
 //! most five minutes old (403 `reauthentication_required` otherwise).
 //!
-//! DynamoDB round trips: 4 (the authenticating BatchGetItem, the backoff claim, then one transaction: the password
-//! and the new epochs, with the caller's session moved to it, and the cleared failures; then dropping the login
-//! copy on the email marker); a wrong current password writes its backoff wait instead of the transaction; no
-//! claim when setting a first password. One SQS call.
+//! DynamoDB round trips: 3 (the authenticating BatchGetItem, the backoff claim, then one transaction: the password
+//! and the new epochs, with the caller's session moved to it, the cleared failures, and the login copy dropped
+//! from the email marker); a wrong current password writes its backoff wait instead of the transaction; no claim
+//! when setting a first password. One SQS call.
 
 use keygate::account::{self, PasswordChange};
 use keygate::auth::{self, Access};

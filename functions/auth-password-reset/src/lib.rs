@@ -1,9 +1,9 @@
 //! `POST /v1/auth/password-reset`: `{email, code, new_password}` → 204. Revokes every session of the user and
 //! emails a notice.
 //!
-//! DynamoDB round trips: 6 in 5 round-trip times (IP counter; the code attempt and the address's daily guess
+//! DynamoDB round trips: 5 in 4 round-trip times (IP counter; the code attempt and the address's daily guess
 //! budget, concurrently; the user; one transaction: consume the code and refund the guess, the password and both
-//! epochs, forget failed logins; dropping the login copy on the email marker). One SQS call (the notice).
+//! epochs, forget failed logins, drop the login copy from the email marker). One SQS call (the notice).
 
 use keygate::email::Email;
 use keygate::{account, http, rate_limit, Error, State};

@@ -393,6 +393,40 @@ pub async fn forget_copy(store: &Store, user: &User) {
     }
 }
 
+/// Writes `items`, a change of `user`'s password, with the copy on its address's marker removed in the same
+/// transaction, so that no copy of the old hash outlives the change (a sign-in checks a copy before trusting it,
+/// but a wrong password against an outdated hash would make calls a stranger could tell apart). Only an individual
+/// account has an address marker. Should the marker not be the account's (never expected), the change is written
+/// without it rather than refused.
+pub(crate) async fn transact_dropping_copy(
+    store: &Store,
+    mut items: Vec<TransactWriteItem>,
+    user: &User,
+) -> Result<bool, Error> {
+    let pk = match marker_pk_of(user) {
+        Ok(pk) if user.kind == AccountKind::Individual => pk,
+        _ => return store.transact(items).await,
+    };
+    let at = items.len();
+    let drop = Update::builder()
+        .table_name(store.table())
+        .set_key(Some(key(&pk, MARKER_SK)))
+        .update_expression("REMOVE profile")
+        .condition_expression("user_id = :id")
+        .expression_attribute_values(":id", s(&user.id));
+    items.push(transact_update(drop)?);
+    let failed = store.transact_outcome(items.clone()).await?;
+    if failed.is_empty() {
+        return Ok(true);
+    }
+    if failed != [at] {
+        return Ok(false);
+    }
+    tracing::error!(user = %user.id, "an account's address marker is not its own; its login copy was not dropped");
+    items.truncate(at);
+    store.transact(items).await
+}
+
 fn marker_pk_of(user: &User) -> Result<String, Error> {
     Ok(email_pk(&Email::parse(&user.email)?))
 }

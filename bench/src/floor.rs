@@ -18,12 +18,15 @@ pub struct Figures {
     pub keygate: Vec<Duration>,
     /// argon2's allocating `hash_password_into`.
     pub allocating: Vec<Duration>,
+    /// keygate's first verify in this process, its pool still empty: what a cold start's first login pays.
+    pub first: Duration,
     /// keygate / floor, pair by pair.
     pub ratios: Vec<f64>,
 }
 
 /// `samples` of each variant, alternated.
 pub async fn measure(samples: usize) -> Figures {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
     use argon2::{Algorithm, Argon2, Block, Params, Version};
     let params = Params::new(
         keygate::passwords::MEMORY_KIB,
@@ -39,16 +42,23 @@ pub async fn measure(samples: usize) -> Figures {
     context
         .hash_password_into_with_memory(PASSWORD.as_bytes(), &salt, &mut expected, &mut blocks)
         .unwrap();
-    let stored = keygate::passwords::hash(&PASSWORD.to_owned().into()).await.unwrap();
+    // A PHC string made by argon2 itself, so that keygate's pool is still empty at its first verify.
+    let stored = context
+        .hash_password(PASSWORD.as_bytes(), &SaltString::encode_b64(&salt).unwrap())
+        .unwrap()
+        .to_string();
     let password = PASSWORD.to_owned().into();
+    let started = Instant::now();
+    let verdict = keygate::passwords::verify(&password, Some(&stored)).await.unwrap();
+    let first = started.elapsed();
+    assert_eq!(verdict, keygate::passwords::Verified::Yes);
     let mut figures = Figures {
         floor: Vec::new(),
         keygate: Vec::new(),
         allocating: Vec::new(),
+        first,
         ratios: Vec::new(),
     };
-    // One of each first: page in the pool and the floor's buffer.
-    keygate::passwords::verify(&password, Some(&stored)).await.unwrap();
     for _ in 0..samples {
         let started = Instant::now();
         let mut out = [0u8; 32];

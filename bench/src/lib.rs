@@ -85,6 +85,12 @@ impl Measurement {
         median(&self.warm)
     }
 
+    /// Medians of the first and the last 10 warm invocations: apart, they show a function slowing as the run goes.
+    pub fn warm_drift(&self) -> (Duration, Duration) {
+        let n = self.warm.len().min(10);
+        (median(&self.warm[..n]), median(&self.warm[self.warm.len() - n..]))
+    }
+
     /// 95th percentile of warm latency.
     pub fn warm_p95(&self) -> Duration {
         percentile(&self.warm, 95.0)

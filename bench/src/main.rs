@@ -316,12 +316,15 @@ async fn measure_all(app: &TestApp, trips: &mut Vec<Trip>) -> (Vec<Row>, Peer) {
         let mut statuses = measurement.statuses.clone();
         statuses.sort_unstable();
         statuses.dedup();
+        let (early, late) = measurement.warm_drift();
         eprintln!(
-            "    init {} ms, first {} ms, warm {} / p95 {} ms, {:.1} MiB, {statuses:?}",
+            "    init {} ms, first {} ms, warm {} / p95 {} ms (first 10 {}, last 10 {}), {:.1} MiB, {statuses:?}",
             ms(measurement.init()),
             ms(measurement.first_response()),
             ms(measurement.warm_median()),
             ms(measurement.warm_p95()),
+            ms(early),
+            ms(late),
             measurement.peak_rss_kib as f64 / 1024.0
         );
         rows.push(Row {
@@ -856,9 +859,10 @@ async fn main() {
     eprintln!("==> argon2id: the floor against keygate's verify ({ARGON2_SAMPLES} of each, alternated)");
     let argon2 = keygate_bench::floor::measure(ARGON2_SAMPLES).await;
     eprintln!(
-        "    floor {} ms, keygate {} ms, allocating {} ms",
+        "    floor {} ms, keygate {} ms (first {} ms), allocating {} ms",
         ms(median(&argon2.floor)),
         ms(median(&argon2.keygate)),
+        ms(argon2.first),
         ms(median(&argon2.allocating))
     );
     eprintln!(
@@ -892,15 +896,15 @@ async fn main() {
     .unwrap();
     writeln!(
         out,
-        "## Cold start, warm latency, memory (real binaries through a Lambda Runtime API harness)\n\nInit (spawn to the first `GET /next`) and first response (spawn to the first answer) are the median of {COLD_PROCESSES} fresh processes, with the lowest and highest init beside; warm is the median and 95th percentile of {WARM_INVOCATIONS} invocations of the last process; peak RSS is VmHWM after them. DynamoDB calls: one request of the same kind through the local API, counted by an SDK interceptor (details in the round-trip table below).\n"
+        "## Cold start, warm latency, memory (real binaries through a Lambda Runtime API harness)\n\nInit (spawn to the first `GET /next`) and first response (spawn to the first answer) are the median of {COLD_PROCESSES} fresh processes, with the lowest and highest init beside; warm is the median and 95th percentile of {WARM_INVOCATIONS} invocations of the last process, with the medians of its first and last 10 beside (moto answers a `gsi1` Query by scanning the whole table, so a function that queries slows down as the run writes items: compare those rows with care); peak RSS is VmHWM after them. DynamoDB calls: one request of the same kind through the local API, counted by an SDK interceptor (details in the round-trip table below).\n"
     )
     .unwrap();
     writeln!(
         out,
-        "| function | init ms | init min–max ms | first response ms | warm median ms | warm p95 ms | peak RSS MiB | DynamoDB calls | statuses |"
+        "| function | init ms | init min–max ms | first response ms | warm median ms | warm p95 ms | warm first → last 10 ms | peak RSS MiB | DynamoDB calls | statuses |"
     )
     .unwrap();
-    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|").unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|").unwrap();
     for row in &measurements {
         let m = &row.measurement;
         let mut statuses = m.statuses.clone();
@@ -911,9 +915,10 @@ async fn main() {
             .and_then(|label| trips.iter().find(|t| t.0 == label))
             .map_or_else(|| "–".to_owned(), |t| t.1.to_string());
         let (low, high) = m.init_range();
+        let (early, late) = m.warm_drift();
         writeln!(
             out,
-            "| {} | {} | {}–{} | {} | {} | {} | {:.1} | {calls} | {statuses:?} |",
+            "| {} | {} | {}–{} | {} | {} | {} | {} → {} | {:.1} | {calls} | {statuses:?} |",
             row.name,
             ms(m.init()),
             ms(low),
@@ -921,6 +926,8 @@ async fn main() {
             ms(m.first_response()),
             ms(m.warm_median()),
             ms(m.warm_p95()),
+            ms(early),
+            ms(late),
             m.peak_rss_kib as f64 / 1024.0
         )
         .unwrap();
@@ -943,7 +950,7 @@ async fn main() {
     }
     writeln!(
         out,
-        "## argon2id verify (m={}, t={}, p={}): the floor and the login binary's verify\n\nMedians of {ARGON2_SAMPLES}, alternated, in this harness's release build. The floor is argon2 0.5's `hash_password_into_with_memory` into one block buffer allocated and paged in once, plus the comparison: the fastest verify this machine does. keygate is `keygate::passwords::verify`, as auth-login calls it (PHC parse, the pooled buffer, a blocking-pool thread). Allocating is argon2's own `hash_password_into`, a fresh 19 MiB buffer each time: what the pool saves.\n\n| verify | median ms | / floor |\n|---|---:|---:|\n| floor (buffer reused) | {} | 1.00 |\n| keygate::passwords::verify | {} | {:.3} |\n| argon2 allocating | {} | {:.3} |\n\nkeygate / floor as the median of the {} pairwise ratios: **{:.3}×** (target ≤ 1.15×).\n",
+        "## argon2id verify (m={}, t={}, p={}): the floor and the login binary's verify\n\nMedians of {ARGON2_SAMPLES}, alternated, in this harness's release build. The floor is argon2 0.5's `hash_password_into_with_memory` into one block buffer allocated and paged in once, plus the comparison: the fastest verify this machine does. keygate is `keygate::passwords::verify`, as auth-login calls it (PHC parse, the pooled buffer, a blocking-pool thread). Allocating is argon2's own `hash_password_into`, a fresh 19 MiB buffer each time: what the pool saves.\n\n| verify | median ms | / floor |\n|---|---:|---:|\n| floor (buffer reused) | {} | 1.00 |\n| keygate::passwords::verify | {} | {:.3} |\n| argon2 allocating | {} | {:.3} |\n| keygate, the first verify of the process (its pool empty: one sample) | {} | {:.3} |\n\nkeygate / floor as the median of the {} pairwise ratios: **{:.3}×** (target ≤ 1.15×).\n",
         keygate::passwords::MEMORY_KIB,
         keygate::passwords::ITERATIONS,
         keygate::passwords::PARALLELISM,
@@ -952,6 +959,8 @@ async fn main() {
         median(&argon2.keygate).as_secs_f64() / median(&argon2.floor).as_secs_f64().max(1e-9),
         ms(median(&argon2.allocating)),
         median(&argon2.allocating).as_secs_f64() / median(&argon2.floor).as_secs_f64().max(1e-9),
+        ms(argon2.first),
+        argon2.first.as_secs_f64() / median(&argon2.floor).as_secs_f64().max(1e-9),
         argon2.ratios.len(),
         median_f64(&argon2.ratios),
     )

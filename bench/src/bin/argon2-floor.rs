@@ -10,9 +10,10 @@ async fn main() {
     let figures = floor::measure(samples).await;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "floor {:.2} ms, keygate {:.2} ms, allocating {:.2} ms, keygate/floor {:.3} (median of pairs), allocating/floor {:.3}",
+        "floor {:.2} ms, keygate {:.2} ms (first {:.2} ms), allocating {:.2} ms, keygate/floor {:.3} (median of pairs), allocating/floor {:.3}",
         ms(median(&figures.floor)),
         ms(median(&figures.keygate)),
+        ms(figures.first),
         ms(median(&figures.allocating)),
         median_f64(&figures.ratios),
         ms(median(&figures.allocating)) / ms(median(&figures.floor)),

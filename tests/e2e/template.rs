@@ -851,3 +851,43 @@ fn the_dashboard_is_valid_json_and_shows_every_counter() {
         Some("Dashboard")
     );
 }
+
+/// The functions that run argon2 (a sign-in with a password or a client secret, or a new password).
+const ARGON2: [&str; 11] = [
+    "auth-register",
+    "auth-login",
+    "auth-login-root",
+    "auth-login-service",
+    "auth-change-password",
+    "auth-password-reset",
+    "auth-admin-set-password",
+    "auth-me-delete",
+    "accounts-create-service",
+    "auth-invitations-accept",
+    "oauth-token",
+];
+
+/// argon2 needs its 19 MiB and a full vCPU's share (1024 MB in Lambda), and its speed under fat LTO depends on the
+/// binary crate's own opt-level: at "s" it runs 1.4 to 3 times slower (`make bench`, argon2 floor).
+#[test]
+fn every_function_that_runs_argon2_gets_1024_mb_and_opt_level_3() {
+    let template = template();
+    let manifest = std::fs::read_to_string(format!("{}/../Cargo.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for binary in ARGON2 {
+        let function = function_building(&template, binary);
+        assert_eq!(function["Properties"]["MemorySize"].as_i64(), Some(1024), "{binary}");
+        let wanted = format!("[profile.release.package.{binary}]\nopt-level = 3\n");
+        assert!(manifest.contains(&wanted), "Cargo.toml needs {wanted:?}");
+    }
+    let big: Vec<String> = resources_of(&template, "AWS::Serverless::Function")
+        .into_values()
+        .filter(|f| f["Properties"]["MemorySize"].as_i64() == Some(1024))
+        .filter_map(|f| f["Metadata"]["BuildProperties"]["Binary"].as_str().map(str::to_owned))
+        .collect();
+    for binary in big {
+        assert!(
+            ARGON2.contains(&binary.as_str()),
+            "{binary} has 1024 MB but runs no argon2"
+        );
+    }
+}

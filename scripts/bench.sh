@@ -13,11 +13,13 @@ FUNCTIONS=(auth-login auth-refresh auth-me authorizer oauth-token auth-login-ser
 # Where cargo puts the binaries; the harness reads the same variable.
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
-echo "==> [1/5] release build of ${FUNCTIONS[*]} and the harness (fat LTO: this is the slow part)"
+echo "==> [1/5] release build of ${FUNCTIONS[*]}, then the harness (fat LTO: this is the slow part)"
+# Two cargo runs: one run unifies the features of every crate it builds, so the harness's (tokio's `process`,
+# say) would make the measured functions differ from the deployed ones.
+cargo build --release --quiet $(printf -- '-p %s ' "${FUNCTIONS[@]}")
 # The harness is built at opt-level 3, as auth-login is, so that the argon2 floor it measures and keygate's
 # verify it compares with are compiled the way the login binary is.
-cargo build --release --quiet --config 'profile.release.package.keygate-bench.opt-level=3' \
-  $(printf -- '-p %s ' "${FUNCTIONS[@]}") -p keygate-bench
+cargo build --release --quiet --config 'profile.release.package.keygate-bench.opt-level=3' -p keygate-bench
 echo "==> [2/5] installing the Node.js peer (bench/peer-node, pinned)"
 (cd bench/peer-node && npm install --no-audit --no-fund --silent >/dev/null)
 echo "==> [3/5] micro-benchmarks (criterion)"

@@ -117,7 +117,12 @@ impl State {
     /// Reads the configuration and the AWS environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let mut aws = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // Lambda puts the region and the role's credentials in the environment, and so does the local stack
+        // (scripts/local-env.sh). The default chains would try the same variables first; naming them keeps the
+        // chains' other sources (profiles, SSO, STS web identity, ECS, IMDS) and their clients out of the binary.
+        let mut aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::environment::EnvironmentVariableRegionProvider::new())
+            .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
         // On AWS the SDK talks only to AWS endpoints; a local stack over https (AWS_ENDPOINT_URL) keeps the system's
         // roots, and one over plain http needs none. Outside the commercial partition (China, GovCloud, the
         // isolated regions) AWS does not promise Amazon Trust Services chains, so those keep the system's roots.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::state::LazyClient;
 use crate::{secret, Error};
 
 /// A key set that lacks a `kid` is read again at most this often, so forged kids cannot hammer Secrets Manager;
@@ -343,7 +344,7 @@ struct Cached {
 /// private secret's AWSCURRENT signing key; verification and the JWKS read only the public key set, so a function
 /// that never signs needs no access to a private key.
 pub struct KeyStore {
-    client: SecretsClient,
+    client: Arc<LazyClient<SecretsClient>>,
     private_secret_id: String,
     public_secret_id: String,
     ttl: i64,
@@ -354,7 +355,12 @@ pub struct KeyStore {
 impl KeyStore {
     /// A store that reads `private_secret_id` (to sign) and `public_secret_id` (to verify) lazily, on the first
     /// request that needs each.
-    pub fn new(client: SecretsClient, private_secret_id: String, public_secret_id: String, ttl: i64) -> Self {
+    pub fn new(
+        client: Arc<LazyClient<SecretsClient>>,
+        private_secret_id: String,
+        public_secret_id: String,
+        ttl: i64,
+    ) -> Self {
         Self {
             client,
             private_secret_id,
@@ -408,14 +414,14 @@ impl KeyStore {
     }
 
     async fn load_signing(&self, now: UnixTime) -> Result<KeySet, Error> {
-        let version = fetch_stage(&self.client, &self.private_secret_id, "AWSCURRENT", None).await?;
+        let version = fetch_stage(self.client.get(), &self.private_secret_id, "AWSCURRENT", None).await?;
         let keys = KeySet::from_materials(version.as_ref().map(|v| &v.signing), &[], now);
         keys.signer()?;
         Ok(keys)
     }
 
     async fn load_public(&self, now: UnixTime) -> Result<KeySet, Error> {
-        let raw = secret_string(&self.client, &self.public_secret_id, "AWSCURRENT", None).await?;
+        let raw = secret_string(self.client.get(), &self.public_secret_id, "AWSCURRENT", None).await?;
         let published = raw
             .and_then(|raw| PublicKeys::from_json(raw.expose_secret()))
             .ok_or_else(|| {

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::state::LazyClient;
 use crate::store::users::is_id;
 use crate::tenancy::Role;
 use crate::Error;
@@ -709,7 +710,7 @@ struct Cached {
 
 /// The configuration document from Secrets Manager, cached for `ttl` seconds.
 pub struct IdpStore {
-    client: SecretsClient,
+    client: Arc<LazyClient<SecretsClient>>,
     secret_id: String,
     ttl: i64,
     cache: Mutex<Option<Cached>>,
@@ -717,7 +718,7 @@ pub struct IdpStore {
 
 impl IdpStore {
     /// Makes no network call.
-    pub fn new(client: SecretsClient, secret_id: String, ttl: i64) -> Self {
+    pub fn new(client: Arc<LazyClient<SecretsClient>>, secret_id: String, ttl: i64) -> Self {
         Self {
             client,
             secret_id,
@@ -737,7 +738,7 @@ impl IdpStore {
                 return Ok(Arc::clone(&cached.document));
             }
         }
-        let loaded = crate::keys::secret_string(&self.client, &self.secret_id, "AWSCURRENT", None)
+        let loaded = crate::keys::secret_string(self.client.get(), &self.secret_id, "AWSCURRENT", None)
             .await
             .and_then(|raw| document_of(raw.as_ref()));
         serve(&mut cache, loaded, now)

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Mail;
 use crate::email::Email;
+use crate::state::LazyClient;
 use crate::Error;
 
 /// Version of the queued document; the mailer drops any other.
@@ -31,13 +32,13 @@ pub(crate) struct Envelope<'a> {
 
 /// Puts emails on the outbox queue (`KEYGATE_MAIL_QUEUE_URL`). Holds no SES client: the mailer function sends.
 pub struct Mailer {
-    client: aws_sdk_sqs::Client,
+    client: LazyClient<aws_sdk_sqs::Client>,
     queue_url: String,
 }
 
 impl Mailer {
-    /// A mailer writing to `queue_url`. Makes no network call.
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
+    /// A mailer writing to `queue_url`, building its SQS client at the first send. Makes no network call.
+    pub fn new(client: LazyClient<aws_sdk_sqs::Client>, queue_url: String) -> Self {
         Self { client, queue_url }
     }
 
@@ -46,6 +47,7 @@ impl Mailer {
     pub async fn send(&self, to: &Email, mail: Mail<'_>) -> Result<(), Error> {
         let body = encode(to, mail)?;
         self.client
+            .get()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::clock::UnixTime;
+use crate::state::LazyClient;
 use crate::Error;
 
 /// After a failed reload, a cached key set is served this long before the next attempt; and a stored secret that
@@ -180,7 +181,7 @@ struct Cached {
 
 /// Reads the data key lazily and caches it, so a warm request makes no Secrets Manager call.
 pub struct DataKeyStore {
-    client: SecretsClient,
+    client: Arc<LazyClient<SecretsClient>>,
     secret_id: String,
     ttl: i64,
     cache: Mutex<Option<Cached>>,
@@ -188,7 +189,7 @@ pub struct DataKeyStore {
 
 impl DataKeyStore {
     /// A store that reads `secret_id` when first needed and again after `ttl` seconds.
-    pub fn new(client: SecretsClient, secret_id: String, ttl: i64) -> Self {
+    pub fn new(client: Arc<LazyClient<SecretsClient>>, secret_id: String, ttl: i64) -> Self {
         Self {
             client,
             secret_id,
@@ -215,7 +216,7 @@ impl DataKeyStore {
                 return Ok(Arc::clone(&cached.keys));
             }
         }
-        let loaded = crate::keys::secret_string(&self.client, &self.secret_id, "AWSCURRENT", None)
+        let loaded = crate::keys::secret_string(self.client.get(), &self.secret_id, "AWSCURRENT", None)
             .await
             .and_then(|raw| {
                 let raw = raw.ok_or_else(|| unusable("the second-factor key secret does not exist"))?;

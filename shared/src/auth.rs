@@ -7,9 +7,9 @@ use crate::api_tokens::PatSecret;
 use crate::clock::UnixTime;
 use crate::pat::Pat;
 use crate::store::api_tokens::ApiToken;
+use crate::store::decode;
 use crate::store::sessions::{self, Session};
 use crate::store::users::{self, AccountKind, AccountStatus, User};
-use crate::store::{decode, Item};
 use crate::tenancy::{roles, Role};
 use crate::tokens::{self, AccessClaims};
 use crate::{api_tokens, http, Error, State};
@@ -301,24 +301,15 @@ async fn sessionless_principal(state: &State, claims: AccessClaims) -> Result<Pr
 }
 
 async fn session_and_user(state: &State, claims: &AccessClaims) -> Result<(Session, User), Error> {
-    let items = state
+    let mut found = state
         .store
         .batch_get(vec![sessions::session_key(&claims.sid), users::user_key(&claims.sub)])
-        .await?;
-    let (mut session, mut user) = (None, None);
-    for item in items {
-        match pk_of(&item) {
-            Some(pk) if pk.starts_with("SESSION#") => session = Some(decode::<Session>(item)?),
-            Some(pk) if pk.starts_with("USER#") => user = Some(decode::<User>(item)?),
-            _ => {}
-        }
-    }
+        .await?
+        .into_iter();
+    let session = found.next().flatten().map(decode::<Session>).transpose()?;
+    let user = found.next().flatten().map(decode::<User>).transpose()?;
     match (session, user) {
         (Some(session), Some(user)) => Ok((session, user)),
         _ => Err(Error::SessionRevoked),
     }
-}
-
-fn pk_of(item: &Item) -> Option<&str> {
-    item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)
 }

@@ -369,21 +369,15 @@ async fn session_and_owner(store: &Store, presented: &RefreshToken) -> Result<Op
             .await?
             .map(|session| (session, None)));
     };
-    let items = store
+    let mut found = store
         .batch_get(vec![
             sessions::session_key(&presented.session_id),
             users::user_key(user_id),
         ])
-        .await?;
-    let (mut session, mut user) = (None, None);
-    for item in items {
-        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        if pk.starts_with("SESSION#") {
-            session = Some(decode::<Session>(item)?);
-        } else if pk.starts_with("USER#") {
-            user = Some(decode::<User>(item)?);
-        }
-    }
+        .await?
+        .into_iter();
+    let session = found.next().flatten().map(decode::<Session>).transpose()?;
+    let user = found.next().flatten().map(decode::<User>).transpose()?;
     match session {
         Some(session) if session.user_id == *user_id => Ok(Some((session, Some(user.ok_or(Error::SessionRevoked)?)))),
         _ => Ok(None),
@@ -408,18 +402,12 @@ async fn user_and_database(store: &Store, session: &Session) -> Result<User, Err
     let Some(db) = &session.db else {
         return users::get(store, &session.user_id).await?.ok_or(Error::SessionRevoked);
     };
-    let items = store
+    let mut found = store
         .batch_get(vec![users::user_key(&session.user_id), databases::database_key(db)])
-        .await?;
-    let (mut user, mut database) = (None, None);
-    for item in items {
-        let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        if pk.starts_with("USER#") {
-            user = Some(decode::<User>(item)?);
-        } else if pk.starts_with("DATABASE#") {
-            database = Some(decode::<Database>(item)?);
-        }
-    }
+        .await?
+        .into_iter();
+    let user = found.next().flatten().map(decode::<User>).transpose()?;
+    let database = found.next().flatten().map(decode::<Database>).transpose()?;
     match (user, database) {
         (Some(user), Some(database)) if user.tenant_id.as_deref() == Some(database.tenant_id.as_str()) => Ok(user),
         _ => Err(Error::SessionRevoked),

@@ -62,10 +62,6 @@ impl Browser {
     }
 }
 
-fn user_id(tokens: &Answer) -> String {
-    tokens.body["user"]["id"].as_str().unwrap().to_owned()
-}
-
 fn tenant_of(tokens: &Answer) -> String {
     jwt_claims(&tokens.str("access_token"))["tenant"]
         .as_str()
@@ -91,7 +87,7 @@ async fn the_event(app: &TestApp, bearer: &str, kind: &str) -> Value {
 
 /// Checks what every event of a browser's own action carries: the account, its tenant, the session, the client.
 fn assert_from_browser(app: &TestApp, event: &Value, owner: &Answer, session_id: Option<&str>) {
-    assert_eq!(event["target_id"], user_id(owner).as_str(), "{event}");
+    assert_eq!(event["target_id"], owner.user_id().as_str(), "{event}");
     assert_eq!(event["tenant_id"], tenant_of(owner).as_str(), "{event}");
     assert!(event.get("actor_id").is_none(), "the account acted itself: {event}");
     match session_id {
@@ -689,7 +685,7 @@ async fn no_event_holds_a_secret() {
     let browser = Browser::of(&app);
     let user = enrolled(&app, &browser).await;
     let jwt = user.jwt();
-    let id = user_id(&user.session);
+    let id = user.session.user_id();
     let mut secrets: Vec<String> = vec![PASSWORD.to_owned(), user.base32.clone(), jwt.clone()];
     secrets.push(user.session.str("refresh_token"));
     secrets.extend(user.backup_codes.iter().cloned());

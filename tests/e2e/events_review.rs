@@ -13,10 +13,6 @@ use crate::tenancy::{member, register_root};
 const CHROME_WINDOWS: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
-fn user_id(tokens: &Answer) -> String {
-    tokens.body["user"]["id"].as_str().unwrap().to_owned()
-}
-
 /// The same loopback address in another /24, so that it is another network for the new-device check.
 fn other_network(ip: IpAddr) -> IpAddr {
     let IpAddr::V4(v4) = ip else {
@@ -248,7 +244,7 @@ async fn events_past_their_retention_are_not_listed() {
         .to_owned();
     let now = app.state.clock.now();
     // Happened 200 s ago, kept 100 s: expired 100 s ago.
-    let expired = Event::about(Kind::PasswordChanged, &user_id(&owner), Some(&tenant), now - 200, 100)
+    let expired = Event::about(Kind::PasswordChanged, &owner.user_id(), Some(&tenant), now - 200, 100)
         .with("marker", "past-retention");
     events::put(&app.state.store, &expired).await.unwrap();
 
@@ -372,7 +368,7 @@ async fn forged_cursors_and_a_strangers_logout_read_and_end_nothing() {
         .get(
             &format!(
                 "/v1/auth/events?cursor={}",
-                b64(&format!("{}\n{victim_sk}", user_id(&victim)))
+                b64(&format!("{}\n{victim_sk}", victim.user_id()))
             ),
             Some(&stranger_jwt),
         )
@@ -382,7 +378,7 @@ async fn forged_cursors_and_a_strangers_logout_read_and_end_nothing() {
         .get(
             &format!(
                 "/v1/auth/events?cursor={}",
-                b64(&format!("{}\n999999999999#zz", user_id(&stranger)))
+                b64(&format!("{}\n999999999999#zz", stranger.user_id()))
             ),
             Some(&stranger_jwt),
         )
@@ -392,11 +388,11 @@ async fn forged_cursors_and_a_strangers_logout_read_and_end_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .all(|e| e["target_id"] == user_id(&stranger).as_str()));
+        .all(|e| e["target_id"] == stranger.user_id().as_str()));
 
     // The tenant feed: the victim's tenant in the cursor is refused; the stranger's tenant with the victim's
     // account and position stays in the stranger's tenant.
-    let foreign = b64(&format!("{}\n{}\n{victim_sk}", tenant_of(&victim), user_id(&victim)));
+    let foreign = b64(&format!("{}\n{}\n{victim_sk}", tenant_of(&victim), victim.user_id()));
     let refused = app
         .get(&format!("/v1/audit-events?cursor={foreign}"), Some(&stranger_jwt))
         .await;
@@ -404,7 +400,7 @@ async fn forged_cursors_and_a_strangers_logout_read_and_end_nothing() {
     let steered = b64(&format!(
         "{}\n{}\n999999999999#zz",
         tenant_of(&stranger),
-        user_id(&victim)
+        victim.user_id()
     ));
     let page = app
         .get(&format!("/v1/audit-events?cursor={steered}"), Some(&stranger_jwt))
@@ -417,7 +413,7 @@ async fn forged_cursors_and_a_strangers_logout_read_and_end_nothing() {
         .all(|e| e["tenant_id"] == tenant_of(&stranger).as_str()));
     let probe = app
         .get(
-            &format!("/v1/audit-events?account_id={}", user_id(&victim)),
+            &format!("/v1/audit-events?account_id={}", victim.user_id()),
             Some(&stranger_jwt),
         )
         .await;

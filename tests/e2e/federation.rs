@@ -29,10 +29,6 @@ async fn google(app: &TestApp, body: Value) -> Answer {
     app.post("/v1/auth/google", body).await
 }
 
-fn user_id(tokens: &Answer) -> String {
-    tokens.body["user"]["id"].as_str().unwrap().to_owned()
-}
-
 fn jwt(tokens: &Answer) -> String {
     tokens.str("access_token")
 }
@@ -59,7 +55,7 @@ async fn a_new_google_identity_gets_an_account_and_returns_to_it_whatever_its_ad
     let moved = issuer.google_token(json!({ "sub": "g-1001", "email": unique_email() }));
     let again = google(&app, json!({ "id_token": moved })).await;
     assert_eq!(again.status, 200, "{:?}", again.body);
-    assert_eq!(user_id(&again), user_id(&first), "the subject decides, not the address");
+    assert_eq!(again.user_id(), first.user_id(), "the subject decides, not the address");
     let listed = app.get("/v1/auth/identities", Some(&jwt(&again))).await;
     assert_eq!(listed.body["identities"][0]["provider"], "google");
     assert_eq!(listed.body["identities"][0]["subject"], "g-1001");
@@ -86,7 +82,7 @@ async fn google_attaches_to_an_existing_account_only_where_it_is_authoritative()
     let workspace = issuer.google_token(json!({ "sub": "g-2003", "email": email, "hd": domain }));
     let linked = google(&app, json!({ "id_token": workspace })).await;
     assert_eq!(linked.status, 200, "{:?}", linked.body);
-    assert_eq!(user_id(&linked), user_id(&owner), "linked to the existing account");
+    assert_eq!(linked.user_id(), owner.user_id(), "linked to the existing account");
 }
 
 #[tokio::test]
@@ -258,7 +254,7 @@ async fn entra_single_sign_on_creates_a_directory_account_in_the_entrys_tenant()
         .await;
     let returning = sso(&app, json!({ "code": code, "state": state })).await;
     assert_eq!(returning.status, 200, "{:?}", returning.body);
-    assert_eq!(user_id(&returning), user_id(&signed_in));
+    assert_eq!(returning.user_id(), signed_in.user_id());
 }
 
 #[tokio::test]
@@ -378,8 +374,8 @@ async fn identities_link_and_unlink_under_their_rules() {
     )
     .await;
     assert_eq!(
-        user_id(&via_google),
-        user_id(&tokens),
+        via_google.user_id(),
+        tokens.user_id(),
         "the linked identity signs in to the account"
     );
 

@@ -26,10 +26,6 @@ async fn route(app: &TestApp, entry: Value) {
     app.put_idp_document(&json!({ "idps": [entry] })).await;
 }
 
-fn user_id(tokens: &Answer) -> String {
-    tokens.body["user"]["id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_directory_login_creates_the_account_in_the_entrys_tenant_and_returns_to_it() {
     let (app, tenant) = app_and_tenant().await;
@@ -50,7 +46,7 @@ async fn a_directory_login_creates_the_account_in_the_entrys_tenant_and_returns_
 
     let again = app.login(&person.email, &person.password).await;
     assert_eq!(again.status, 200, "{:?}", again.body);
-    assert_eq!(user_id(&again), user_id(&first), "found again by the directory's id");
+    assert_eq!(again.user_id(), first.user_id(), "found again by the directory's id");
     let identities = app.get("/v1/auth/identities", Some(&jwt)).await;
     assert_eq!(
         identities.body["identities"][0]["provider"], "ldap",
@@ -64,7 +60,7 @@ async fn a_directory_login_creates_the_account_in_the_entrys_tenant_and_returns_
     assert_eq!((change.status, change.code()), (409, "password_managed_externally"));
     let upper = app.login(&person.email.to_uppercase(), &person.password).await;
     assert_eq!(upper.status, 200, "addresses are case-insensitive: {:?}", upper.body);
-    assert_eq!(user_id(&upper), user_id(&first));
+    assert_eq!(upper.user_id(), first.user_id());
 }
 
 #[tokio::test]
@@ -207,7 +203,7 @@ async fn active_directory_defaults_and_a_changed_address_move_the_account() {
     dir.set_mail(&person.dn, &moved).await;
     let second = app.login(&person.email, &person.password).await;
     assert_eq!(second.status, 200, "{:?}", second.body);
-    assert_eq!(user_id(&second), user_id(&first), "the same account");
+    assert_eq!(second.user_id(), first.user_id(), "the same account");
     assert_eq!(second.body["user"]["email"], moved.as_str());
     let me = app.me(&second.str("access_token")).await;
     assert_eq!(me.body["email"], moved.as_str(), "{:?}", me.body);
@@ -232,7 +228,7 @@ async fn a_renamed_openldap_address_moves_the_account_and_the_old_one_stops() {
     );
     let new = app.login(&renamed, &person.password).await;
     assert_eq!(new.status, 200, "{:?}", new.body);
-    assert_eq!(user_id(&new), user_id(&first));
+    assert_eq!(new.user_id(), first.user_id());
     assert_eq!(new.body["user"]["email"], renamed.as_str());
 }
 

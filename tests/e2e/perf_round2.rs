@@ -1,7 +1,7 @@
 //! Performance round 2 (issue 18): the requests that now make their calls side by side still refuse and write as
 //! they did one after another.
 
-use keygate_e2e::{unique_email, TestApp, PASSWORD};
+use keygate_e2e::{copied_hash, unique_email, TestApp, PASSWORD};
 use serde_json::json;
 
 /// The refresh limit's counter runs beside the session's read: a refused refresh is 429 whatever the token, and
@@ -42,40 +42,6 @@ async fn a_refresh_over_the_limit_is_429_and_rotates_nothing() {
 const WRONG: &str = "definitely not the password";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
-
-/// The email marker of `email`, as stored.
-async fn marker(app: &TestApp, email: &str) -> Item {
-    app.items(&format!("EMAIL#{email}"))
-        .await
-        .into_iter()
-        .find(|item| item["sk"].as_s().is_ok_and(|sk| sk == "USER"))
-        .unwrap()
-}
-
-/// The password hash in the login copy a marker carries, if it carries one.
-fn copied_hash(marker: &Item) -> Option<String> {
-    let copy = marker.get("profile")?.as_m().ok()?;
-    Some(copy["password_hash"].as_s().ok()?.clone())
-}
-
-/// Writes `marker` back as it was: the stale copy a writer that forgot to drop it would leave behind.
-async fn plant(app: &TestApp, marker: Item) {
-    app.state
-        .store
-        .client()
-        .put_item()
-        .table_name(&app.state.config.table_name)
-        .set_item(Some(marker))
-        .send()
-        .await
-        .unwrap();
-}
-
-fn user_id(session: &keygate_e2e::Answer) -> String {
-    session.body["user"]["id"].as_str().unwrap().to_owned()
-}
-
 /// The first password sign-in reads the marker and the user and stores a copy of the user on the marker; every
 /// later one reads the marker alone, and writes once.
 #[tokio::test]
@@ -83,7 +49,7 @@ async fn a_login_after_the_first_reads_one_item() {
     let app = TestApp::spawn().await;
     let (email, _) = app.signed_up_user().await;
     assert_eq!(
-        copied_hash(&marker(&app, &email).await),
+        copied_hash(&app.marker(&email).await.unwrap()),
         None,
         "a sign-up stores no copy"
     );
@@ -93,7 +59,7 @@ async fn a_login_after_the_first_reads_one_item() {
     let calls = app.dynamo_calls.snapshot();
     assert_eq!(calls.get("GetItem"), Some(&2), "{calls:?}");
     assert!(
-        copied_hash(&marker(&app, &email).await).is_some(),
+        copied_hash(&app.marker(&email).await.unwrap()).is_some(),
         "the first login stores the copy"
     );
     for _ in 0..2 {
@@ -126,7 +92,7 @@ async fn failed_logins_make_the_same_calls_whatever_the_marker_holds() {
     assert_eq!(seen[0], seen[2], "copy vs unknown address");
     assert_eq!(seen[0].get("GetItem"), Some(&2), "{:?}", seen[0]);
     assert!(
-        copied_hash(&marker(&app, &copied).await).is_some(),
+        copied_hash(&app.marker(&copied).await.unwrap()).is_some(),
         "a failure keeps the copy"
     );
 }
@@ -138,18 +104,18 @@ async fn a_stale_copy_never_lets_an_old_password_in() {
     let app = TestApp::spawn().await;
     let (email, _) = app.signed_up_user().await;
     let session = app.login(&email, PASSWORD).await;
-    let stale = marker(&app, &email).await;
+    let stale = app.marker(&email).await.unwrap();
     let old_hash = copied_hash(&stale).unwrap();
     let changed = app
         .change_password(&session.str("access_token"), PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(changed.status, 204, "{:?}", changed.body);
     assert_eq!(
-        copied_hash(&marker(&app, &email).await),
+        copied_hash(&app.marker(&email).await.unwrap()),
         None,
         "the change drops the copy"
     );
-    plant(&app, stale).await;
+    app.put_item(stale).await;
     let refused = app.login(&email, PASSWORD).await;
     assert_eq!(
         (refused.status, refused.code()),
@@ -159,7 +125,7 @@ async fn a_stale_copy_never_lets_an_old_password_in() {
     );
     let signed_in = app.login(&email, NEW_PASSWORD).await;
     assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
-    let healed = copied_hash(&marker(&app, &email).await).unwrap();
+    let healed = copied_hash(&app.marker(&email).await.unwrap()).unwrap();
     assert_ne!(healed, old_hash, "the sign-in rewrote the copy");
     assert_eq!(app.login(&email, PASSWORD).await.status, 401);
     assert_eq!(app.login(&email, NEW_PASSWORD).await.status, 200);
@@ -171,15 +137,15 @@ async fn a_reset_drops_the_copy_too() {
     let app = TestApp::spawn().await;
     let (email, _) = app.signed_up_user().await;
     assert_eq!(app.login(&email, PASSWORD).await.status, 200);
-    let stale = marker(&app, &email).await;
+    let stale = app.marker(&email).await.unwrap();
     let reset = app.reset_password(&email, NEW_PASSWORD).await;
     assert_eq!(reset.status, 204, "{:?}", reset.body);
     assert_eq!(
-        copied_hash(&marker(&app, &email).await),
+        copied_hash(&app.marker(&email).await.unwrap()),
         None,
         "the reset drops the copy"
     );
-    plant(&app, stale).await;
+    app.put_item(stale).await;
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
     assert_eq!(app.login(&email, NEW_PASSWORD).await.status, 200);
 }
@@ -192,9 +158,9 @@ async fn a_stale_copy_never_skips_the_second_factor() {
     app.state.clock.freeze();
     let (email, _) = app.signed_up_user().await;
     let session = app.login(&email, PASSWORD).await;
-    let stale = marker(&app, &email).await;
+    let stale = app.marker(&email).await.unwrap();
     crate::two_factor::enrol(&app, email.clone(), session).await;
-    plant(&app, stale).await;
+    app.put_item(stale).await;
     let answer = app.login(&email, PASSWORD).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["mfa_required"], json!(true), "{:?}", answer.body);
@@ -207,7 +173,7 @@ async fn a_stale_copy_never_skips_the_second_factor() {
 async fn a_stale_copy_is_decided_again_on_the_account_as_it_is() {
     let app = TestApp::spawn().await;
     let (email, signed_up) = app.signed_up_user().await;
-    let id = user_id(&signed_up);
+    let id = signed_up.user_id();
     assert_eq!(app.login(&email, PASSWORD).await.status, 200);
 
     app.update_user(&id, "SET #role = :r", &[(":r", "manager")]).await;
@@ -248,7 +214,7 @@ async fn a_refresh_reads_the_session_and_its_owner_in_one_request() {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "{token}");
     assert_eq!(parts[0], session.str("session_id"));
-    assert_eq!(parts[1], user_id(&session));
+    assert_eq!(parts[1], session.user_id());
     app.dynamo_calls.reset();
     let refreshed = app.refresh(&token).await;
     assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
@@ -265,7 +231,7 @@ async fn a_refresh_reads_the_session_and_its_owner_in_one_request() {
 async fn a_token_of_the_older_form_refreshes_into_the_new_form() {
     let app = TestApp::spawn().await;
     let (_, session) = app.signed_up_user().await;
-    let uid = user_id(&session);
+    let uid = session.user_id();
     let token = session.str("refresh_token");
     let older = token.replace(&format!(".{uid}."), ".");
     assert_eq!(older.split('.').count(), 2);
@@ -293,8 +259,8 @@ async fn a_token_naming_another_owner_is_refused_and_ends_nothing() {
     let (_, victim) = app.signed_up_user().await;
     let (_, other) = app.signed_up_user().await;
     let token = victim.str("refresh_token");
-    let uid = user_id(&victim);
-    for stranger in [user_id(&other), keygate::store::users::new_user_id()] {
+    let uid = victim.user_id();
+    for stranger in [other.user_id(), keygate::store::users::new_user_id()] {
         let forged = token.replace(&uid, &stranger);
         let refused = app.refresh(&forged).await;
         assert_eq!(

@@ -6,21 +6,11 @@
 
 use std::time::Duration;
 
-use keygate_e2e::{unique_email, Answer, TestApp, PASSWORD};
+use keygate_e2e::{copied_hash, unique_email, Answer, Item, TestApp, PASSWORD};
 use serde_json::json;
 
 const WRONG: &str = "definitely not the password";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-
-type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
-
-/// The email marker of `email`, as stored.
-async fn marker(app: &TestApp, email: &str) -> Option<Item> {
-    app.items(&format!("EMAIL#{email}"))
-        .await
-        .into_iter()
-        .find(|item| item["sk"].as_s().is_ok_and(|sk| sk == "USER"))
-}
 
 /// The user item of `id`, as stored.
 async fn user_item(app: &TestApp, id: &str) -> Option<Item> {
@@ -30,31 +20,8 @@ async fn user_item(app: &TestApp, id: &str) -> Option<Item> {
         .find(|item| item["sk"].as_s().is_ok_and(|sk| sk == "PROFILE"))
 }
 
-/// The password hash in the login copy a marker carries, if it carries one.
-fn copied_hash(marker: &Item) -> Option<String> {
-    let copy = marker.get("profile")?.as_m().ok()?;
-    Some(copy["password_hash"].as_s().ok()?.clone())
-}
-
 fn hash_of(user: &Item) -> Option<String> {
     user.get("password_hash")?.as_s().ok().cloned()
-}
-
-/// Writes `marker` back as it was: the stale copy a writer that forgot to drop it (or a racing sign-in) leaves.
-async fn plant(app: &TestApp, marker: Item) {
-    app.state
-        .store
-        .client()
-        .put_item()
-        .table_name(&app.state.config.table_name)
-        .set_item(Some(marker))
-        .send()
-        .await
-        .unwrap();
-}
-
-fn user_id(session: &Answer) -> String {
-    session.body["user"]["id"].as_str().unwrap().to_owned()
 }
 
 /// A signed-up user whose marker carries a copy made by a login, and that login's answer.
@@ -63,7 +30,7 @@ async fn copied_user(app: &TestApp) -> (String, Answer) {
     let session = app.login(&email, PASSWORD).await;
     assert_eq!(session.status, 200, "{:?}", session.body);
     assert!(
-        copied_hash(&marker(app, &email).await.unwrap()).is_some(),
+        copied_hash(&app.marker(&email).await.unwrap()).is_some(),
         "the login stored its copy"
     );
     (email, session)
@@ -74,12 +41,12 @@ async fn copied_user(app: &TestApp) -> (String, Answer) {
 /// wrote after it, leaves behind.
 async fn user_with_stale_copy(app: &TestApp) -> String {
     let (email, session) = copied_user(app).await;
-    let stale = marker(app, &email).await.unwrap();
+    let stale = app.marker(&email).await.unwrap();
     let changed = app
         .change_password(&session.str("access_token"), PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(changed.status, 204, "{:?}", changed.body);
-    plant(app, stale).await;
+    app.put_item(stale).await;
     email
 }
 
@@ -129,13 +96,13 @@ async fn a_disabled_account_with_a_copy_and_a_missing_database_is_403_not_404() 
     let app = TestApp::spawn().await;
     // Without a copy: the account as it is decides.
     let (plain, signed_up) = app.signed_up_user().await;
-    app.update_user(&user_id(&signed_up), "SET #status = :s", &[(":s", "disabled")])
+    app.update_user(&signed_up.user_id(), "SET #status = :s", &[(":s", "disabled")])
         .await;
     let refused = login_to(&app, &plain, PASSWORD, NO_DATABASE).await;
     assert_eq!((refused.status, refused.code()), (403, "account_disabled"));
     // With a copy made while it was active.
     let (copied, session) = copied_user(&app).await;
-    app.update_user(&user_id(&session), "SET #status = :s", &[(":s", "disabled")])
+    app.update_user(&session.user_id(), "SET #status = :s", &[(":s", "disabled")])
         .await;
     let refused = login_to(&app, &copied, PASSWORD, NO_DATABASE).await;
     assert_eq!(
@@ -186,7 +153,7 @@ async fn a_login_racing_a_password_change_leaves_no_copy_of_the_old_hash() {
         // A fresh address each round, so that no per-IP limit turns the racing sign-in away.
         let client = app.from_ip(keygate_e2e::random_loopback());
         let (email, signed_up) = client.signed_up_user().await;
-        let id = user_id(&signed_up);
+        let id = signed_up.user_id();
         let access = signed_up.str("access_token");
         let delay = Duration::from_millis(attempt % 26 * 4);
         let (changed, login) = tokio::join!(client.change_password(&access, PASSWORD, NEW_PASSWORD), async {
@@ -196,7 +163,7 @@ async fn a_login_racing_a_password_change_leaves_no_copy_of_the_old_hash() {
         assert_ne!(login.status, 429, "the race was not run: {:?}", login.body);
         assert_eq!(changed.status, 204, "{:?}", changed.body);
         let current = hash_of(&user_item(&app, &id).await.unwrap());
-        if let Some(copied) = copied_hash(&marker(&app, &email).await.unwrap()) {
+        if let Some(copied) = copied_hash(&app.marker(&email).await.unwrap()) {
             assert_eq!(
                 Some(copied),
                 current,
@@ -217,7 +184,7 @@ async fn an_attacker_racing_the_owners_password_change_cannot_confirm_the_old_pa
     for attempt in 0..52u64 {
         let owner = app.from_ip(keygate_e2e::random_loopback());
         let (email, signed_up) = owner.signed_up_user().await;
-        let id = user_id(&signed_up);
+        let id = signed_up.user_id();
         let access = signed_up.str("access_token");
         let attacker = app.from_ip(keygate_e2e::random_loopback());
         let delay = Duration::from_millis(attempt % 26 * 4);
@@ -228,7 +195,7 @@ async fn an_attacker_racing_the_owners_password_change_cannot_confirm_the_old_pa
         assert_ne!(login.status, 429, "the race was not run: {:?}", login.body);
         assert_eq!(changed.status, 204, "{:?}", changed.body);
         let current = hash_of(&user_item(&app, &id).await.unwrap());
-        let copied = copied_hash(&marker(&app, &email).await.unwrap());
+        let copied = copied_hash(&app.marker(&email).await.unwrap());
         if copied.is_none() || copied == current {
             continue;
         }
@@ -263,12 +230,12 @@ async fn a_former_password_from_a_stale_copy_with_the_tenants_database_is_refuse
         .await;
     assert_eq!(db.status, 201, "{:?}", db.body);
     let db_id = db.str("id");
-    let stale = marker(&app, &email).await.unwrap();
+    let stale = app.marker(&email).await.unwrap();
     let changed = app
         .change_password(&session.str("access_token"), PASSWORD, NEW_PASSWORD)
         .await;
     assert_eq!(changed.status, 204);
-    plant(&app, stale).await;
+    app.put_item(stale).await;
     let former = login_to(&app, &email, PASSWORD, &db_id).await;
     assert_eq!(
         (former.status, former.code()),
@@ -293,7 +260,7 @@ async fn a_second_factor_account_signing_in_from_its_copy_still_gets_the_challen
         assert_eq!(answer.body["mfa_required"], json!(true), "{:?}", answer.body);
         assert!(answer.body.get("access_token").is_none(), "{:?}", answer.body);
     }
-    assert!(copied_hash(&marker(&app, &enrolled.email).await.unwrap()).is_some());
+    assert!(copied_hash(&app.marker(&enrolled.email).await.unwrap()).is_some());
     let calls = app.dynamo_calls.snapshot();
     assert_eq!(calls.get("GetItem"), Some(&1), "from the copy: {calls:?}");
 }
@@ -428,13 +395,13 @@ async fn a_deleted_then_reregistered_address_keeps_no_copy_of_the_old_account() 
         )
         .await;
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
-    assert!(marker(&app, &email).await.is_none(), "the marker went with the account");
+    assert!(app.marker(&email).await.is_none(), "the marker went with the account");
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
     let second = "another passphrase of the new owner";
     assert_eq!(app.register(&email, second).await.status, 202);
     let code = app.code_sent_to(&email, "verification code").await;
     assert_eq!(app.verify(&email, &code).await.status, 200);
-    assert_eq!(copied_hash(&marker(&app, &email).await.unwrap()), None);
+    assert_eq!(copied_hash(&app.marker(&email).await.unwrap()), None);
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
     assert_eq!(app.login(&email, second).await.status, 200);
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
@@ -447,10 +414,10 @@ async fn a_copy_of_another_account_on_a_marker_is_ignored() {
     let app = TestApp::spawn().await;
     let (attacker, _) = copied_user(&app).await;
     let (victim, _) = app.signed_up_user().await;
-    let mine = marker(&app, &attacker).await.unwrap();
-    let mut theirs = marker(&app, &victim).await.unwrap();
+    let mine = app.marker(&attacker).await.unwrap();
+    let mut theirs = app.marker(&victim).await.unwrap();
     theirs.insert("profile".into(), mine["profile"].clone());
-    plant(&app, theirs).await;
+    app.put_item(theirs).await;
     let refused = app.login(&victim, PASSWORD).await;
     // The attacker's password is PASSWORD too: only the victim's own account may decide, and it does (200 as
     // the victim, never as the attacker).
@@ -464,7 +431,7 @@ async fn malformed_and_oversized_refresh_tokens_are_401() {
     let app = TestApp::spawn().await;
     let (_, session) = app.signed_up_user().await;
     let token = session.str("refresh_token");
-    let uid = user_id(&session);
+    let uid = session.user_id();
     let tenant = keygate_e2e::jwt_claims(&session.str("access_token"))["tid"]
         .as_str()
         .unwrap_or("00000000-0000-4000-8000-000000000001")
@@ -505,12 +472,12 @@ async fn a_forged_owner_does_not_get_round_reuse_detection() {
     let app = TestApp::spawn().await;
     let (_, victim) = app.signed_up_user().await;
     let (_, attacker) = app.signed_up_user().await;
-    let uid = user_id(&victim);
+    let uid = victim.user_id();
     let old = victim.str("refresh_token");
     let current = app.refresh(&old).await;
     assert_eq!(current.status, 200);
     app.state.clock.advance(3_600);
-    let forged = old.replace(&uid, &user_id(&attacker));
+    let forged = old.replace(&uid, &attacker.user_id());
     assert_eq!(app.refresh(&forged).await.code(), "invalid_token");
     let older_form = old.replace(&format!(".{uid}."), ".");
     let replay = app.refresh(&older_form).await;
@@ -544,9 +511,9 @@ async fn a_database_scoped_session_with_a_forged_owner_is_refused() {
     let db_id = db.str("id");
     let scoped = login_to(&app, &email, PASSWORD, &db_id).await;
     assert_eq!(scoped.status, 200, "{:?}", scoped.body);
-    let uid = user_id(&scoped);
+    let uid = scoped.user_id();
     let token = scoped.str("refresh_token");
-    let forged = token.replace(&uid, &user_id(&stranger));
+    let forged = token.replace(&uid, &stranger.user_id());
     app.dynamo_calls.reset();
     let refused = app.refresh(&forged).await;
     assert_eq!((refused.status, refused.code()), (401, "invalid_token"));
@@ -581,7 +548,7 @@ async fn a_database_scoped_session_with_a_forged_owner_is_refused() {
 async fn a_session_whose_owner_is_gone_does_not_refresh() {
     let app = TestApp::spawn().await;
     let (_, session) = app.signed_up_user().await;
-    let uid = user_id(&session);
+    let uid = session.user_id();
     let token = session.str("refresh_token");
     app.state
         .store
@@ -611,16 +578,16 @@ async fn a_session_whose_owner_is_gone_does_not_refresh() {
 async fn a_stale_copy_with_another_address_is_never_used() {
     let app = TestApp::spawn().await;
     let (email, session) = copied_user(&app).await;
-    let id = user_id(&session);
+    let id = session.user_id();
     let other = unique_email();
     // The account moves to `other` outside the API; its old marker is planted at the new address.
-    let mut moved = marker(&app, &email).await.unwrap();
+    let mut moved = app.marker(&email).await.unwrap();
     app.update_user(&id, "SET email = :e", &[(":e", &other)]).await;
     moved.insert(
         "pk".into(),
         aws_sdk_dynamodb::types::AttributeValue::S(format!("EMAIL#{other}")),
     );
-    plant(&app, moved).await;
+    app.put_item(moved).await;
     app.dynamo_calls.reset();
     let answer = app.login(&other, PASSWORD).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);

@@ -78,10 +78,6 @@ fn jwt(tokens: &Answer) -> String {
     tokens.str("access_token")
 }
 
-fn user_id(tokens: &Answer) -> String {
-    tokens.body["user"]["id"].as_str().unwrap().to_owned()
-}
-
 /// The token of the invitation link in an email body.
 fn invitation_token(body: &str) -> Option<String> {
     let start = body.find("accept-invitation?token=")? + "accept-invitation?token=".len();
@@ -200,7 +196,7 @@ async fn a_token_is_created_listed_and_revoked_by_its_creator() {
     let item = &app.items(&format!("SCOPED#{id}")).await[0];
     let secret = &token[token.find('.').unwrap() + 1..];
     assert!(!format!("{item:?}").contains(&secret[..43]));
-    assert_eq!(item["creator_id"].as_s().unwrap(), &user_id(&session));
+    assert_eq!(item["creator_id"].as_s().unwrap(), &session.user_id());
     assert_eq!(
         item["tenant_id"].as_s().unwrap(),
         claims(&bearer)["tenant"].as_str().unwrap()
@@ -271,7 +267,7 @@ async fn the_authorizer_passes_the_resource_the_scopes_and_the_creator() {
             "token_id": created.str("id"),
             "resource": "company:acme",
             "scopes": "db:read",
-            "act": user_id(&session),
+            "act": session.user_id(),
             "tenant": claims(&jwt(&session))["tenant"],
         } }),
         "no sub: the caller is anonymous, never the creator"
@@ -696,7 +692,7 @@ async fn concurrent_creations_of_one_creator_are_all_counted() {
     );
     let made = answers.iter().filter(|a| a.status == 201).count();
     assert!(made >= 1);
-    let ledger = &app.items(&format!("USER#{}", user_id(&session))).await;
+    let ledger = &app.items(&format!("USER#{}", session.user_id())).await;
     let ledger = ledger.iter().find(|i| i["sk"].as_s().unwrap() == "SCOPED").unwrap();
     assert_eq!(
         ledger["tokens"].as_m().unwrap().len(),

@@ -15,6 +15,9 @@ use keygate::{Config, State};
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 
+/// A DynamoDB item, as the SDK gives it.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
 /// A fresh address nobody has used.
 pub fn unique_email() -> String {
     format!(
@@ -84,6 +87,20 @@ impl Answer {
             .unwrap_or_else(|| panic!("no {field} in {}", self.body))
             .to_owned()
     }
+
+    /// The signed-in user's id: `user.id` of a token response.
+    pub fn user_id(&self) -> String {
+        self.body["user"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no user.id in {}", self.body))
+            .to_owned()
+    }
+}
+
+/// The password hash in the sign-in copy an email marker carries, if it carries one.
+pub fn copied_hash(marker: &Item) -> Option<String> {
+    let copy = marker.get("profile")?.as_m().ok()?;
+    copy.get("password_hash")?.as_s().ok().cloned()
 }
 
 /// The API, served in-process on a free port, with its own client address in 127.0.0.0/8 so that per-IP rate
@@ -455,11 +472,30 @@ impl TestApp {
         update.send().await.unwrap();
     }
 
+    /// The email marker of `email` (`EMAIL#<address>/USER`), as stored.
+    pub async fn marker(&self, email: &str) -> Option<Item> {
+        self.items(&format!("EMAIL#{email}")).await.into_iter().find(|item| {
+            item.get("sk")
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| sk == "USER")
+        })
+    }
+
+    /// Writes `item` as given, past keygate: a state the API itself would not leave behind.
+    pub async fn put_item(&self, item: Item) {
+        self.state
+            .store
+            .client()
+            .put_item()
+            .table_name(&self.state.config.table_name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// The DynamoDB items whose partition key is `pk`.
-    pub async fn items(
-        &self,
-        pk: &str,
-    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    pub async fn items(&self, pk: &str) -> Vec<Item> {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let client = aws_sdk_dynamodb::Client::new(&aws);
         client

@@ -14,12 +14,12 @@ use crate::mail::Mail;
 use crate::rate_limit;
 use crate::session::{self, RootToken, TokenResponse};
 use crate::store::databases::{self, Database};
+use crate::store::decode;
 use crate::store::events::{self, Event, Kind};
 use crate::store::mfa_challenges::{self, Challenge, Outcome, CHALLENGE_TTL_SECONDS};
 use crate::store::second_factors::{self, Proof, SecondFactors};
 use crate::store::sessions::{Lifetime, Session};
 use crate::store::users::{self, AccountStatus, User};
-use crate::store::{decode, Item};
 use crate::tenancy::Role;
 use crate::{Error, State};
 
@@ -355,15 +355,10 @@ async fn read_for(
     if let Some(db) = &challenge.db {
         keys.push(databases::database_key(db));
     }
-    let (mut user, mut factors, mut database) = (None, None, None);
-    for item in state.store.batch_get(keys).await? {
-        match (pk_of(&item), sk_of(&item)) {
-            (Some(pk), Some("PROFILE")) if pk.starts_with("USER#") => user = Some(decode::<User>(item)?),
-            (Some(pk), Some("MFA")) if pk.starts_with("USER#") => factors = Some(decode::<SecondFactors>(item)?),
-            (Some(pk), _) if pk.starts_with("DATABASE#") => database = Some(decode::<Database>(item)?),
-            _ => {}
-        }
-    }
+    let mut found = state.store.batch_get(keys).await?.into_iter();
+    let user = found.next().flatten().map(decode::<User>).transpose()?;
+    let factors = found.next().flatten().map(decode::<SecondFactors>).transpose()?;
+    let database = found.next().flatten().map(decode::<Database>).transpose()?;
     let (Some(user), Some(factors)) = (user, factors) else {
         return Ok(None);
     };
@@ -377,12 +372,4 @@ async fn read_for(
         (Some(_), None) => false,
     };
     Ok((current && database_ok).then_some((user, factors, database)))
-}
-
-fn pk_of(item: &Item) -> Option<&str> {
-    item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-
-fn sk_of(item: &Item) -> Option<&str> {
-    item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)
 }

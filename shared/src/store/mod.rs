@@ -72,10 +72,11 @@ impl Store {
         output.item.map(decode).transpose()
     }
 
-    /// A strongly consistent BatchGetItem of a few keys, returned in no particular order.
-    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, Error> {
+    /// A strongly consistent BatchGetItem of a few keys: each key's item in the key's place, `None` where there is
+    /// none. DynamoDB answers in no particular order, so items are matched to keys by their `pk` and `sk`.
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Option<Item>>, Error> {
         let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys))
+            .set_keys(Some(keys.clone()))
             .consistent_read(true)
             .build()
             .map_err(|e| Error::dependency("dynamodb BatchGetItem request", e))?;
@@ -94,10 +95,21 @@ impl Store {
                 std::io::Error::other("unprocessed keys"),
             ));
         }
-        Ok(output
+        let found = output
             .responses
             .and_then(|mut r| r.remove(&self.table))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        let mut placed: Vec<Option<Item>> = vec![None; keys.len()];
+        for item in found {
+            let slot = keys
+                .iter()
+                .position(|key| key.get("pk") == item.get("pk") && key.get("sk") == item.get("sk"))
+                .and_then(|at| placed.get_mut(at));
+            if let Some(slot) = slot {
+                *slot = Some(item);
+            }
+        }
+        Ok(placed)
     }
 
     /// Every item of one GSI1 partition that passes `filter`, newest first (GSI1 sorts by creation time). GSI

@@ -192,6 +192,10 @@ pub(crate) fn email_pk(email: &Email) -> String {
 }
 
 const MARKER_SK: &str = "USER";
+/// The condition of every write to a marker's copy: the marker still names the account (`:id`).
+const MARKER_NAMES_ACCOUNT: &str = "user_id = :id";
+/// Drops the copy from a marker.
+const DROP_COPY: &str = "REMOVE profile";
 
 impl User {
     /// A new, unverified user with the id `id` (see [`new_user_id`]).
@@ -363,7 +367,7 @@ pub(crate) fn copy_to_marker_item(store: &Store, user: &User) -> Result<Transact
         .table_name(store.table())
         .set_key(Some(key(&marker_pk_of(user)?, MARKER_SK)))
         .update_expression("SET profile = :profile")
-        .condition_expression("user_id = :id")
+        .condition_expression(MARKER_NAMES_ACCOUNT)
         .expression_attribute_values(":profile", AttributeValue::M(encode(user)?))
         .expression_attribute_values(":id", s(&user.id));
     transact_update(update)
@@ -381,8 +385,8 @@ pub async fn forget_copy(store: &Store, user: &User) {
         .update_item()
         .table_name(store.table())
         .set_key(Some(key(&pk, MARKER_SK)))
-        .update_expression("REMOVE profile")
-        .condition_expression("user_id = :id")
+        .update_expression(DROP_COPY)
+        .condition_expression(MARKER_NAMES_ACCOUNT)
         .expression_attribute_values(":id", s(&user.id))
         .send()
         .await;
@@ -411,8 +415,8 @@ pub(crate) async fn transact_dropping_copy(
     let drop = Update::builder()
         .table_name(store.table())
         .set_key(Some(key(&pk, MARKER_SK)))
-        .update_expression("REMOVE profile")
-        .condition_expression("user_id = :id")
+        .update_expression(DROP_COPY)
+        .condition_expression(MARKER_NAMES_ACCOUNT)
         .expression_attribute_values(":id", s(&user.id));
     items.push(transact_update(drop)?);
     let failed = store.transact_outcome(items.clone()).await?;

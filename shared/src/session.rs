@@ -104,7 +104,7 @@ pub struct RootToken {
 /// The account's sessions whose tokens have not expired, for the new-device notice: read beside the sign-in's own
 /// write, so the notice costs no round-trip time. `None` when notices are off, the account has no mailbox, or the
 /// read failed (the sign-in stands whatever happens here). One round trip.
-pub(crate) async fn recent_for_notice(state: &State, user: &User, now: UnixTime) -> Option<Vec<Session>> {
+pub(crate) async fn recent_for_notice(state: &State, user: &User, now: UnixTime) -> Option<Vec<sessions::Seen>> {
     if !state.config.notify_new_device || user.email.is_empty() {
         return None;
     }
@@ -125,7 +125,7 @@ pub(crate) async fn opened(
     user: &User,
     session: &Session,
     refresh: &RefreshToken,
-    recent: Option<Vec<Session>>,
+    recent: Option<Vec<sessions::Seen>>,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
     if let Some(recent) = recent {
@@ -134,12 +134,12 @@ pub(crate) async fn opened(
     token_response(state, user, session, refresh, now).await
 }
 
-async fn notice_new_device(state: &State, user: &User, session: &Session, recent: &[Session]) {
+async fn notice_new_device(state: &State, user: &User, session: &Session, recent: &[sessions::Seen]) {
     let device = device_label(session.user_agent.as_deref());
     let network = session.ip.as_deref().and_then(network_of);
     // A device counts as known only while its session stands, or after its own logout: one the owner signed out,
     // or that a reuse, a password reset or "sign out everywhere" ended, is announced again when it comes back.
-    let trusted = |other: &Session| {
+    let trusted = |other: &sessions::Seen| {
         other.epoch >= user.session_epoch
             && (other.revoked_at.is_none() || other.revoked_reason.as_deref() == Some(sessions::ENDED_BY_LOGOUT))
     };

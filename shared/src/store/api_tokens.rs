@@ -257,7 +257,12 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<ApiToken>, Error> {
 /// The owner's unexpired tokens, newest first (GSI1; display only). One round trip per page.
 pub async fn list(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<ApiToken>, Error> {
     store
-        .query_gsi1(format!("USER#{user_id}#PATS"), VALID_AT_NOW, vec![(":now", n(now))])
+        .query_gsi1(
+            format!("USER#{user_id}#PATS"),
+            VALID_AT_NOW,
+            vec![(":now", n(now))],
+            &[],
+        )
         .await
 }
 

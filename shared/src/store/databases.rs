@@ -136,6 +136,7 @@ pub async fn list(store: &Store, tenant_id: &str) -> Result<Vec<Database>, Error
             tenant_partition(tenant_id),
             "tenant_id = :tenant",
             vec![(":tenant", s(tenant_id))],
+            &[],
         )
         .await
 }

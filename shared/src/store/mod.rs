@@ -112,14 +112,19 @@ impl Store {
         Ok(placed)
     }
 
-    /// Every item of one GSI1 partition that passes `filter`, newest first (GSI1 sorts by creation time). GSI
-    /// reads are eventually consistent: for listings, never for decisions. One round trip per page.
+    /// Every item of one GSI1 partition that passes `filter`, newest first (GSI1 sorts by creation time), with
+    /// only the `attributes` named (all when none are). GSI reads are eventually consistent: for listings, never
+    /// for decisions. One round trip per page.
     pub(crate) async fn query_gsi1<T: DeserializeOwned>(
         &self,
         partition: String,
         filter: &str,
         values: Vec<(&str, AttributeValue)>,
+        attributes: &[&str],
     ) -> Result<Vec<T>, Error> {
+        // By placeholder, so that no attribute name can collide with a reserved word.
+        let names: Vec<String> = (0..attributes.len()).map(|at| format!("#a{at}")).collect();
+        let projection = (!attributes.is_empty()).then(|| names.join(", "));
         let mut found = Vec::new();
         let mut start_key = None;
         // An owner has few items here; the bound only stops a pathological partition from looping.
@@ -133,9 +138,13 @@ impl Store {
                 .filter_expression(filter)
                 .expression_attribute_values(":partition", s(partition.clone()))
                 .scan_index_forward(false)
+                .set_projection_expression(projection.clone())
                 .set_exclusive_start_key(start_key);
             for (name, value) in &values {
                 query = query.expression_attribute_values(*name, value.clone());
+            }
+            for (placeholder, attribute) in names.iter().zip(attributes) {
+                query = query.expression_attribute_names(placeholder, *attribute);
             }
             let output = query.send().await.map_err(|e| Error::dependency("dynamodb Query", e))?;
             for item in output.items.unwrap_or_default() {

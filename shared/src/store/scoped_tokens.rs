@@ -259,7 +259,7 @@ pub async fn create(
 /// The creator's unexpired tokens, newest first (GSI1; display only). One round trip per page.
 pub async fn list(store: &Store, creator_id: &str, now: UnixTime) -> Result<Vec<ScopedToken>, Error> {
     store
-        .query_gsi1(creator_partition(creator_id), VALID_AT_NOW, vec![(":now", n(now))])
+        .query_gsi1(creator_partition(creator_id), VALID_AT_NOW, vec![(":now", n(now))], &[])
         .await
 }
 

@@ -379,18 +379,42 @@ pub async fn list_active(store: &Store, user: &User, now: UnixTime) -> Result<Ve
             format!("USER#{}#SESSIONS", user.id),
             "expires_at > :now AND attribute_not_exists(revoked_at) AND epoch >= :epoch",
             vec![(":now", n(now)), (":epoch", n(user.session_epoch))],
+            &[],
         )
         .await
 }
 
+/// Where an earlier session came from and how it ended: what the new-device notice compares, and nothing else
+/// (an owner may hold many sessions, and their hashes and scopes would only weigh down the read).
+#[derive(Debug, Deserialize)]
+pub struct Seen {
+    /// Session id.
+    pub id: String,
+    /// The owner's session epoch when it started.
+    pub epoch: i64,
+    /// Client IP at sign-in.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// User-Agent at sign-in.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// When it was revoked, if it was.
+    #[serde(default)]
+    pub revoked_at: Option<UnixTime>,
+    /// Why it was revoked.
+    #[serde(default)]
+    pub revoked_reason: Option<String>,
+}
+
 /// The owner's sessions whose tokens have not expired, revoked ones included, newest first: the devices and
-/// networks the account has used lately. One round trip per page of results.
-pub async fn recent(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<Session>, Error> {
+/// networks the account has used lately, as [`Seen`]. One round trip per page of results.
+pub async fn recent(store: &Store, user_id: &str, now: UnixTime) -> Result<Vec<Seen>, Error> {
     store
         .query_gsi1(
             format!("USER#{user_id}#SESSIONS"),
             "expires_at > :now",
             vec![(":now", n(now))],
+            &["id", "epoch", "ip", "user_agent", "revoked_at", "revoked_reason"],
         )
         .await
 }

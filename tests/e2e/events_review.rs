@@ -70,6 +70,39 @@ async fn a_device_the_owner_signed_out_is_announced_again_when_it_comes_back() {
     );
 }
 
+/// The other side of the rule above: a device whose only session ended by its own logout stays known, so signing
+/// out and back in from the same browser and network sends no notice. (A read that left out how a session ended
+/// would announce it again.)
+#[tokio::test]
+async fn a_device_signed_out_by_its_own_logout_is_not_announced_again() {
+    let app = TestApp::spawn().await;
+    let (email, _) = app.signed_up_user().await;
+    let laptop = app.from_ip(other_network(app.ip));
+    let login = json!({ "email": email, "password": PASSWORD });
+    let first = laptop
+        .send_with_agent(CHROME_WINDOWS, "POST", "/v1/auth/login", login.clone())
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(mails_with_subject(&app, &email, NEW_DEVICE).await.len(), 1);
+    let out = laptop
+        .post(
+            "/v1/auth/logout",
+            json!({ "refresh_token": first.str("refresh_token") }),
+        )
+        .await;
+    assert_eq!(out.status, 204, "{:?}", out.body);
+
+    let again = laptop
+        .send_with_agent(CHROME_WINDOWS, "POST", "/v1/auth/login", login)
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(
+        mails_with_subject(&app, &email, NEW_DEVICE).await.len(),
+        1,
+        "the owner signed out of this device and back in: no new device"
+    );
+}
+
 /// Finding: `end` answers `Ok(true)` also when the session "had ended already", and `reused_or_unknown` mails on
 /// `Ok(true)`, so N concurrent replays of one stolen refresh token send up to N "signed out" mails (one event).
 #[tokio::test]

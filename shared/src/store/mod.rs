@@ -222,12 +222,46 @@ impl Store {
     }
 
     async fn transact_failing_on(&self, items: Vec<TransactWriteItem>, codes: &[&str]) -> Result<Vec<usize>, Error> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         // DynamoDB refuses an empty transaction; nothing to write is written (a sign-in that only leaves its
         // backoff counted, say).
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let mut attempt = 0;
+        loop {
+            let reasons = match self.send_transaction(items.clone()).await? {
+                None => return Ok(Vec::new()),
+                Some(reasons) => reasons,
+            };
+            let failed: Vec<usize> = reasons
+                .iter()
+                .enumerate()
+                .filter(|(_, code)| code.as_deref().is_some_and(|code| codes.contains(&code)))
+                .map(|(index, _)| index)
+                .collect();
+            if !failed.is_empty() {
+                return Ok(failed);
+            }
+            // Another transaction held one of the items: nothing was written, and sending the same items again is
+            // the same as having sent them a moment later. Without this, a caller that holds the password could
+            // keep a password change failing by signing in (their transactions check the user item) at the time.
+            let conflict = reasons.iter().any(|code| code.as_deref() == Some("TransactionConflict"));
+            if !conflict || attempt == CONFLICT_RETRIES {
+                return Err(Error::dependency(
+                    "dynamodb TransactWriteItems",
+                    std::io::Error::other(format!("cancelled: {reasons:?}")),
+                ));
+            }
+            attempt += 1;
+            let jitter = rand::random::<u64>() % 20;
+            tokio::time::sleep(std::time::Duration::from_millis(20 * attempt + jitter)).await;
+        }
+    }
+
+    /// Sends one TransactWriteItems: `None` when it was written, else the cancellation reason of each item (in the
+    /// order of `items`; `None` for an item that did not stop it).
+    async fn send_transaction(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<Option<String>>>, Error> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         let err = match self
             .client
             .transact_write_items()
@@ -235,26 +269,24 @@ impl Store {
             .send()
             .await
         {
-            Ok(_) => return Ok(Vec::new()),
+            Ok(_) => return Ok(None),
             Err(err) => err,
         };
-        let failed: Vec<usize> = match err.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-                .cancellation_reasons()
-                .iter()
-                .enumerate()
-                .filter(|(_, reason)| reason.code().is_some_and(|code| codes.contains(&code)))
-                .map(|(index, _)| index)
-                .collect(),
-            _ => Vec::new(),
-        };
-        if failed.is_empty() {
-            Err(Error::dependency("dynamodb TransactWriteItems", err))
-        } else {
-            Ok(failed)
+        match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Ok(Some(
+                cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|reason| reason.code().filter(|code| *code != "None").map(str::to_owned))
+                    .collect(),
+            )),
+            _ => Err(Error::dependency("dynamodb TransactWriteItems", err)),
         }
     }
 }
+
+/// How many times a transaction that lost to another one on the same items is sent again.
+const CONFLICT_RETRIES: u64 = 2;
 
 /// Seconds in one expiry bucket.
 pub const EXPIRY_BUCKET_SECONDS: i64 = 3_600;
@@ -316,4 +348,81 @@ where
 /// Builds one transaction element, mapping the builder's missing-field error.
 pub(crate) fn built<T, E: std::error::Error + Send + Sync + 'static>(result: Result<T, E>) -> Result<T, Error> {
     result.map_err(|e| Error::dependency("building a dynamodb request", e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+    use lambda_http::http;
+
+    use super::*;
+
+    /// A store whose DynamoDB answers each TransactWriteItems with the next of `answers` (HTTP status, body), and
+    /// counts the calls. moto never reports a TransactionConflict, so this is how the retry is exercised.
+    fn replying(answers: Vec<(u16, &'static str)>) -> (Store, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let client = aws_smithy_http_client::test_util::infallible_client_fn(move |_request| {
+            let at = seen.fetch_add(1, Ordering::SeqCst);
+            let (status, body) = answers.get(at).copied().unwrap_or((200, "{}"));
+            http::Response::builder().status(status).body(body).unwrap()
+        });
+        let aws = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::for_tests(),
+            ))
+            .http_client(client)
+            .build();
+        (Store::new(aws_sdk_dynamodb::Client::new(&aws), "t".to_owned()), calls)
+    }
+
+    fn two_items() -> Vec<TransactWriteItem> {
+        let check = |pk: &str| {
+            let check = ConditionCheck::builder()
+                .table_name("t")
+                .set_key(Some(key(pk, "X")))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .unwrap();
+            TransactWriteItem::builder().condition_check(check).build()
+        };
+        vec![check("A"), check("B")]
+    }
+
+    const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"conflict"}]}"#;
+    const CONDITION: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{"Code":"ConditionalCheckFailed"},{"Code":"None"}]}"#;
+
+    #[tokio::test]
+    async fn a_transaction_that_lost_to_another_is_sent_again() {
+        let (store, calls) = replying(vec![(400, CONFLICT), (400, CONFLICT), (200, "{}")]);
+        assert_eq!(store.transact_outcome(two_items()).await.unwrap(), Vec::<usize>::new());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_keeps_losing_is_an_error_after_three_tries() {
+        let (store, calls) = replying(vec![(400, CONFLICT); 5]);
+        assert!(store.transact_outcome(two_items()).await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_racing_transaction_treats_the_conflict_as_its_answer() {
+        let (store, calls) = replying(vec![(400, CONFLICT), (200, "{}")]);
+        assert!(!store.transact_racing(two_items()).await.unwrap());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_answered_at_once_with_its_position() {
+        let (store, calls) = replying(vec![(400, CONDITION), (200, "{}")]);
+        assert_eq!(store.transact_outcome(two_items()).await.unwrap(), vec![0]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 }

@@ -245,7 +245,9 @@ impl Store {
             // Another transaction held one of the items: nothing was written, and sending the same items again is
             // the same as having sent them a moment later. Without this, a caller that holds the password could
             // keep a password change failing by signing in (their transactions check the user item) at the time.
-            let conflict = reasons.iter().any(|code| code.as_deref() == Some("TransactionConflict"));
+            let conflict = reasons
+                .iter()
+                .any(|code| code.as_deref() == Some("TransactionConflict"));
             if !conflict || attempt == CONFLICT_RETRIES {
                 return Err(Error::dependency(
                     "dynamodb TransactWriteItems",

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use crate::events::{of_type, own_events};
 use crate::tenancy::{member, register_root};
 
-const CHROME_WINDOWS: &str =
+pub(crate) const CHROME_WINDOWS: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
 /// The same loopback address in another /24, so that it is another network for the new-device check.
-fn other_network(ip: IpAddr) -> IpAddr {
+pub(crate) fn other_network(ip: IpAddr) -> IpAddr {
     let IpAddr::V4(v4) = ip else {
         panic!("IPv4 loopback expected")
     };
@@ -22,7 +22,7 @@ fn other_network(ip: IpAddr) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b ^ 1, c, d))
 }
 
-async fn mails_with_subject(app: &TestApp, to: &str, subject: &str) -> Vec<(String, String)> {
+pub(crate) async fn mails_with_subject(app: &TestApp, to: &str, subject: &str) -> Vec<(String, String)> {
     app.emails_to(to)
         .await
         .into_iter()
@@ -30,7 +30,7 @@ async fn mails_with_subject(app: &TestApp, to: &str, subject: &str) -> Vec<(Stri
         .collect()
 }
 
-const NEW_DEVICE: &str = "New sign-in to your account";
+pub(crate) const NEW_DEVICE: &str = "New sign-in to your account";
 const SIGNED_OUT: &str = "A session of yours was signed out";
 
 /// Finding: a device whose session the owner revoked stays "known" (`sessions::recent` includes revoked sessions),

@@ -599,3 +599,43 @@ async fn a_stale_copy_with_another_address_is_never_used() {
         "the copy of the old address is not used: {calls:?}"
     );
 }
+
+/// Re-read finding: a copy that still says two-factor authentication is on, after the owner turned it off, makes
+/// the sign-in's first pass a challenge (no new-device read) and its second, on the account as it is, a session.
+/// The session must still be announced when it comes from a new device.
+#[tokio::test]
+async fn a_copy_outdated_by_turning_two_factor_off_still_announces_a_new_device() {
+    use crate::events_review::{mails_with_subject, other_network, CHROME_WINDOWS, NEW_DEVICE};
+    let app = TestApp::spawn().await;
+    let enrolled = crate::two_factor::enrolled(&app).await;
+    let challenged = app.login(&enrolled.email, PASSWORD).await;
+    assert_eq!(challenged.body["mfa_required"], json!(true), "{:?}", challenged.body);
+    assert!(copied_hash(&app.marker(&enrolled.email).await.unwrap()).is_some());
+    let code = crate::two_factor::next_code(&app, &enrolled.secret);
+    let off = app
+        .post_as(
+            &enrolled.session.str("access_token"),
+            "/v1/auth/2fa/disable",
+            json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(off.status, 204, "{:?}", off.body);
+    let before = mails_with_subject(&app, &enrolled.email, NEW_DEVICE).await.len();
+
+    let elsewhere = app.from_ip(other_network(app.ip));
+    let signed_in = elsewhere
+        .send_with_agent(
+            CHROME_WINDOWS,
+            "POST",
+            "/v1/auth/login",
+            json!({ "email": enrolled.email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
+    assert!(signed_in.body.get("access_token").is_some(), "{:?}", signed_in.body);
+    assert_eq!(
+        mails_with_subject(&app, &enrolled.email, NEW_DEVICE).await.len(),
+        before + 1,
+        "a sign-in from a new device is announced, whatever the copy said"
+    );
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 pub(crate) struct Enrolled {
     pub(crate) email: String,
     pub(crate) session: Answer,
-    secret: Vec<u8>,
+    pub(crate) secret: Vec<u8>,
     base32: String,
     pub(crate) backup_codes: Vec<String>,
 }
@@ -37,7 +37,7 @@ fn code_at(secret: &[u8], at: i64) -> String {
 }
 
 /// Moves the API's clock to the next step and returns that step's code: each step is accepted once per account.
-fn next_code(app: &TestApp, secret: &[u8]) -> String {
+pub(crate) fn next_code(app: &TestApp, secret: &[u8]) -> String {
     app.state.clock.advance(30);
     code_at(secret, app.state.clock.now())
 }

@@ -399,20 +399,28 @@ pub async fn login(
                 None => store.transact_racing(items).await,
             }
         };
-        let written = if beside.is_some() {
-            write.await?
-        } else {
-            // The breach check (when on) runs beside the write: the password is right, so it may be told about.
-            let notice = async {
-                match started {
-                    Ok(_) => session::recent_for_notice(state, &user, now).await,
-                    Err(_) => None,
-                }
-            };
-            let (written, breach, recent) = tokio::join!(write, state.breach.check(password), notice);
-            beside = Some((breach, recent));
-            written?
+        // The breach check (when on) and the new-device read run beside the write, once each: the password is
+        // right, so it may be told about. A later pass reads the devices only if an earlier one, a challenge, did
+        // not.
+        let (breach_before, recent_before) = beside
+            .take()
+            .map_or((None, None), |(breach, recent)| (Some(breach), recent));
+        let breach = async {
+            match breach_before {
+                Some(breach) => breach,
+                None => state.breach.check(password).await,
+            }
         };
+        let notice = async {
+            match (&started, recent_before) {
+                (Ok(_), Some(recent)) => Some(recent),
+                (Ok(_), None) => session::recent_for_notice(state, &user, now).await,
+                (Err(_), _) => None,
+            }
+        };
+        let (written, breach, recent) = tokio::join!(write, breach, notice);
+        beside = Some((breach, recent));
+        let written = written?;
         if written {
             break (user, started);
         }

@@ -10,6 +10,7 @@ PRIVATE_STACK=keygate-bench source scripts/local-env.sh
 # One function of each kind the report covers.
 FUNCTIONS=(auth-login auth-refresh auth-me authorizer oauth-token auth-login-service auth-2fa-verify
   auth-passkey-login-verify mailer)
+export KEYGATE_BENCH_FUNCTIONS="${FUNCTIONS[*]}"
 # Where cargo puts the binaries; the harness reads the same variable.
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 

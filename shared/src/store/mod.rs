@@ -73,10 +73,17 @@ impl Store {
     }
 
     /// A strongly consistent BatchGetItem of a few keys: each key's item in the key's place, `None` where there is
-    /// none. DynamoDB answers in no particular order, so items are matched to keys by their `pk` and `sk`.
+    /// none. DynamoDB answers in no particular order, so items are matched to keys by their `pk` and `sk`; and it
+    /// refuses a request that names a key twice, so a repeated key is asked for once and answered in each place.
     pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Option<Item>>, Error> {
+        let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if !unique.contains(key) {
+                unique.push(key.clone());
+            }
+        }
         let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys.clone()))
+            .set_keys(Some(unique))
             .consistent_read(true)
             .build()
             .map_err(|e| Error::dependency("dynamodb BatchGetItem request", e))?;
@@ -99,17 +106,11 @@ impl Store {
             .responses
             .and_then(|mut r| r.remove(&self.table))
             .unwrap_or_default();
-        let mut placed: Vec<Option<Item>> = vec![None; keys.len()];
-        for item in found {
-            let slot = keys
-                .iter()
-                .position(|key| key.get("pk") == item.get("pk") && key.get("sk") == item.get("sk"))
-                .and_then(|at| placed.get_mut(at));
-            if let Some(slot) = slot {
-                *slot = Some(item);
-            }
-        }
-        Ok(placed)
+        let same = |key: &Item, item: &Item| key.get("pk") == item.get("pk") && key.get("sk") == item.get("sk");
+        Ok(keys
+            .iter()
+            .map(|key| found.iter().find(|item| same(key, item)).cloned())
+            .collect())
     }
 
     /// Every item of one GSI1 partition that passes `filter`, newest first (GSI1 sorts by creation time), with
@@ -356,7 +357,7 @@ pub(crate) fn built<T, E: std::error::Error + Send + Sync + 'static>(result: Res
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
     use lambda_http::http;
@@ -366,9 +367,16 @@ mod tests {
     /// A store whose DynamoDB answers each TransactWriteItems with the next of `answers` (HTTP status, body), and
     /// counts the calls. moto never reports a TransactionConflict, so this is how the retry is exercised.
     fn replying(answers: Vec<(u16, &'static str)>) -> (Store, Arc<AtomicUsize>) {
+        replying_to(answers, Arc::new(Mutex::new(Vec::new())))
+    }
+
+    /// [`replying`], keeping the body of every request in `bodies`.
+    fn replying_to(answers: Vec<(u16, &'static str)>, bodies: Arc<Mutex<Vec<String>>>) -> (Store, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let seen = calls.clone();
-        let client = aws_smithy_http_client::test_util::infallible_client_fn(move |_request| {
+        let client = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
+            let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned());
+            bodies.lock().unwrap().push(body.unwrap_or_default());
             let at = seen.fetch_add(1, Ordering::SeqCst);
             let (status, body) = answers.get(at).copied().unwrap_or((200, "{}"));
             http::Response::builder().status(status).body(body).unwrap()
@@ -426,5 +434,25 @@ mod tests {
         let (store, calls) = replying(vec![(400, CONDITION), (200, "{}")]);
         assert_eq!(store.transact_outcome(two_items()).await.unwrap(), vec![0]);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_asked_twice_is_sent_once_and_answered_in_both_places() {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let answer =
+            r#"{"Responses":{"t":[{"pk":{"S":"USER#a"},"sk":{"S":"PROFILE"},"n":{"N":"1"}}]},"UnprocessedKeys":{}}"#;
+        let (store, calls) = replying_to(vec![(200, answer)], bodies.clone());
+        let user = key("USER#a", "PROFILE");
+        let other = key("USER#b", "PROFILE");
+        let found = store.batch_get(vec![user.clone(), other, user]).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            bodies.lock().unwrap()[0].matches("USER#a").count(),
+            1,
+            "{:?}",
+            bodies.lock().unwrap()
+        );
+        assert!(found[0].is_some() && found[2].is_some(), "{found:?}");
+        assert!(found[1].is_none(), "{found:?}");
     }
 }

@@ -165,7 +165,7 @@ async fn a_login_racing_a_password_change_leaves_no_copy_of_the_old_hash() {
         let current = hash_of(&user_item(&app, &id).await.unwrap());
         let marker = app.marker(&email).await.unwrap();
         assert!(
-            marker.get("profile").is_none() || copied_hash(&marker).is_some(),
+            !marker.contains_key("profile") || copied_hash(&marker).is_some(),
             "a copy without the password's hash: {marker:?}"
         );
         if let Some(copied) = copied_hash(&marker) {
@@ -407,7 +407,7 @@ async fn a_deleted_then_reregistered_address_keeps_no_copy_of_the_old_account() 
     let code = app.code_sent_to(&email, "verification code").await;
     assert_eq!(app.verify(&email, &code).await.status, 200);
     let marker = app.marker(&email).await.unwrap();
-    assert!(marker.get("profile").is_none(), "no copy of any account: {marker:?}");
+    assert!(!marker.contains_key("profile"), "no copy of any account: {marker:?}");
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");
     assert_eq!(app.login(&email, second).await.status, 200);
     assert_eq!(app.login(&email, PASSWORD).await.code(), "invalid_credentials");

@@ -356,40 +356,66 @@ pub(crate) fn built<T, E: std::error::Error + Send + Sync + 'static>(result: Res
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
-    use lambda_http::http;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
 
     use super::*;
 
-    /// A store whose DynamoDB answers each TransactWriteItems with the next of `answers` (HTTP status, body), and
-    /// counts the calls. moto never reports a TransactionConflict, so this is how the retry is exercised.
-    fn replying(answers: Vec<(u16, &'static str)>) -> (Store, Arc<AtomicUsize>) {
-        replying_to(answers, Arc::new(Mutex::new(Vec::new())))
+    /// DynamoDB's HTTP answers, canned: the next of `answers` (status, body) for each request, whose body is kept
+    /// in `bodies`. moto never reports a TransactionConflict, so this is how the retry is exercised. (Not
+    /// aws-smithy-http-client's `test-util`: it turns on serde_json's `preserve_order` for the whole workspace's
+    /// test build, and the answers the e2e tests check would then differ from the deployed ones.)
+    #[derive(Debug, Clone)]
+    struct Canned {
+        answers: Arc<Vec<(u16, &'static str)>>,
+        bodies: Arc<Mutex<Vec<String>>>,
     }
 
-    /// [`replying`], keeping the body of every request in `bodies`.
-    fn replying_to(answers: Vec<(u16, &'static str)>, bodies: Arc<Mutex<Vec<String>>>) -> (Store, Arc<AtomicUsize>) {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let seen = calls.clone();
-        let client = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
+    impl HttpConnector for Canned {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
             let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned());
-            bodies.lock().unwrap().push(body.unwrap_or_default());
-            let at = seen.fetch_add(1, Ordering::SeqCst);
-            let (status, body) = answers.get(at).copied().unwrap_or((200, "{}"));
-            http::Response::builder().status(status).body(body).unwrap()
-        });
+            let mut bodies = self.bodies.lock().unwrap();
+            bodies.push(body.unwrap_or_default());
+            let (status, answer) = self.answers.get(bodies.len() - 1).copied().unwrap_or((200, "{}"));
+            let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(answer));
+            HttpConnectorFuture::ready(Ok(response))
+        }
+    }
+
+    impl HttpClient for Canned {
+        fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// A store whose DynamoDB answers with `answers` in turn, and the bodies of the requests it was sent.
+    fn replying(answers: Vec<(u16, &'static str)>) -> (Store, Arc<Mutex<Vec<String>>>) {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let canned = Canned {
+            answers: Arc::new(answers),
+            bodies: bodies.clone(),
+        };
         let aws = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
                 aws_sdk_dynamodb::config::Credentials::for_tests(),
             ))
-            .http_client(client)
+            .http_client(SharedHttpClient::new(canned))
             .build();
-        (Store::new(aws_sdk_dynamodb::Client::new(&aws), "t".to_owned()), calls)
+        (Store::new(aws_sdk_dynamodb::Client::new(&aws), "t".to_owned()), bodies)
+    }
+
+    fn calls(bodies: &Mutex<Vec<String>>) -> usize {
+        bodies.lock().unwrap().len()
     }
 
     fn two_items() -> Vec<TransactWriteItem> {
@@ -410,44 +436,43 @@ mod tests {
 
     #[tokio::test]
     async fn a_transaction_that_lost_to_another_is_sent_again() {
-        let (store, calls) = replying(vec![(400, CONFLICT), (400, CONFLICT), (200, "{}")]);
+        let (store, sent) = replying(vec![(400, CONFLICT), (400, CONFLICT), (200, "{}")]);
         assert_eq!(store.transact_outcome(two_items()).await.unwrap(), Vec::<usize>::new());
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(calls(&sent), 3);
     }
 
     #[tokio::test]
     async fn a_transaction_that_keeps_losing_is_an_error_after_three_tries() {
-        let (store, calls) = replying(vec![(400, CONFLICT); 5]);
+        let (store, sent) = replying(vec![(400, CONFLICT); 5]);
         assert!(store.transact_outcome(two_items()).await.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(calls(&sent), 3);
     }
 
     #[tokio::test]
     async fn a_racing_transaction_treats_the_conflict_as_its_answer() {
-        let (store, calls) = replying(vec![(400, CONFLICT), (200, "{}")]);
+        let (store, sent) = replying(vec![(400, CONFLICT), (200, "{}")]);
         assert!(!store.transact_racing(two_items()).await.unwrap());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(calls(&sent), 1);
     }
 
     #[tokio::test]
     async fn a_failed_condition_is_answered_at_once_with_its_position() {
-        let (store, calls) = replying(vec![(400, CONDITION), (200, "{}")]);
+        let (store, sent) = replying(vec![(400, CONDITION), (200, "{}")]);
         assert_eq!(store.transact_outcome(two_items()).await.unwrap(), vec![0]);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(calls(&sent), 1);
     }
 
     #[tokio::test]
     async fn a_key_asked_twice_is_sent_once_and_answered_in_both_places() {
-        let bodies = Arc::new(Mutex::new(Vec::new()));
         let answer =
             r#"{"Responses":{"t":[{"pk":{"S":"USER#a"},"sk":{"S":"PROFILE"},"n":{"N":"1"}}]},"UnprocessedKeys":{}}"#;
-        let (store, calls) = replying_to(vec![(200, answer)], bodies.clone());
+        let (store, sent) = replying(vec![(200, answer)]);
         let user = key("USER#a", "PROFILE");
         let other = key("USER#b", "PROFILE");
         let found = store.batch_get(vec![user.clone(), other, user]).await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let sent = bodies.lock().unwrap()[0].clone();
-        assert_eq!(sent.matches("USER#a").count(), 1, "{sent}");
+        assert_eq!(calls(&sent), 1);
+        let first = sent.lock().unwrap()[0].clone();
+        assert_eq!(first.matches("USER#a").count(), 1, "{first}");
         assert!(found[0].is_some() && found[2].is_some(), "{found:?}");
         assert!(found[1].is_none(), "{found:?}");
     }

@@ -82,6 +82,17 @@ fn function_command(name: &str) -> tokio::process::Command {
     command
 }
 
+/// `function` measured with the same `event` for every invocation: cold spawns, then warm ones.
+async fn measure_with(function: &str, event: &Value) -> Measurement {
+    measure(
+        || function_command(function),
+        COLD_PROCESSES,
+        WARM_INVOCATIONS,
+        |_| event.clone(),
+    )
+    .await
+}
+
 fn peer_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new("node");
     command.arg(format!("{}/peer-node/index.js", env!("CARGO_MANIFEST_DIR")));
@@ -184,19 +195,6 @@ async fn register_root(app: &TestApp) -> (String, keygate_e2e::Answer) {
     let tokens = app.verify(&email, &code).await;
     assert_eq!(tokens.status, 200, "{:?}", tokens.body);
     (email, tokens)
-}
-
-/// A service account of `role` in the root's tenant with [`PASSWORD`]: its id.
-async fn service_account(app: &TestApp, root_jwt: &str, name: &str, role: &str) -> String {
-    let created = app
-        .post_as(
-            root_jwt,
-            "/v1/accounts/service",
-            json!({ "service_name": name, "password": PASSWORD, "role": role }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    created.str("id")
 }
 
 /// `n` accounts with TOTP on, each signed in with its password up to the challenge: (challenge token, secret).
@@ -368,13 +366,7 @@ async fn measure_all(app: &TestApp, trips: &mut Vec<Trip>) -> (Vec<Row>, Peer) {
     row("auth-refresh", Some("POST /v1/auth/refresh"), refresh);
 
     eprintln!("  auth-me");
-    let me = measure(
-        || function_command("auth-me"),
-        COLD_PROCESSES,
-        WARM_INVOCATIONS,
-        |_| me_event.clone(),
-    )
-    .await;
+    let me = measure_with("auth-me", &me_event).await;
     row("auth-me", Some("GET /v1/auth/me (JWT)"), me);
 
     for (name, label, token) in [
@@ -384,13 +376,7 @@ async fn measure_all(app: &TestApp, trips: &mut Vec<Trip>) -> (Vec<Row>, Peer) {
     ] {
         eprintln!("  {name}");
         let event = authorizer_event(token);
-        let decided = measure(
-            || function_command("authorizer"),
-            COLD_PROCESSES,
-            WARM_INVOCATIONS,
-            |_| event.clone(),
-        )
-        .await;
+        let decided = measure_with("authorizer", &event).await;
         // The authorizer's calls, counted in-process with the same code (the second decision: a PAT's first
         // use also writes its hourly `last_used_at`).
         let now = app.state.clock.now();
@@ -416,7 +402,7 @@ async fn measure_all(app: &TestApp, trips: &mut Vec<Trip>) -> (Vec<Row>, Peer) {
         .as_str()
         .unwrap()
         .to_owned();
-    let client = service_account(app, &root_jwt, "bench-oauth", "backend").await;
+    let client = app.service_account(&root_jwt, "bench-oauth", PASSWORD, "backend").await;
     let form = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}",
         form_escape(&client),
@@ -428,13 +414,7 @@ async fn measure_all(app: &TestApp, trips: &mut Vec<Trip>) -> (Vec<Row>, Peer) {
         "application/x-www-form-urlencoded",
         &form,
     );
-    let oauth = measure(
-        || function_command("oauth-token"),
-        COLD_PROCESSES,
-        WARM_INVOCATIONS,
-        |_| token_event.clone(),
-    )
-    .await;
+    let oauth = measure_with("oauth-token", &token_event).await;
     counted(app, trips, "POST /v1/oauth/token (client credentials)", async {
         post_form(&app.base, "/v1/oauth/token", &form).await
     })
@@ -446,16 +426,11 @@ async fn measure_all(app: &TestApp, trips: &mut Vec<Trip>) -> (Vec<Row>, Peer) {
     );
 
     eprintln!("  auth-login-service");
-    service_account(app, &root_jwt, "bench-service", "backend").await;
+    app.service_account(&root_jwt, "bench-service", PASSWORD, "backend")
+        .await;
     let service_body = json!({ "service_name": "bench-service", "password": PASSWORD, "tenant_id": tenant });
     let service_event = api_event("POST /v1/auth/login/service", &service_body);
-    let service = measure(
-        || function_command("auth-login-service"),
-        COLD_PROCESSES,
-        WARM_INVOCATIONS,
-        |_| service_event.clone(),
-    )
-    .await;
+    let service = measure_with("auth-login-service", &service_event).await;
     counted(app, trips, "POST /v1/auth/login/service", async {
         app.post("/v1/auth/login/service", service_body.clone())
             .await

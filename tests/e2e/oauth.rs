@@ -23,19 +23,6 @@ async fn register_root(app: &TestApp) -> Root {
     crate::tenancy::register_root(app, &unique("OAuth ")).await
 }
 
-/// Creates a service account with [`SECRET`] as its password: its id.
-async fn create_service(app: &TestApp, jwt: &str, name: &str, role: &str) -> String {
-    let created = app
-        .post_as(
-            jwt,
-            "/v1/accounts/service",
-            json!({ "service_name": name, "password": SECRET, "role": role }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    created.str("id")
-}
-
 async fn service_login(app: &TestApp, body: Value) -> Answer {
     app.post("/v1/auth/login/service", body).await
 }
@@ -179,7 +166,7 @@ async fn decide(app: &TestApp, token: &str) -> Value {
 async fn an_oauth_library_gets_tokens_with_either_client_authentication() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "ops", "manager").await;
+    let id = app.service_account(&root.jwt(), "ops", SECRET, "manager").await;
     let http = http_client(&app);
 
     // client_secret_basic, every scope of the role.
@@ -289,7 +276,7 @@ async fn an_oauth_library_gets_tokens_with_either_client_authentication() {
 async fn the_authorizer_names_a_client_credentials_token() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "named", "backend").await;
+    let id = app.service_account(&root.jwt(), "named", SECRET, "backend").await;
     let jwt = client_credentials(&app, &id, SECRET, &[]).await.str("access_token");
     let decided = decide(&app, &jwt).await;
     assert_eq!(decided["isAuthorized"], true, "{decided}");
@@ -302,7 +289,7 @@ async fn the_authorizer_names_a_client_credentials_token() {
 async fn every_failed_client_authentication_looks_the_same() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "quiet", "backend").await;
+    let id = app.service_account(&root.jwt(), "quiet", SECRET, "backend").await;
     let unknown = "00000000-0000-4000-8000-000000000000".to_owned();
     let cases = [
         (id.clone(), "not the secret at all".to_owned()),
@@ -367,8 +354,8 @@ async fn every_failed_client_authentication_looks_the_same() {
 async fn scopes_roles_and_databases_are_checked_once_the_secret_is_right() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let backend = create_service(&app, &root.jwt(), "worker", "backend").await;
-    let frontend = create_service(&app, &root.jwt(), "web", "frontend").await;
+    let backend = app.service_account(&root.jwt(), "worker", SECRET, "backend").await;
+    let frontend = app.service_account(&root.jwt(), "web", SECRET, "frontend").await;
     let db = app
         .post_as(&root.jwt(), "/v1/databases", json!({ "name": "default" }))
         .await;
@@ -425,7 +412,7 @@ async fn scopes_roles_and_databases_are_checked_once_the_secret_is_right() {
 async fn malformed_requests_get_rfc_errors_never_a_500() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "strict", "backend").await;
+    let id = app.service_account(&root.jwt(), "strict", SECRET, "backend").await;
     let auth = basic(&id, SECRET);
     let form = "application/x-www-form-urlencoded";
     let grant = "grant_type=client_credentials";
@@ -512,7 +499,7 @@ async fn malformed_requests_get_rfc_errors_never_a_500() {
 async fn a_client_token_stops_at_once_when_its_account_is_demoted_disabled_or_deleted() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "fleeting", "manager").await;
+    let id = app.service_account(&root.jwt(), "fleeting", SECRET, "manager").await;
     let jwt = client_credentials(&app, &id, SECRET, &[]).await.str("access_token");
     assert_eq!(app.get("/v1/accounts", Some(&jwt)).await.status, 200);
 
@@ -556,7 +543,7 @@ async fn forge(app: &TestApp, claims: &Value) -> String {
 async fn a_root_token_and_a_client_token_never_pass_for_each_other() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "kinds", "manager").await;
+    let id = app.service_account(&root.jwt(), "kinds", SECRET, "manager").await;
     let client_jwt = client_credentials(&app, &id, SECRET, &[]).await.str("access_token");
     let root_jwt = app
         .post(
@@ -624,7 +611,7 @@ async fn the_backoff_is_the_service_logins_and_the_ip_limit_applies() {
     let app = TestApp::spawn().await;
     let root = register_root(&app).await;
     let tenant = root.tenant();
-    let id = create_service(&app, &root.jwt(), "guarded", "backend").await;
+    let id = app.service_account(&root.jwt(), "guarded", SECRET, "backend").await;
     app.state.clock.freeze();
     // Five free failures, shared between the two ways in.
     for i in 0..5 {
@@ -788,7 +775,7 @@ async fn a_session_token_is_exchanged_for_a_resource_token_that_verifies_with_th
 
     // A client-credentials token is a subject too, and the scope may be several.
     let root = register_root(&app).await;
-    let id = create_service(&app, &root.jwt(), "reporter", "backend").await;
+    let id = app.service_account(&root.jwt(), "reporter", SECRET, "backend").await;
     let client_jwt = client_credentials(&app, &id, SECRET, &[]).await.str("access_token");
     let by_client = exchange(&app, &client_jwt, "report:q3", "db:read databases:read").await;
     assert_eq!(by_client.status, 200, "{:?}", by_client.body);
@@ -828,7 +815,7 @@ async fn only_a_live_session_or_client_token_may_be_exchanged() {
     let db = app
         .post_as(&root.jwt(), "/v1/databases", json!({ "name": "default" }))
         .await;
-    create_service(&app, &root.jwt(), "web", "frontend").await;
+    app.service_account(&root.jwt(), "web", SECRET, "frontend").await;
 
     let mut refused: Vec<(&str, String)> = Vec::new();
     let pat = app
@@ -936,7 +923,7 @@ async fn the_resource_and_the_scope_of_an_exchange_are_bounded() {
         "invalid_scope",
     );
     // Allowed for anonymous use, but beyond the subject's own scopes.
-    let backend = create_service(&app, &root.jwt(), "narrow", "backend").await;
+    let backend = app.service_account(&root.jwt(), "narrow", SECRET, "backend").await;
     let backend_jwt = client_credentials(&app, &backend, SECRET, &[])
         .await
         .str("access_token");
@@ -980,7 +967,7 @@ async fn each_grant_makes_the_round_trips_its_doc_comment_says() {
     let db = app
         .post_as(&root.jwt(), "/v1/databases", json!({ "name": "default" }))
         .await;
-    let id = create_service(&app, &root.jwt(), "counted", "backend").await;
+    let id = app.service_account(&root.jwt(), "counted", SECRET, "backend").await;
     let calls = |pairs: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
         pairs.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
     };

@@ -472,6 +472,19 @@ impl TestApp {
         update.send().await.unwrap();
     }
 
+    /// Creates a service account of `role` named `name` with `password`, as the holder of `jwt`: its id.
+    pub async fn service_account(&self, jwt: &str, name: &str, password: &str, role: &str) -> String {
+        let created = self
+            .post_as(
+                jwt,
+                "/v1/accounts/service",
+                json!({ "service_name": name, "password": password, "role": role }),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        created.str("id")
+    }
+
     /// The email marker of `email` (`EMAIL#<address>/USER`), as stored.
     pub async fn marker(&self, email: &str) -> Option<Item> {
         self.items(&format!("EMAIL#{email}")).await.into_iter().find(|item| {
